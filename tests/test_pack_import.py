@@ -1,0 +1,32 @@
+"""The pack imports the way ComfyUI imports it, and its node ids are safe."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from shared_paths import ROOT
+
+# Core ComfyUI node ids a custom node must never reuse (ComfyUI would silently ignore ours).
+CORE_IDS = {"SaveVideo", "LoadVideo", "SaveImage", "LoadImage", "ImageScale", "ProPainterInpaint"}
+
+
+def test_loads_like_comfyui_with_folder_name():
+    name = ROOT.name + "_as_comfy"  # ComfyUI uses the folder name; a fresh name gives a fresh import
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        mappings = module.NODE_CLASS_MAPPINGS
+        assert isinstance(mappings, dict)
+        assert set(module.NODE_DISPLAY_NAME_MAPPINGS) <= set(mappings)
+        assert module.WEB_DIRECTORY == "./web"
+        for node_id, cls in mappings.items():
+            assert node_id.startswith("Vanish"), node_id
+            assert node_id not in CORE_IDS
+            assert hasattr(cls, "INPUT_TYPES") and hasattr(cls, "FUNCTION")
+            assert getattr(cls, "CATEGORY", "").startswith("Vanish"), node_id
+    finally:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
