@@ -1,0 +1,74 @@
+"""Forward and backward flows between consecutive frames of a clip."""
+from __future__ import annotations
+
+import torch
+
+from .model import RAFT
+
+
+def _check_frames(raft: RAFT, frames: torch.Tensor) -> None:
+    if frames.ndim != 5 or frames.shape[2] != 3:
+        raise ValueError(
+            f"frames must be [B, T, 3, H, W] (batch, time, RGB, height, width), "
+            f"got shape {tuple(frames.shape)}")
+    if frames.shape[1] < 2:
+        raise ValueError(f"flow needs at least 2 frames, got T={frames.shape[1]}")
+    if not frames.is_floating_point():
+        raise ValueError(f"frames must be float in [-1, 1], got dtype {frames.dtype}")
+    raft.check_image_size(frames.shape[-2], frames.shape[-1])
+
+
+@torch.no_grad()
+def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
+                       max_pairs: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flows between every pair of neighbouring frames, in both directions.
+
+    Same outputs as the official wrapper (``model/modules/flow_comp_raft.py:RAFT_bi.forward``),
+    computed with less work: each frame's matching and context features are computed once
+    (the wrapper encodes every frame twice per direction), and both directions refine in one
+    batch. The encoders work per sample, so this changes results only by float jitter.
+
+    Args:
+        raft: A RAFT model (eval mode, weights loaded), on the device of ``frames``.
+        frames: ``[B, T, 3, H, W]`` float in [-1, 1] (``uint8 / 255 * 2 - 1``), T >= 2,
+            H and W multiples of 8 and at least 128. parity: the wrapper passes these values
+            to RAFT unchanged (the ``/255`` scaling in ``RAFT/raft.py:90`` is commented out).
+        iters: Refinement steps per pair (ProPainter's ``raft_iter`` default is 20).
+        max_pairs: Refine at most this many frame pairs at once (``None``: all ``2 * (T-1)``
+            in one batch). Lower it to bound memory; results do not depend on it.
+
+    Returns:
+        ``(flows_forward, flows_backward)``, each ``[B, T-1, 2, H, W]`` float32 in pixels
+        (channel 0 = x, 1 = y): ``flows_forward[:, t]`` is the flow from frame t to t+1,
+        ``flows_backward[:, t]`` the flow from frame t+1 to t.
+
+    Raises:
+        ValueError: On a wrong layout, fewer than 2 frames, or a size RAFT cannot handle.
+    """
+    _check_frames(raft, frames)
+    batch, time, _, height, width = frames.shape
+    dtype = next(raft.parameters()).dtype
+    images = frames.to(dtype).reshape(batch * time, 3, height, width)  # [B*T, 3, H, W]
+    features = raft.encode_features(images)
+    hidden, context = raft.encode_context(images)
+    features = features.view(batch, time, *features.shape[1:])  # [B, T, C, h, w]
+    hidden = hidden.view(batch, time, *hidden.shape[1:])  # [B, T, hidden_dim, h, w]
+    context = context.view(batch, time, *context.shape[1:])  # [B, T, context_dim, h, w]
+
+    def pairs(x: torch.Tensor, *, first: bool) -> torch.Tensor:
+        # forward pairs (t, t+1) then backward pairs (t+1, t), per clip
+        a, b = (x[:, :-1], x[:, 1:]) if first else (x[:, 1:], x[:, :-1])
+        both = torch.cat([a, b], dim=1)  # [B, 2*(T-1), C, h, w]
+        return both.reshape(batch * 2 * (time - 1), *x.shape[2:])  # [B*2*(T-1), C, h, w]
+
+    features1, features2 = pairs(features, first=True), pairs(features, first=False)
+    hidden1, context1 = pairs(hidden, first=True), pairs(context, first=True)
+    count = features1.shape[0]
+    step = count if max_pairs is None else max(1, int(max_pairs))
+    flows = torch.cat([
+        raft.refine(features1[i:i + step], features2[i:i + step], hidden1[i:i + step],
+                    context1[i:i + step], iters=iters)
+        for i in range(0, count, step)
+    ])  # [B*2*(T-1), 2, H, W]
+    flows = flows.view(batch, 2, time - 1, 2, height, width)  # [B, direction, T-1, 2, H, W]
+    return flows[:, 0], flows[:, 1]
