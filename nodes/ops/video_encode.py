@@ -1,0 +1,212 @@
+"""Encode frames (and an optional alpha matte and audio) to a video file or PNG sequence.
+
+ComfyUI-free: frames come in as uint8 ``[T, H, W, 3]`` (RGB) or ``[T, H, W, 4]`` (RGBA).
+Files are created with exclusive creation (``open(..., "xb")``, ``mkdir`` without
+``exist_ok``), so an existing file is never overwritten; a failed encode removes only the
+file it created.
+
+Colour: every YUV stream is tagged BT.709 primaries/transfer/matrix with limited ("MPEG")
+range, and the RGB->YUV conversion uses swscale's full-chroma accurate-rounding path with
+area-averaged chroma, matching what :mod:`.video_decode` expects on the way back.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import av
+import cv2
+import numpy as np
+from av.video.reformatter import Colorspace, ColorRange, Interpolation
+
+from .video_audio import AudioClip, add_audio_stream, encode_audio, trim_audio
+
+logger = logging.getLogger(__name__)
+
+VideoFormat = Literal["h264-mp4", "h264-10bit-mp4", "h265-mp4", "vp9-webm", "prores4444-mov",
+                      "ffv1-mkv", "png-sequence"]
+_ENCODE_FLAGS = int(Interpolation.AREA | Interpolation.FULL_CHR_H_INT
+                    | Interpolation.FULL_CHR_H_INP | Interpolation.ACCURATE_RND)
+_BT709 = 1  # AVCOL_PRI_BT709 / AVCOL_TRC_BT709 / AVCOL_SPC_BT709
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """How one output format is written.
+
+    Attributes:
+        extension: file extension (a folder suffix for the PNG sequence).
+        codec: PyAV encoder name. pix_fmt / alpha_pix_fmt: pixel formats without / with alpha
+            (None: the format cannot carry alpha). audio_codec: encoder for the sound track.
+        crf_range: the codec's crf scale, or None when it has no crf (lossless formats).
+        even_size: the encoder needs even width and height (4:2:0 in x264/x265).
+    """
+
+    extension: str
+    codec: str
+    pix_fmt: str
+    alpha_pix_fmt: str | None
+    audio_codec: str | None
+    crf_range: tuple[int, int] | None
+    even_size: bool = False
+    audio_rate: int | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_yuv(self) -> bool:
+        return self.pix_fmt.startswith("yuv")
+
+
+FORMATS: dict[str, FormatSpec] = {
+    "h264-mp4": FormatSpec("mp4", "libx264", "yuv420p", None, "aac", (0, 51), True,
+                           options={"preset": "medium"}),
+    "h264-10bit-mp4": FormatSpec("mp4", "libx264", "yuv420p10le", None, "aac", (0, 51), True,
+                                 options={"preset": "medium"}),
+    "h265-mp4": FormatSpec("mp4", "libx265", "yuv420p", None, "aac", (0, 51), True,
+                           options={"preset": "medium", "x265-params": "log-level=error"}),
+    "vp9-webm": FormatSpec("webm", "libvpx-vp9", "yuv420p", "yuva420p", "libopus", (0, 63),
+                           audio_rate=48000,  # Opus only runs at 48 kHz (and lower)
+                           options={"b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}),
+    "prores4444-mov": FormatSpec("mov", "prores_ks", "yuv444p10le", "yuva444p10le", "pcm_s16le",
+                                 None, options={"profile": "4444", "vendor": "apl0"}),
+    "ffv1-mkv": FormatSpec("mkv", "ffv1", "bgr0", "bgra", "flac", None,
+                           options={"level": "3", "slicecrc": "1"}),
+    "png-sequence": FormatSpec("png", "png", "rgb24", "rgba", "flac", None),
+}
+ALPHA_FORMATS = tuple(name for name, spec in FORMATS.items() if spec.alpha_pix_fmt)
+
+
+def frame_rate(fps: float) -> Fraction:
+    """``fps`` as the fraction containers store (29.97002997 -> 30000/1001)."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def pad_to_even(frames: np.ndarray) -> np.ndarray:
+    """Repeat the last row/column so height and width are even (``[T, H, W, C]``)."""
+    t, h, w, c = frames.shape
+    if h % 2 == 0 and w % 2 == 0:
+        return frames
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def _to_av_frame(rgb: np.ndarray, spec: FormatSpec, pix_fmt: str, index: int) -> av.VideoFrame:
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb),
+                                       format="rgba" if rgb.shape[2] == 4 else "rgb24")
+    if spec.is_yuv:
+        frame = frame.reformat(format=pix_fmt, dst_colorspace=int(Colorspace.ITU709),
+                               dst_color_range=int(ColorRange.MPEG), interpolation=_ENCODE_FLAGS)
+        frame.colorspace, frame.color_range = int(Colorspace.ITU709), int(ColorRange.MPEG)
+    else:
+        frame = frame.reformat(format=pix_fmt)
+    frame.pts = index
+    return frame
+
+
+def _add_video_stream(container: av.container.OutputContainer, spec: FormatSpec, pix_fmt: str,
+                      size: tuple[int, int], rate: Fraction, crf: int):
+    stream = container.add_stream(spec.codec, rate=rate)
+    stream.width, stream.height = size
+    stream.pix_fmt = pix_fmt
+    ctx = stream.codec_context
+    ctx.time_base = 1 / rate
+    options = dict(spec.options)
+    if spec.crf_range is not None:
+        options["crf"] = str(int(np.clip(crf, *spec.crf_range)))
+    if spec.is_yuv:
+        ctx.colorspace, ctx.color_range = _BT709, int(ColorRange.MPEG)
+        ctx.color_primaries, ctx.color_trc = _BT709, _BT709
+    if spec.codec == "libx265":
+        stream.codec_tag = "hvc1"  # plays in QuickTime/Safari
+    stream.options = options
+    return stream
+
+
+def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: VideoFormat, *,
+                 crf: int = 19, audio: AudioClip | None = None,
+                 metadata: dict[str, object] | None = None,
+                 on_frame: Callable[[int], None] | None = None) -> Path:
+    """Write ``frames`` (uint8 ``[T, H, W, 3|4]``) to a NEW file ``target`` (never overwritten).
+
+    Args:
+        fps: frames per second (> 0). fmt: a key of :data:`FORMATS`.
+        crf: quality for crf codecs (lower is better; clipped to the codec's range).
+        audio: sound to mux in; trimmed to the video's length.
+        metadata: container tags (values that are not strings are stored as JSON).
+        on_frame: called with the frame index after each frame (progress and cancel).
+
+    Raises:
+        FileExistsError: ``target`` exists. ValueError: alpha frames for a format without alpha.
+    """
+    spec = FORMATS[fmt]
+    if fmt == "png-sequence":
+        return write_png_sequence(target, frames, audio=audio, fps=fps, on_frame=on_frame)
+    alpha = frames[0].shape[2] == 4
+    if alpha and spec.alpha_pix_fmt is None:
+        raise ValueError(f"{fmt} cannot carry alpha; use one of {', '.join(ALPHA_FORMATS)}")
+    pix_fmt = spec.alpha_pix_fmt if alpha else spec.pix_fmt
+    height, width = frames[0].shape[:2]
+    if spec.even_size and (height % 2 or width % 2):
+        logger.warning("%s needs an even size: %dx%d is padded by one pixel", fmt, width, height)
+    size = (width + width % 2, height + height % 2) if spec.even_size else (width, height)
+    rate = frame_rate(fps)
+    with open(target, "xb") as handle:
+        try:
+            _encode_container(handle, spec, pix_fmt, size, rate, frames, crf, audio,
+                              metadata or {}, on_frame)
+        except BaseException:
+            handle.close()
+            target.unlink(missing_ok=True)  # only the file this call created
+            raise
+    return target
+
+
+def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, int],
+                      rate: Fraction, frames: Sequence[np.ndarray], crf: int,
+                      audio: AudioClip | None, metadata: dict[str, object],
+                      on_frame: Callable[[int], None] | None) -> None:
+    options = {"movflags": "use_metadata_tags"} if spec.extension in ("mp4", "mov") else {}
+    with av.open(handle, "w", format=spec.extension if spec.extension != "mkv" else "matroska",
+                 options=options) as container:
+        for key, value in metadata.items():
+            container.metadata[key] = value if isinstance(value, str) else json.dumps(value)
+        video = _add_video_stream(container, spec, pix_fmt, size, rate, crf)
+        sound = None
+        if audio is not None and audio.samples.shape[1] > 0:
+            audio = trim_audio(audio, len(frames) / float(rate))
+            sound = add_audio_stream(container, spec.audio_codec, audio, spec.audio_rate)
+            encode_audio(container, sound, audio)  # small: muxed first, video interleaves after
+        for index, rgb in enumerate(frames):
+            rgb = pad_to_even(rgb[None])[0] if spec.even_size else rgb
+            container.mux(video.encode(_to_av_frame(rgb, spec, pix_fmt, index)))
+            if on_frame is not None:
+                on_frame(index)
+        container.mux(video.encode(None))
+
+
+def write_png_sequence(folder: Path, frames: Sequence[np.ndarray], *, audio: AudioClip | None,
+                       fps: float, on_frame: Callable[[int], None] | None = None) -> Path:
+    """Write ``folder/00000.png ...`` (RGB or RGBA) into a NEW folder, plus ``audio.flac``.
+
+    Raises:
+        FileExistsError: ``folder`` exists.
+    """
+    folder.mkdir(parents=False, exist_ok=False)
+    for index, rgb in enumerate(frames):
+        code = cv2.COLOR_RGBA2BGRA if rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), code))
+        if not ok:
+            raise ValueError(f"PNG encoding failed for frame {index}")
+        with open(folder / f"{index:05d}.png", "xb") as handle:
+            handle.write(data.tobytes())
+        if on_frame is not None:
+            on_frame(index)
+    if audio is not None and audio.samples.shape[1] > 0:
+        clip = trim_audio(audio, len(frames) / fps)
+        with open(folder / "audio.flac", "xb") as handle, av.open(handle, "w", format="flac") as out:
+            stream = add_audio_stream(out, "flac", clip)
+            encode_audio(out, stream, clip)
+    return folder
