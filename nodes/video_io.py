@@ -1,5 +1,473 @@
-"""Placeholder: this stage's nodes are being written."""
+"""Video in and out: Load Video Frames and Save Video (PyAV; no ffmpeg binary, no subprocess).
+
+Load Video Frames decodes a video, a folder of numbered images or one image from ComfyUI's
+input folder (upload widget) or a path, keeps the selected frames, and also returns the sound
+(core AUDIO), an optional MASK and a ``VANISH_VIDEO_INFO`` value that Save Video reuses.
+Save Video writes IMAGE (+ MASK as alpha, + AUDIO) with ComfyUI's output naming.
+"""
 from __future__ import annotations
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
+import hashlib
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import _comfy
+from ._errors import VanishError
+from ._layout import check_image, check_mask, match_mask_to_frames
+from .ops import video_decode as vd
+from .ops import video_encode as ve
+from .ops.video_audio import AudioClip, read_audio
+
+logger = logging.getLogger(__name__)
+
+LOAD = "Load Video Frames"
+SAVE = "Save Video"
+VIDEO_INFO = "VANISH_VIDEO_INFO"
+RAM_BUDGET_FRACTION = 0.75
+"""Share of the RAM available now that loaded frames may take (the rest stays for the graph)."""
+SILENT_SAMPLE_RATE = 44100
+SILENT_KEY = "vanish_silent"
+"""Marks the silent AUDIO returned for clips without sound; Save Video muxes no track for it."""
+
+
+# --------------------------------------------------------------------------- sources
+def resolve_source(video: str, path: str = "") -> Path:
+    """``path`` when set (absolute, or relative to the input folder), else the widget's file."""
+    text = (path or "").strip().strip('"').strip("'")
+    if text:
+        candidate = Path(text).expanduser()
+        return candidate if candidate.is_absolute() else _comfy.input_directory() / candidate
+    return _comfy.annotated_path(video or "")
+
+
+def _missing_problem(source: Path, input_name: str) -> str | None:
+    if not str(source) or not source.exists():
+        return f"{LOAD}: input '{input_name}': {source} does not exist."
+    return None
+
+
+def source_fingerprint(source: Path) -> str:
+    """Changes when the file (or any image of a folder) changes: names, sizes and mtimes."""
+    if not source.exists():
+        return f"missing:{source}"
+    files = vd.list_image_files(source) if source.is_dir() else [source]
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+def _probe(source: Path, input_name: str) -> vd.VideoInfo:
+    if not source.exists():
+        raise VanishError(LOAD, input_name, f"points to {source}, which does not exist.",
+                          "upload the video with the widget, or give an existing file or folder path.")
+    try:
+        return vd.probe_video(source)
+    except (ValueError, OSError) as exc:
+        raise VanishError(LOAD, input_name, f"cannot be read: {exc}.",
+                          "give a video (mp4, mov, mkv, webm, ...), an image, or a folder of numbered "
+                          "images; re-export the file if it is damaged.") from exc
+
+
+# --------------------------------------------------------------------------- loading
+def _selection_error(info: vd.VideoInfo, selection: vd.FrameSelection) -> VanishError:
+    total = vd.timeline_length(info, selection)
+    return VanishError(
+        LOAD, "skip_first_frames",
+        f"leaves no frames: the clip has about {total} frames and skip_first_frames is "
+        f"{selection.skip_first}.", f"set skip_first_frames below {total}.")
+
+
+def check_memory(count: int, size: tuple[int, int], channels: float, node: str = LOAD) -> None:
+    """Refuse before allocating when ``count`` float32 frames would not fit in RAM."""
+    per_frame = size[0] * size[1] * channels * 4
+    budget = _comfy.available_ram() * RAM_BUDGET_FRACTION
+    if count * per_frame <= budget:
+        return
+    fits = int(budget // per_frame)
+    raise VanishError(
+        node, "frame_load_cap",
+        f"would load {count} frames of {size[0]}x{size[1]} ({count * per_frame / 1e9:.1f} GB), but "
+        f"only about {budget / 1e9:.1f} GB of RAM can be used now; about {fits} frames fit.",
+        f"set frame_load_cap to {fits} or less (load the rest in parts with skip_first_frames), "
+        "raise select_every_nth, or set custom_width/custom_height smaller.")
+
+
+def load_selected(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection,
+                  keep_alpha: bool, input_name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Decode the selection into a pre-allocated IMAGE ``[T, H, W, 3]`` (+ alpha ``[T, H, W]``)."""
+    width, height = vd.output_size(info.width, info.height, selection)
+    expected = vd.expected_count(vd.timeline_length(info, selection), selection)
+    if expected <= 0:
+        raise _selection_error(info, selection)
+    channels = 4 if keep_alpha else 3
+    check_memory(expected, (width, height), channels)
+    frames = torch.empty((expected, height, width, 3), dtype=torch.float32)
+    alpha = torch.empty((expected, height, width), dtype=torch.float32) if keep_alpha else None
+    extra: list[np.ndarray] = []  # frames beyond a container's (low) frame-count estimate
+    progress, count = _comfy.Progress(expected), 0
+    try:
+        for array in vd.iter_selected_frames(source, selection, keep_alpha=keep_alpha, info=info):
+            _comfy.throw_if_interrupted()
+            if count < expected:
+                _store(frames, alpha, count, array)
+            else:
+                extra.append(array)
+                check_memory(count + 1, (width, height), channels)
+            count += 1
+            progress.update()
+    except ValueError as exc:
+        raise VanishError(LOAD, input_name, f"could not be decoded: {exc}.",
+                          "re-export the clip, or check that every image of the folder has one size."
+                          ) from exc
+    if count == 0:
+        raise _selection_error(info, selection)
+    frames, alpha = _finish(frames, alpha, count, extra)
+    return frames, alpha
+
+
+def _store(frames: torch.Tensor, alpha: torch.Tensor | None, index: int, array: np.ndarray) -> None:
+    pixels = torch.from_numpy(array)  # [H, W, 3|4] uint8
+    frames[index].copy_(pixels[..., :3]).div_(255.0)
+    if alpha is not None:
+        if array.shape[2] == 4:
+            alpha[index].copy_(pixels[..., 3]).div_(255.0)
+        else:
+            alpha[index].fill_(1.0)  # this frame is opaque
+
+
+def _finish(frames: torch.Tensor, alpha: torch.Tensor | None, count: int, extra: list[np.ndarray]
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if extra:
+        more = torch.empty((len(extra),) + tuple(frames.shape[1:]), dtype=torch.float32)
+        more_alpha = torch.empty((len(extra),) + tuple(frames.shape[1:3])) if alpha is not None else None
+        for index, array in enumerate(extra):
+            _store(more, more_alpha, index, array)
+        frames = torch.cat([frames, more])
+        alpha = torch.cat([alpha, more_alpha]) if alpha is not None else None
+    elif count < frames.shape[0]:  # the container promised more frames than it had
+        frames = frames[:count].clone() if count < 0.9 * frames.shape[0] else frames[:count]
+        alpha = alpha[:count] if alpha is not None else None
+    return frames, alpha
+
+
+def load_mask(mask_source: Path, selection: vd.FrameSelection, size: tuple[int, int],
+              threshold: float) -> torch.Tensor:
+    """A mask file/video/folder as MASK ``[T, H, W]`` at ``size`` (one image -> one frame).
+
+    The mask is the alpha channel when the file has a non-opaque one, else the brightest of
+    R, G, B (white = 1). ``threshold > 0`` turns it into 0/1 (``>= threshold`` is 1).
+    """
+    info = _probe(mask_source, "mask_path")
+    width, height = size
+    resized = vd.FrameSelection(selection.skip_first, selection.cap, selection.every_nth,
+                                selection.force_rate, width, height)
+    if info.kind == "image":
+        resized = vd.FrameSelection(width=width, height=height)
+    frames, alpha = load_selected(mask_source, info, resized, info.has_alpha, "mask_path")
+    if alpha is not None and float(alpha.min()) < 1.0:
+        mask = alpha
+    else:
+        mask = frames.amax(dim=-1)  # [T, H, W]
+    del frames
+    if threshold > 0:
+        mask = (mask >= threshold).float()
+    return mask.contiguous()
+
+
+def audio_for(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection, count: int) -> dict:
+    """Core AUDIO for the selected frames' time span (silent, marked, when the clip has none)."""
+    rate = vd.timeline_rate(info, selection)
+    start = max(selection.skip_first, 0) / rate
+    duration = count * max(selection.every_nth, 1) / rate
+    clip = read_audio(source, start, duration) if info.kind == "video" and info.has_audio else None
+    if clip is None:
+        silent = torch.zeros((1, 1, int(round(duration * SILENT_SAMPLE_RATE))))
+        return {"waveform": silent, "sample_rate": SILENT_SAMPLE_RATE, SILENT_KEY: True}
+    return {"waveform": torch.from_numpy(clip.samples).unsqueeze(0), "sample_rate": clip.sample_rate}
+
+
+# --------------------------------------------------------------------------- Load Video Frames
+class LoadVideoFrames:
+    """Load a video, an image folder or an image as IMAGE frames, with audio, mask and info."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        files = _comfy.list_input_files(vd.VIDEO_EXTENSIONS + vd.IMAGE_EXTENSIONS)
+        return {
+            "required": {
+                "video": (files, {"video_upload": True, "tooltip":
+                          "A video (or image) in ComfyUI's input folder; the upload button adds one. "
+                          "Ignored when 'path' is set."}),
+                "skip_first_frames": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip":
+                                      "Frames dropped from the start (counted after force_rate)."}),
+                "frame_load_cap": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip":
+                                   "Most frames to load; 0 loads all. Lower it when RAM runs out."}),
+                "select_every_nth": ("INT", {"default": 1, "min": 1, "max": 1000, "tooltip":
+                                     "Keep one frame in this many (2 halves the frames and the fps)."}),
+                "force_rate": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 240.0, "step": 0.001,
+                               "tooltip": "Re-time the video to this fps first (frames repeat or "
+                                          "drop); 0 keeps its own rate. For image folders it only "
+                                          "sets the fps (default 25)."}),
+                "custom_width": ("INT", {"default": 0, "min": 0, "max": 16384, "tooltip":
+                                 "Resize to this width; 0 keeps it (or follows the aspect ratio)."}),
+                "custom_height": ("INT", {"default": 0, "min": 0, "max": 16384, "tooltip":
+                                  "Resize to this height; 0 keeps it (or follows the aspect ratio)."}),
+            },
+            "optional": {
+                "path": ("STRING", {"default": "", "tooltip":
+                         "A video file, an image, or a folder of numbered images (absolute, or "
+                         "relative to the input folder). Overrides 'video' when set."}),
+                "mask_path": ("STRING", {"default": "", "tooltip":
+                              "A mask video, mask image folder or ONE mask image (used for every "
+                              "frame). Resized to the frames and selected like them. White (or "
+                              "opaque alpha) = 1."}),
+                "mask_threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                                   "tooltip": "0 keeps the mask's grey levels; above 0 makes it "
+                                              "0/1 (values >= threshold become 1)."}),
+            },
+        }
+
+    RETURN_TYPES = ("IMAGE", "MASK", "AUDIO", "FLOAT", "INT", VIDEO_INFO)
+    RETURN_NAMES = ("frames", "mask", "audio", "fps", "frame_count", "video_info")
+    OUTPUT_TOOLTIPS = (
+        "The selected frames, [frames, height, width, 3] in 0..1.",
+        "From mask_path if set, else the clip's alpha channel, else one empty mask.",
+        "The sound of the selected span (silent when the clip has none).",
+        "Frames per second of the loaded frames (force_rate / select_every_nth applied).",
+        "Number of frames loaded.",
+        "Size, rate and source of the loaded clip, for Save Video.",
+    )
+    FUNCTION = "load"
+    CATEGORY = "Vanish/video"
+    DESCRIPTION = ("Loads a video (or a folder of numbered images, or one image) frame by frame under "
+                   "a memory budget, with skip/cap/every-nth/force-rate selection, optional resize, "
+                   "its sound and an optional mask.")
+
+    def load(self, video: str, skip_first_frames: int, frame_load_cap: int, select_every_nth: int,
+             force_rate: float, custom_width: int, custom_height: int, path: str = "",
+             mask_path: str = "", mask_threshold: float = 0.0) -> tuple:
+        source = resolve_source(video, path)
+        input_name = "path" if (path or "").strip() else "video"
+        info = _probe(source, input_name)
+        selection = _make_selection(skip_first_frames, frame_load_cap, select_every_nth,
+                                    force_rate, custom_width, custom_height)
+        frames, alpha = load_selected(source, info, selection, info.has_alpha, input_name)
+        count, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
+        if (mask_path or "").strip():
+            mask = load_mask(resolve_source("", mask_path), selection, (width, height), mask_threshold)
+        elif alpha is not None:
+            mask = (alpha >= mask_threshold).float() if mask_threshold > 0 else alpha
+        else:
+            mask = torch.zeros((1, height, width))
+        fps = vd.output_fps(info, selection)
+        loaded = vd.VideoInfo(str(source), info.kind, fps, width, height, count, count / fps,
+                              info.has_audio, alpha is not None, info.audio_sample_rate,
+                              info.audio_channels)
+        audio = audio_for(source, info, selection, count)
+        return frames, mask, audio, fps, count, loaded
+
+    @classmethod
+    def IS_CHANGED(cls, video: str, path: str = "", mask_path: str = "", **_: object) -> str:
+        key = source_fingerprint(resolve_source(video, path))
+        if (mask_path or "").strip():
+            key += source_fingerprint(resolve_source("", mask_path))
+        return key
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, video: str, path: str = "", mask_path: str = ""):
+        problem = _missing_problem(resolve_source(video, path),
+                                   "path" if (path or "").strip() else "video")
+        if problem is None and (mask_path or "").strip():
+            problem = _missing_problem(resolve_source("", mask_path), "mask_path")
+        return True if problem is None else problem
+
+
+def _make_selection(skip: int, cap: int, nth: int, force_rate: float, width: int, height: int
+                    ) -> vd.FrameSelection:
+    numbers = {"skip_first_frames": skip, "frame_load_cap": cap, "select_every_nth": nth - 1,
+               "force_rate": force_rate, "custom_width": width, "custom_height": height}
+    for name, value in numbers.items():
+        if not math.isfinite(float(value)) or value < 0:
+            shown = value + 1 if name == "select_every_nth" else value
+            raise VanishError(LOAD, name, f"is {shown}; it must be a finite number of at least "
+                              f"{1 if name == 'select_every_nth' else 0}.", "set it in the widget.")
+    return vd.FrameSelection(int(skip), int(cap), int(nth), float(force_rate), int(width), int(height))
+
+
+# --------------------------------------------------------------------------- Save Video
+class _Frames8:
+    """uint8 ``[H, W, 3|4]`` frames made one at a time from IMAGE (+ alpha) for the encoder."""
+
+    def __init__(self, images: torch.Tensor, alpha: torch.Tensor | None) -> None:
+        self.images, self.alpha = images, alpha
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index < 0 or index >= len(self):
+            raise IndexError(index)
+        rgb = self.images[index]
+        if self.alpha is not None:
+            rgb = torch.cat([rgb, self.alpha[index].unsqueeze(-1)], dim=-1)  # [H, W, 4]
+        return (rgb.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def check_prefix(prefix: str) -> str:
+    """Refuse output prefixes that are absolute or climb out of the output folder."""
+    text = (prefix or "").strip()
+    parts = Path(text.replace("\\", "/")).parts
+    if not text or ".." in parts or Path(text).is_absolute() or text.startswith(("/", "\\")):
+        raise VanishError(SAVE, "filename_prefix",
+                          f"is {prefix!r}; it must be a name inside the output folder.",
+                          "use a plain name or subfolder/name such as 'vanish/clip' (no '..', no "
+                          "absolute path).")
+    return text
+
+
+def check_fps(fps: object, video_info: vd.VideoInfo | None) -> float:
+    value = video_info.fps if video_info is not None else fps
+    name = "video_info" if video_info is not None else "fps"
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = float("nan")
+    if not math.isfinite(rate) or rate <= 0:
+        raise VanishError(SAVE, name, f"gives {value!r} frames per second; it must be above 0.",
+                          "set fps to the clip's rate (e.g. 25), or connect Load Video Frames' fps.")
+    return rate
+
+
+def check_audio(audio: object) -> AudioClip | None:
+    """Core AUDIO -> :class:`AudioClip` (first batch item); None for no/silent-marker audio."""
+    if audio is None or (isinstance(audio, dict) and audio.get(SILENT_KEY)):
+        return None
+    waveform = audio.get("waveform") if isinstance(audio, dict) else None
+    rate = audio.get("sample_rate") if isinstance(audio, dict) else None
+    if not isinstance(waveform, torch.Tensor) or waveform.ndim not in (2, 3) or not rate or rate <= 0:
+        raise VanishError(SAVE, "audio", "is not a ComfyUI AUDIO value {waveform [B, C, T], sample_rate}.",
+                          "connect an AUDIO output (e.g. Load Video Frames' audio or Load Audio).")
+    samples = (waveform[0] if waveform.ndim == 3 else waveform).float().cpu()  # [C, T]
+    if not bool(torch.isfinite(samples).all()):
+        raise VanishError(SAVE, "audio", "contains NaN or infinite samples.",
+                          "check the node that produced the sound.")
+    return AudioClip(samples.numpy(), int(rate))
+
+
+def _new_target(prefix: str, size: tuple[int, int], extension: str, folder_suffix: bool
+                ) -> tuple[Path, str]:
+    try:
+        folder, filename, counter, subfolder = _comfy.save_path(prefix, size[0], size[1])
+    except ValueError as exc:
+        raise VanishError(SAVE, "filename_prefix", f"cannot be used: {exc}.",
+                          "use a name inside the output folder such as 'vanish/clip'.") from exc
+    folder.mkdir(parents=True, exist_ok=True)
+    for offset in range(1000):  # skip any name that already exists: never overwrite
+        name = f"{filename}_{counter + offset:05}_" + ("png" if folder_suffix else f".{extension}")
+        if not (folder / name).exists():
+            return folder / name, subfolder
+    raise VanishError(SAVE, "filename_prefix", "has 1000 existing files after the next counter.",
+                      "choose another prefix.")
+
+
+class SaveVideo:
+    """Encode IMAGE (+ MASK as alpha, + AUDIO) into the output folder and preview it."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "filename_prefix": ("STRING", {"default": "vanish/video", "tooltip":
+                                    "Name (and subfolders) inside the output folder; a counter is "
+                                    "added and nothing existing is overwritten."}),
+                "format": (list(ve.FORMATS), {"default": "h264-mp4", "tooltip":
+                           "h264/h265 mp4 plays everywhere; vp9-webm, prores4444-mov, ffv1-mkv and "
+                           "png-sequence keep a mask as alpha; ffv1-mkv and png-sequence are lossless."}),
+                "crf": ("INT", {"default": 19, "min": 0, "max": 63, "tooltip":
+                        "Quality for h264/h265 (0-51) and vp9 (0-63): lower is better and larger. "
+                        "Ignored by lossless formats and ProRes."}),
+                "fps": ("FLOAT", {"default": 25.0, "min": 0.01, "max": 1000.0, "step": 0.01,
+                        "tooltip": "Frames per second (video_info's rate wins when connected)."}),
+            },
+            "optional": {
+                "images": ("IMAGE", {"tooltip": "Frames to save, [frames, height, width, 3]."}),
+                "mask": ("MASK", {"tooltip": "With images: saved as alpha (1 = opaque) in formats "
+                                             "that carry it. Alone: saved as a black/white matte."}),
+                "audio": ("AUDIO", {"tooltip": "Sound to mux in, cut to the video's length."}),
+                "video_info": (VIDEO_INFO, {"tooltip": "From Load Video Frames: reuses its fps."}),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+        }
+
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Full path of the saved file (the folder for a PNG sequence).",)
+    FUNCTION = "save"
+    CATEGORY = "Vanish/video"
+    OUTPUT_NODE = True
+    DESCRIPTION = ("Saves frames as H.264/H.265/VP9/ProRes 4444/FFV1 video or a PNG sequence with "
+                   "BT.709-tagged true colours, optional alpha from a mask, and sound.")
+
+    def save(self, filename_prefix: str, format: str, crf: int, fps: float, images=None, mask=None,
+             audio=None, video_info=None, prompt=None, extra_pnginfo=None) -> dict:
+        frames8 = prepare_frames(images, mask, format)
+        rate = check_fps(fps, video_info)
+        clip = check_audio(audio)
+        prefix = check_prefix(filename_prefix)
+        spec = ve.FORMATS[format]
+        height, width = frames8.images.shape[1:3]
+        target, subfolder = _new_target(prefix, (width, height), spec.extension,
+                                        format == "png-sequence")
+        progress = _comfy.Progress(len(frames8))
+        metadata = {k: v for k, v in (("prompt", prompt), ("workflow", (extra_pnginfo or {}).get(
+            "workflow"))) if v is not None}
+        ve.encode_video(target, frames8, rate, format, crf=crf, audio=clip, metadata=metadata,
+                        on_frame=lambda i: (_comfy.throw_if_interrupted(), progress.set(i + 1)))
+        return {"ui": preview_entries(target, subfolder, format), "result": (str(target),)}
+
+
+def prepare_frames(images, mask, fmt: str) -> _Frames8:
+    """Check IMAGE/MASK for Save Video and pair them (mask alone -> matte frames)."""
+    if fmt not in ve.FORMATS:
+        raise VanishError(SAVE, "format", f"is {fmt!r}.", f"choose one of {', '.join(ve.FORMATS)}.")
+    if images is None and mask is None:
+        raise VanishError(SAVE, "images", "is not connected, and neither is 'mask'.",
+                          "connect the frames to save (or a mask to save it as a matte).")
+    if images is None:
+        matte = check_mask(mask, SAVE, "mask")
+        return _Frames8(matte.unsqueeze(-1).expand(-1, -1, -1, 3), None)  # [T, H, W, 3] view
+    frames = check_image(images, SAVE, "images")
+    if mask is None:
+        return _Frames8(frames, None)
+    if ve.FORMATS[fmt].alpha_pix_fmt is None:
+        raise VanishError(SAVE, "format", f"{fmt} cannot store the mask as alpha.",
+                          f"choose {', '.join(ve.ALPHA_FORMATS)} for a transparent video, or "
+                          "disconnect 'mask'.")
+    alpha = match_mask_to_frames(check_mask(mask, SAVE, "mask"), frames, SAVE, "mask", "images")
+    return _Frames8(frames, alpha)
+
+
+def preview_entries(target: Path, subfolder: str, fmt: str) -> dict:
+    """The UI value core's SaveVideo returns: saved files, animated for videos."""
+    if fmt != "png-sequence":
+        return {"images": [{"filename": target.name, "subfolder": subfolder, "type": "output"}],
+                "animated": (True,)}
+    inner = f"{subfolder}/{target.name}" if subfolder else target.name
+    return {"images": [{"filename": p.name, "subfolder": inner, "type": "output"}
+                       for p in sorted(target.glob("*.png"))], "animated": (False,)}
+
+
+NODE_CLASS_MAPPINGS: dict[str, type] = {
+    "VanishLoadVideoFrames": LoadVideoFrames,
+    "VanishSaveVideo": SaveVideo,
+}
+NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
+    "VanishLoadVideoFrames": LOAD,
+    "VanishSaveVideo": SAVE,
+}
