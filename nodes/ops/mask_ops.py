@@ -21,6 +21,8 @@ MASK_SHAPES: tuple[MaskShape, ...] = ("disk", "diamond", "square")
 
 # A Gaussian is cut at this many sigmas (the weight beyond is below 0.3 %).
 GAUSSIAN_TRUNCATE = 3.0
+# Blurred values this close to 0 or 1 are rounded to exactly 0 or 1 (float rounding of the kernel sum).
+SNAP_EPS = 1e-6
 # Morphology works on this many frames at a time to bound its temporary tensors.
 FRAME_CHUNK = 16
 # Soft-mask values at or below one 8-bit step count as "not selected" for the hard mask.
@@ -196,16 +198,27 @@ def blur_along(x: torch.Tensor, sigma: float, dim: int) -> torch.Tensor:
     return blurred.reshape(*lead_shape, -1).movedim(-1, dim)
 
 
+def snap_ends(masks: torch.Tensor) -> torch.Tensor:
+    """Round values within ``SNAP_EPS`` of 0 or 1 to exactly 0 or 1 (blur rounding leaves 0.99999994)."""
+    masks = torch.where(masks >= 1.0 - SNAP_EPS, torch.ones_like(masks), masks)
+    return torch.where(masks <= SNAP_EPS, torch.zeros_like(masks), masks)
+
+
 def feather(masks: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Spatial Gaussian blur ``[T, H, W]`` with sigma in pixels (the frame edge is replicated)."""
-    return blur_along(blur_along(masks, sigma, -1), sigma, -2)
+    """Spatial Gaussian blur ``[T, H, W]`` with sigma in pixels (the frame edge is replicated).
+
+    Fully selected interiors stay exactly 1 and far background exactly 0 (:func:`snap_ends`).
+    """
+    if sigma <= 0:
+        return masks.clone()
+    return snap_ends(blur_along(blur_along(masks, sigma, -1), sigma, -2))
 
 
 def smooth_temporally(masks: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur across frames (sigma in frames) so masks do not jitter; first/last repeated."""
-    if masks.shape[0] < 2:
+    if masks.shape[0] < 2 or sigma <= 0:
         return masks.clone()
-    return blur_along(masks, sigma, 0)
+    return snap_ends(blur_along(masks, sigma, 0))
 
 
 def refine_with_guide(masks: torch.Tensor, guide: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
