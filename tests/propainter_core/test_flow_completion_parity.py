@@ -17,7 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from parity_weights import build_state_dict, load_manifest
+from parity_weights import load_manifest
+from propainter_core.checkpoints import load_weights
 from propainter_core.flow_completion import FlowCompletionConfig, build_flow_completion, combine_flows
 from shared_paths import PARITY_DIR
 
@@ -25,9 +26,10 @@ RELATIVE_TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def network():
+def network(parity_checkpoints):
+    """Loaded the way users' files are: the rebuilt official-format .pth through load_weights."""
     net = build_flow_completion(FlowCompletionConfig())
-    net.load_state_dict(build_state_dict("flow_completion"), strict=True)
+    load_weights(net, parity_checkpoints["flow_completion"], network="flow_completion")
     return net
 
 
