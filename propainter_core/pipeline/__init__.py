@@ -1,0 +1,32 @@
+"""The inpainting pipeline: chunking, reference choice, precision policy, staged run, public API."""
+from __future__ import annotations
+
+from .api import inpaint
+from .chunking import Window, neighbour_windows, overlapping_windows, raft_clip_windows
+from .errors import Cancelled, InpaintInputError
+try:  # TEMP-GUARD
+    from .models import ProPainterModels, load_models
+except ImportError:  # pragma: no cover
+    ProPainterModels = load_models = None
+from .precision import Precision, resolve_precision
+from .references import local_reference_count, reference_frames
+from .run import DEFAULT_SEGMENT_PADDING, plan_segments, run_inpaint
+
+__all__ = [
+    "DEFAULT_SEGMENT_PADDING",
+    "Cancelled",
+    "InpaintInputError",
+    "Precision",
+    "ProPainterModels",
+    "Window",
+    "inpaint",
+    "load_models",
+    "local_reference_count",
+    "neighbour_windows",
+    "overlapping_windows",
+    "plan_segments",
+    "raft_clip_windows",
+    "reference_frames",
+    "resolve_precision",
+    "run_inpaint",
+]

@@ -1,0 +1,82 @@
+"""The public API: ``load_models`` and ``inpaint`` on plain arrays.
+
+Example::
+
+    models = load_models(raft="raft-things.pth", flow_completion="recurrent_flow_completion.pth",
+                         generator="ProPainter.pth", device="cuda")
+    result = inpaint(frames, masks, models)   # uint8 [T, H, W, 3] in, uint8 [T, H', W', 3] out
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..config import InpaintSettings
+from .errors import InpaintInputError
+try:  # TEMP-GUARD
+    from .models import ProPainterModels, load_models
+except ImportError:  # pragma: no cover
+    ProPainterModels = load_models = None
+from .run import CancelCallback, ProgressCallback, run_inpaint
+
+__all__ = ["inpaint", "load_models", "ProPainterModels"]
+
+
+def _as_tensor(value: object, name: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    raise InpaintInputError(f"{name} must be a numpy array or a torch tensor, got {type(value).__name__}")
+
+
+def _as_mask_stack(masks: torch.Tensor) -> torch.Tensor:
+    """``[H, W]`` -> ``[1, H, W]``; bool stays bool (torch cannot compare some dtypes to 0 fast)."""
+    return masks.unsqueeze(0) if masks.ndim == 2 else masks
+
+
+def inpaint(frames: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor,
+            models: ProPainterModels, *, mask_dilation: int = 4, ref_stride: int = 10,
+            neighbor_length: int = 10, subvideo_length: int = 80, raft_iter: int = 20,
+            resize_ratio: float = 1.0, height: int = -1, width: int = -1, fp16: bool = False,
+            progress: ProgressCallback | None = None, should_cancel: CancelCallback | None = None,
+            segment_length: int | None = None,
+            segment_padding: int | None = None) -> np.ndarray | torch.Tensor:
+    """Remove the masked region from a clip with ProPainter, as the official script does.
+
+    Args:
+        frames: ``[T, H, W, 3]`` uint8 RGB, T >= 2 (numpy array or torch tensor).
+        masks: ``[T, H, W]``, or ``[1, H, W]`` / ``[H, W]`` for one mask on every frame; any
+            dtype, nonzero = remove. Another size is resized (nearest) to the processing size.
+        models: From :func:`load_models`.
+        mask_dilation, ref_stride, neighbor_length, subvideo_length, raft_iter, resize_ratio,
+        height, width, fp16: The official options with their defaults (see
+            :class:`~propainter_core.config.InpaintSettings`).
+        progress: ``progress(done, total)`` after every chunk of every stage.
+        should_cancel: Polled between chunks; True raises :class:`Cancelled`.
+        segment_length: Frames per streamed segment (None: ``subvideo_length``). Clips no
+            longer than one segment give exactly the official result.
+        segment_padding: Context frames on each side of a segment (None: 10).
+
+    Returns:
+        ``[T, h, w, 3]`` uint8 at the processing size (sides rounded down to multiples of 8),
+        as the official script saves its frames; a numpy array for numpy frames, a CPU tensor
+        for tensor frames. Pixels outside the dilated mask equal the (resized) input exactly.
+
+    Raises:
+        InpaintInputError: bad frames, masks, settings, sizes below 128 or fp16 on the CPU.
+        Cancelled: ``should_cancel()`` returned True.
+    """
+    try:
+        settings = InpaintSettings(mask_dilation=mask_dilation, ref_stride=ref_stride,
+                                   neighbor_length=neighbor_length, subvideo_length=subvideo_length,
+                                   raft_iter=raft_iter, resize_ratio=resize_ratio, height=height,
+                                   width=width, fp16=fp16)
+    except ValueError as error:
+        raise InpaintInputError(str(error)) from error
+    frame_tensor = _as_tensor(frames, "frames")
+    mask_tensor = _as_mask_stack(_as_tensor(masks, "masks"))
+    result = run_inpaint(frame_tensor, mask_tensor, models, settings, segment_length=segment_length,
+                         segment_padding=segment_padding, progress=progress,
+                         should_cancel=should_cancel)
+    return result.numpy() if isinstance(frames, np.ndarray) else result

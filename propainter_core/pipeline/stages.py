@@ -1,0 +1,192 @@
+"""The four stages of ProPainter on one segment of a clip, each chunked with the one helper.
+
+All tensors live on the networks' device. ``B`` is always 1 here (one clip), ``T`` the
+segment's frames, ``h, w`` the processing size. Each function follows the official script's
+arithmetic step for step (``# parity:`` notes give the lines of ``inference_propainter.py``),
+so that a segment covering the whole clip reproduces the official output.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..config import (FLOW_COMPLETION_PADDING, PROPAGATION_MAX_CHUNK, PROPAGATION_PADDING,
+                      InpaintSettings, raft_clip_length)
+try:  # TEMP-GUARD: until the flow-completion package lands
+    from ..flow_completion import combine_flows
+except ImportError:  # pragma: no cover
+    combine_flows = None  # type: ignore[assignment]
+from ..raft import bidirectional_flow
+from .chunking import neighbour_windows, overlapping_windows, raft_clip_windows
+from .references import local_reference_count, reference_frames
+
+#: Called between chunks: raises ``Cancelled`` when asked to stop, then counts one step.
+Tick = Callable[[], None]
+
+
+class FlowPair(NamedTuple):
+    """Forward and backward flows, each ``[B, T-1, 2, h, w]`` (``forward[:, t]``: t -> t+1)."""
+
+    forward: torch.Tensor
+    backward: torch.Tensor
+
+
+class Propagated(NamedTuple):
+    """Image propagation's result.
+
+    Attributes:
+        frames: ``[B, T, 3, h, w]`` in -1..1: known pixels, and propagated ones inside the hole.
+        masks: ``[B, T, 1, h, w]`` in {0, 1}: the hole that propagation could not fill.
+    """
+
+    frames: torch.Tensor
+    masks: torch.Tensor
+
+
+def stage_step_counts(num_frames: int, width: int, settings: InpaintSettings) -> tuple[int, int, int, int]:
+    """How many chunks each stage runs on a segment of ``num_frames`` frames (for progress)."""
+    sub = settings.subvideo_length
+    return (len(raft_clip_windows(num_frames, raft_clip_length(width))),
+            len(overlapping_windows(num_frames - 1, sub, pad_before=FLOW_COMPLETION_PADDING)),
+            len(overlapping_windows(num_frames, min(PROPAGATION_MAX_CHUNK, sub),
+                                    pad_before=PROPAGATION_PADDING)),
+            len(neighbour_windows(num_frames, settings.neighbor_length)))
+
+
+def estimate_flows(raft: nn.Module, frames: torch.Tensor, iters: int, tick: Tick) -> FlowPair:
+    """RAFT flows between neighbouring frames, in clips sharing one frame.
+
+    Args:
+        frames: ``[B, T, 3, h, w]`` float32 in -1..1.
+
+    parity: inference_propainter.py:302-329 (clip length by width, ``f-1`` overlap, fp32).
+    """
+    forward, backward = [], []
+    for window in raft_clip_windows(frames.shape[1], raft_clip_length(frames.shape[-1])):
+        flows_f, flows_b = bidirectional_flow(raft, frames[:, window.span], iters=iters)
+        forward.append(flows_f)
+        backward.append(flows_b)
+        tick()
+    return FlowPair(torch.cat(forward, dim=1), torch.cat(backward, dim=1))
+
+
+def complete_flows(flow_completion: nn.Module, flows: FlowPair, flow_masks: torch.Tensor,
+                   subvideo_length: int, tick: Tick) -> FlowPair:
+    """Fill the flows inside the hole, in sub-videos of ``subvideo_length`` flows.
+
+    Args:
+        flows: RAFT flows, ``[B, T-1, 2, h, w]`` each.
+        flow_masks: ``[B, T, 1, h, w]`` in {0, 1}; flow t is masked with frames t / t+1.
+
+    Returns:
+        The completed flows: predictions inside the hole, RAFT's outside.
+
+    parity: inference_propainter.py:341-367 (5 flows of context, masks ``s_f:e_f+1``).
+    """
+    forward, backward = [], []
+    windows = overlapping_windows(flows.forward.shape[1], subvideo_length,
+                                  pad_before=FLOW_COMPLETION_PADDING)
+    for window in windows:
+        sub_f, sub_b = flows.forward[:, window.span], flows.backward[:, window.span]
+        sub_masks = flow_masks[:, window.start:window.stop + 1]
+        pred_f, pred_b = flow_completion.complete_bidirectional(sub_f, sub_b, sub_masks)
+        comp_f, comp_b = combine_flows(sub_f, sub_b, pred_f, pred_b, sub_masks)
+        forward.append(comp_f[:, window.keep])
+        backward.append(comp_b[:, window.keep])
+        tick()
+    return FlowPair(torch.cat(forward, dim=1), torch.cat(backward, dim=1))
+
+
+def propagate_images(generator: nn.Module, frames: torch.Tensor, masks: torch.Tensor,
+                     flows: FlowPair, subvideo_length: int, tick: Tick) -> Propagated:
+    """Carry known pixels along the completed flows into the hole, in chunks of frames.
+
+    Args:
+        frames: ``[B, T, 3, h, w]`` in -1..1.
+        masks: ``[B, T, 1, h, w]`` dilated hole masks in {0, 1}.
+        flows: Completed flows.
+
+    parity: inference_propainter.py:371-404 (chunks of ``min(100, subvideo_length)`` frames
+    with 10 of context, ``'nearest'`` warps, ``frames * (1 - m) + prop * m``).
+    """
+    batch, num_frames, _, height, width = frames.shape
+    masked_frames = frames * (1 - masks)
+    chunk = min(PROPAGATION_MAX_CHUNK, subvideo_length)
+    updated_frames, updated_masks = [], []
+    for window in overlapping_windows(num_frames, chunk, pad_before=PROPAGATION_PADDING):
+        span, flow_span = window.span, slice(window.start, window.stop - 1)
+        count = len(window)
+        prop, holes = generator.img_propagation(
+            masked_frames[:, span], (flows.forward[:, flow_span], flows.backward[:, flow_span]),
+            masks[:, span], interpolation="nearest")
+        prop = prop.reshape(batch, count, 3, height, width)  # [B, t, 3, h, w]
+        merged = frames[:, span] * (1 - masks[:, span]) + prop * masks[:, span]
+        updated_frames.append(merged[:, window.keep])
+        updated_masks.append(holes.reshape(batch, count, 1, height, width)[:, window.keep])  # [B, t, 1, h, w]
+        tick()
+    return Propagated(torch.cat(updated_frames, dim=1), torch.cat(updated_masks, dim=1))
+
+
+def to_uint8_frames(generated: torch.Tensor) -> torch.Tensor:
+    """Generator output in -1..1 to uint8 pixels, truncating as the script does.
+
+    Args:
+        generated: ``[L, 3, h, w]`` tanh output (float32, or the half dtype it ran in).
+
+    Returns:
+        ``[L, h, w, 3]`` uint8.
+
+    parity: inference_propainter.py:437-443: ``(x + 1) / 2`` in the network's dtype, ``* 255``
+    in that dtype (numpy), then ``astype(np.uint8)``, which truncates toward zero. bfloat16
+    (which the script never uses) is widened to float32 first: its 8-bit mantissa cannot hold
+    256 levels.
+    """
+    if generated.dtype == torch.bfloat16:
+        generated = generated.float()
+    scaled = (generated + 1) / 2 * 255
+    return scaled.permute(0, 2, 3, 1).to(torch.uint8)  # [L, h, w, 3]
+
+
+def generate_and_composite(generator: nn.Module, propagated: Propagated, masks: torch.Tensor,
+                           flows: FlowPair, original: torch.Tensor, settings: InpaintSettings,
+                           tick: Tick) -> torch.Tensor:
+    """Run the generator over overlapping neighbour windows and composite into uint8 frames.
+
+    Args:
+        propagated: Image propagation's frames and remaining holes.
+        masks: ``[B, T, 1, h, w]`` dilated hole masks in {0, 1}.
+        flows: Completed flows.
+        original: ``[T, h, w, 3]`` uint8 frames at the processing size.
+
+    Returns:
+        ``[T, h, w, 3]`` uint8: generated pixels inside the dilated hole, ``original`` outside;
+        frames in several windows are averaged window by window, truncating to uint8.
+
+    parity: inference_propainter.py:407-452 (windows every ``neighbor_length // 2`` frames,
+    references, ``l_t`` local frames, ``comp * 0.5 + img * 0.5`` then ``astype(np.uint8)``).
+    """
+    num_frames = original.shape[0]
+    ref_count = local_reference_count(num_frames, settings.subvideo_length, settings.ref_stride)
+    result = original.clone()
+    written = torch.zeros(num_frames, dtype=torch.bool)
+    holes = masks[0, :, 0].to(torch.bool).unsqueeze(-1)  # [T, h, w, 1]
+    for window in neighbour_windows(num_frames, settings.neighbor_length):
+        local = window.indices
+        ids = local + reference_frames(window.core_start, local, num_frames, settings.ref_stride,
+                                       ref_count)
+        generated = generator(propagated.frames[:, ids],
+                              (flows.forward[:, local[:-1]], flows.backward[:, local[:-1]]),
+                              masks[:, ids], propagated.masks[:, ids], len(local))
+        pixels = to_uint8_frames(generated.reshape(-1, *generated.shape[-3:])[:len(local)])
+        composite = torch.where(holes[window.span], pixels, original[window.span])  # [L, h, w, 3]
+        fresh = ~written[window.span]
+        averaged = (result[window.span].to(torch.float32) * 0.5
+                    + composite.to(torch.float32) * 0.5).to(torch.uint8)
+        result[window.span] = torch.where(fresh.to(composite.device).view(-1, 1, 1, 1),
+                                          composite, averaged)
+        written[window.span] = True
+        tick()
+    return result
