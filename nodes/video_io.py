@@ -436,6 +436,10 @@ def prepare_frames(images, mask, fmt: str) -> _Frames8:
     """Check IMAGE/MASK for Save Video and pair them (mask alone -> matte frames)."""
     if fmt not in ve.FORMATS:
         raise VanishError(SAVE, "format", f"is {fmt!r}.", f"choose one of {', '.join(ve.FORMATS)}.")
+    if not ve.encoder_available(fmt):
+        usable = [name for name in ve.FORMATS if ve.encoder_available(name)]
+        raise VanishError(SAVE, "format", f"{fmt} needs the {ve.FORMATS[fmt].codec} encoder, which "
+                          "this PyAV build does not have.", f"choose one of {', '.join(usable)}.")
     if images is None and mask is None:
         raise VanishError(SAVE, "images", "is not connected, and neither is 'mask'.",
                           "connect the frames to save (or a mask to save it as a matte).")

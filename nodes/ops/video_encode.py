@@ -80,6 +80,15 @@ FORMATS: dict[str, FormatSpec] = {
 ALPHA_FORMATS = tuple(name for name, spec in FORMATS.items() if spec.alpha_pix_fmt)
 
 
+def encoder_available(fmt: VideoFormat) -> bool:
+    """Whether this PyAV build has the encoder ``fmt`` needs (wheels differ in their codecs)."""
+    try:
+        av.codec.Codec(FORMATS[fmt].codec, "w")
+    except Exception:  # PyAV raises UnknownCodecError or ValueError depending on version
+        return False
+    return True
+
+
 def frame_rate(fps: float) -> Fraction:
     """``fps`` as the fraction containers store (29.97002997 -> 30000/1001)."""
     return Fraction(fps).limit_denominator(1001)
