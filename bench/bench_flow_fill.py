@@ -47,6 +47,11 @@ _spec.loader.exec_module(flow_fill)
 MASK_DILATION = 4
 
 
+# running_car opens on a close-up of the car itself (no annotation to keep the hole off it);
+# the bench takes its landscape part, where the hole crosses background.
+CLIP_START = {"running_car": int(os.environ.get("VANISH_BENCH_CAR_START", "200"))}
+
+
 def load_clip(name: str, limit: int) -> np.ndarray:
     """uint8 ``[T, H, W, 3]`` RGB; running_car is halved to 486x270 to keep the bench short."""
     folder = CLIPS_DIR / name
@@ -57,7 +62,9 @@ def load_clip(name: str, limit: int) -> np.ndarray:
 
     frames = []
     with av.open(str(folder / f"{name}.mp4")) as container:
-        for frame in container.decode(video=0):
+        for index, frame in enumerate(container.decode(video=0)):
+            if index < CLIP_START.get(name, 0):
+                continue
             rgb = frame.to_ndarray(format="rgb24")
             frames.append(cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA))
             if len(frames) == limit:
@@ -152,7 +159,7 @@ def run_clip(name: str, limit: int) -> bool:
     results = {"telea": telea(given, holes), "zero_motion": zero_motion(truth, holes), "flow_fill": ours}
     flows = true_flows(truth)
     floor = warp_error(truth, flows, holes)
-    print(f"\n{name}: {t} frames {w}x{h}, hole {holes.mean() * 100:.1f} % of the frame, "
+    print(f"\n{name}: {t} frames from {CLIP_START.get(name, 0)}, {w}x{h}, hole {holes.mean() * 100:.1f} % of the frame, "
           f"flow_fill {seconds:.1f} s; warp-error floor (true frames) {floor:.2f}")
     scores = {}
     for method, frames in results.items():

@@ -45,6 +45,13 @@ CONSISTENCY_ALPHA2 = 0.5
 _KNOWN_EPS = 1e-4
 # The object is smoothed away before DIS over its mask grown by this many pixels (JPEG halo).
 _GREY_FILL_DILATION = 2
+# Camera-motion fit: about this many flow samples, RANSAC inlier distance, and what counts as
+# "moving with the camera" (residual below 2 px + 15 % of the flow: parallax, lens distortion).
+_FIT_POINTS = 3000
+_RANSAC_PX = 1.0
+_OUTLIER_PX = 2.0
+_OUTLIER_FRACTION = 0.15
+_MIN_TRUSTED = 0.2
 
 DisPreset = Literal["ultrafast", "fast", "medium"]
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -103,11 +110,14 @@ def dis_flow(source_gray: np.ndarray, target_gray: np.ndarray, preset: DisPreset
 
 
 def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40) -> np.ndarray:
-    """Replace ``flow`` inside ``hole`` by a smooth interpolation of the flow around it.
+    """Replace ``flow`` inside ``hole`` by the camera's motion plus a smooth local correction.
 
-    A push-pull pyramid gives every hole pixel a weighted average of the nearest known flow at a
-    scale matching its distance to the border; Jacobi steps of the Laplace equation then smooth
-    the pyramid's blockiness. Known pixels are returned unchanged.
+    The camera's motion is a homography fitted robustly (RANSAC) to the flow outside the hole;
+    other moving things (a car, a player) are outliers of that fit. The residual flow of the
+    pixels that follow the camera (parallax, lens) is interpolated into the hole by a push-pull
+    pyramid and Jacobi steps of the Laplace equation, with the outliers treated like the hole,
+    so another object's motion next to the hole does not leak into it. Known pixels are
+    returned unchanged.
 
     Args:
         flow: ``[H, W, 2]`` float32. hole: ``[H, W]`` bool.
@@ -116,20 +126,51 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40
     """
     if not hole.any():
         return flow
-    known = (~hole).astype(np.float32)
+    known = ~hole
     if not known.any():
         return np.zeros_like(flow)
-    filled = _push_pull(flow * known[..., None], known)
-    filled = np.where(hole[..., None], filled, flow)
+    camera = _camera_flow(flow, known)
+    residual = flow - camera
+    magnitude = np.linalg.norm(residual, axis=-1)
+    trusted = known & (magnitude < _OUTLIER_PX + _OUTLIER_FRACTION * np.linalg.norm(flow, axis=-1))
+    if trusted.sum() < _MIN_TRUSTED * known.sum():
+        trusted = known  # no dominant motion: interpolate all of it
+    weight = trusted.astype(np.float32)
+    filled = _push_pull(residual * weight[..., None], weight)
+    free = ~trusted  # the hole and the outliers are solved for; trusted pixels stay fixed
+    filled = np.where(free[..., None], filled, residual)
     ys, xs = np.nonzero(dilate_holes(hole, 1))
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     sub = filled[y0:y1, x0:x1].copy()  # relax only around the hole
-    sub_hole = hole[y0:y1, x0:x1, None]
+    sub_free = free[y0:y1, x0:x1, None]
     for _ in range(relax_iterations):
         smooth = cv2.blur(sub, (3, 3), borderType=cv2.BORDER_REPLICATE)
-        sub = np.where(sub_hole, smooth, sub)
+        sub = np.where(sub_free, smooth, sub)
     filled[y0:y1, x0:x1] = sub
-    return filled
+    return np.where(hole[..., None], camera + filled, flow).astype(np.float32)
+
+
+def _camera_flow(flow: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The flow ``[H, W, 2]`` of a homography fitted with RANSAC to ``flow`` at known pixels.
+
+    Zero when the fit fails (too few points, degenerate motion).
+    """
+    h, w = known.shape
+    stride = max(1, int(np.sqrt(h * w / _FIT_POINTS)))
+    ys, xs = np.nonzero(known[::stride, ::stride])
+    ys, xs = ys * stride, xs * stride
+    if ys.size < 16:
+        return np.zeros_like(flow)
+    source = np.stack([xs, ys], 1).astype(np.float32)
+    target = source + flow[ys, xs]
+    matrix, _ = cv2.findHomography(source, target, cv2.RANSAC, _RANSAC_PX)
+    if matrix is None:
+        return np.zeros_like(flow)
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid = np.stack([gx, gy], -1).reshape(-1, 1, 2)  # [H*W, 1, 2]
+    moved = cv2.perspectiveTransform(grid, matrix).reshape(h, w, 2)
+    camera = moved - np.stack([gx, gy], -1)
+    return np.where(np.isfinite(camera), camera, 0.0).astype(np.float32)
 
 
 def _push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
