@@ -100,8 +100,13 @@ def sample_bilinear(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tens
     wx, wy = (x.clamp(0, width - 1) - x0).unsqueeze(-1), (y.clamp(0, height - 1) - y0).unsqueeze(-1)
     x0, y0 = x0.long(), y0.long()
     x1, y1 = (x0 + 1).clamp(max=width - 1), (y0 + 1).clamp(max=height - 1)
-    top = image[y0, x0] * (1 - wx) + image[y0, x1] * wx
-    bottom = image[y1, x0] * (1 - wx) + image[y1, x1] * wx
+    flat = image.reshape(height * width, -1)  # [H*W, C]
+
+    def at(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        return flat.index_select(0, (rows * width + cols).reshape(-1)).reshape(height, width, -1)
+
+    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
     return top * (1 - wy) + bottom * wy, inside
 
 
