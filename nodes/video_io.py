@@ -35,24 +35,31 @@ SILENT_KEY = "vanish_silent"
 
 
 # --------------------------------------------------------------------------- sources
-def resolve_source(video: str, path: str = "") -> Path:
-    """``path`` when set (absolute, or relative to the input folder), else the widget's file."""
+def resolve_source(video: str, path: str = "") -> Path | None:
+    """``path`` when set (absolute, or relative to the input folder), else the widget's file.
+
+    None when neither names anything (the input folder itself is never a source).
+    """
     text = (path or "").strip().strip('"').strip("'")
     if text:
         candidate = Path(text).expanduser()
         return candidate if candidate.is_absolute() else _comfy.input_directory() / candidate
-    return _comfy.annotated_path(video or "")
+    if not (video or "").strip():
+        return None
+    return _comfy.annotated_path(video.strip())
 
 
-def _missing_problem(source: Path, input_name: str) -> str | None:
-    if not str(source) or not source.exists():
-        return f"{LOAD}: input '{input_name}': {source} does not exist."
+def _missing_problem(source: Path | None, input_name: str) -> str | None:
+    """VALIDATE_INPUTS text for a named file that is not there (empty values may be links)."""
+    if source is not None and not source.exists():
+        return (f"{LOAD}: input '{input_name}' points to {source}, which does not exist.\n"
+                "Fix: upload the file with the widget, or give an existing file or folder path.")
     return None
 
 
-def source_fingerprint(source: Path) -> str:
+def source_fingerprint(source: Path | None) -> str:
     """Changes when the file (or any image of a folder) changes: names, sizes and mtimes."""
-    if not source.exists():
+    if source is None or not source.exists():
         return f"missing:{source}"
     files = vd.list_image_files(source) if source.is_dir() else [source]
     digest = hashlib.sha256()
@@ -62,7 +69,10 @@ def source_fingerprint(source: Path) -> str:
     return digest.hexdigest()
 
 
-def _probe(source: Path, input_name: str) -> vd.VideoInfo:
+def _probe(source: Path | None, input_name: str) -> vd.VideoInfo:
+    if source is None:
+        raise VanishError(LOAD, input_name, "names no file.",
+                          "choose or upload a video in 'video', or type a file or folder in 'path'.")
     if not source.exists():
         raise VanishError(LOAD, input_name, f"points to {source}, which does not exist.",
                           "upload the video with the widget, or give an existing file or folder path.")

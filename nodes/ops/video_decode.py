@@ -35,7 +35,7 @@ from av.video.reformatter import Colorspace, ColorRange, Interpolation
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = ("mp4", "mov", "mkv", "webm", "avi", "m4v", "gif", "mpg", "mpeg", "flv", "wmv", "ts")
-IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "exr")
+IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff")
 IMAGE_SEQUENCE_FPS = 25.0
 """Reported rate of an image sequence without ``force_rate`` (images carry no timing)."""
 FALLBACK_FPS = 25.0
@@ -274,7 +274,10 @@ def _decoder(stream) -> av.CodecContext:
     """The stream's decoder; libvpx for VP8/VP9 with alpha (FFmpeg's own decoder drops alpha)."""
     name = stream.codec_context.name
     if stream.metadata.get("alpha_mode") == "1" and name in ("vp8", "vp9"):
-        return av.CodecContext.create("libvpx-vp9" if name == "vp9" else "libvpx", "r")
+        try:
+            return av.CodecContext.create("libvpx-vp9" if name == "vp9" else "libvpx", "r")
+        except Exception as exc:  # a PyAV build without libvpx: colours still decode
+            logger.warning("no libvpx decoder (%s): the alpha channel of this clip is ignored", exc)
     stream.thread_type = "AUTO"
     return stream.codec_context
 
