@@ -155,7 +155,7 @@ def composite_frames(original: torch.Tensor, fill: torch.Tensor, mask: torch.Ten
     out = torch.empty(original.shape, dtype=torch.float32, device="cpu")
     for t in range(frames):
         fill_t = fill[t if fill.shape[0] > 1 else 0]
-        out[t] = composite_frame(original[t].float(), fill_t.float(), mask[t].float(),
+        out[t] = composite_frame(original[t].float(), fill_t.float(), mask[t].to(original.device).float(),
                                  crop=crop, color_ring=color_ring).cpu()
         if on_frame is not None:
             on_frame(t)

@@ -91,8 +91,8 @@ def sample_bilinear(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tens
         ``[H, W, C]`` samples and ``[H, W]`` bool: the position lies inside the frame.
     """
     height, width = image.shape[:2]
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=flow.dtype), torch.arange(width, dtype=flow.dtype),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=flow.dtype, device=flow.device),
+                            torch.arange(width, dtype=flow.dtype, device=flow.device), indexing="ij")
     x, y = xs + flow[..., 0], ys + flow[..., 1]
     inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
     x0 = x.floor().clamp(0, width - 1)

@@ -192,3 +192,12 @@ def test_node_registration_and_tooltips():
     for group in inputs.values():
         for name, spec in group.items():
             assert spec[1].get("tooltip"), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fp16_inputs_stay_exact():
+    original = torch.rand(2, 30, 41, 3, device="cuda").half()
+    mask = torch.zeros(2, 30, 41, device="cuda")
+    mask[:, 5:20, 8:30] = 0.6
+    out = _composite(original, torch.rand(2, 15, 20, 3, device="cuda").half(), mask, color_match=True, ring_width=4)
+    _assert_untouched(out, original, mask.cpu())

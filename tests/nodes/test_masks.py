@@ -208,3 +208,16 @@ def test_real_bmx_masks_grow_feather_and_guide(clips_dir):
     assert bool(hard.bool()[original].all())                    # the hard mask covers the object
     assert int(hard.sum()) > 1.5 * int(original.sum())          # and the grown, feathered margin
     assert 0.0 <= float(soft.min()) and float(soft.max()) <= 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_refine_runs_on_cuda_and_matches_cpu():
+    mask = torch.zeros(3, 20, 24)
+    mask[:, 5:15, 6:18] = 1.0
+    mask[:, 9:11, 10:12] = 0.0
+    guide = torch.rand(3, 20, 24, 3)
+    settings = MaskRefineSettings(fill_holes=True, min_island_area=3, grow=2, temporal_sigma=1.0, feather=1.0)
+    soft_gpu, hard_gpu = mask_ops.refine_masks(mask.cuda().half(), settings, guide.cuda())
+    soft_cpu, _ = mask_ops.refine_masks(mask, settings, guide)
+    assert soft_gpu.device.type == "cuda" and soft_gpu.dtype == torch.float16
+    assert torch.allclose(soft_gpu.float().cpu(), soft_cpu, atol=2e-3)
