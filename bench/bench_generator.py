@@ -1,0 +1,105 @@
+"""Speed of our InpaintGenerator against the official one on this CPU (random weights).
+
+The official figure (shared/propainter_parity/README.md, "Reference performance"): the
+unchanged script on 20 frames at 432x240, 2 threads, spent 64.1 s in the generator, i.e.
+3.20 s per output frame. Its 4 windows (neighbour length 10, stride 5, reference stride 10)
+encoded 7 + 11 + 12 + 11 = 41 frames.
+
+Default: one pipeline-style window, 11 local frames (f-5..f+5) + 1 reference frame, timed
+after a warm-up call; the per-frame figure is scaled to the official 20-frame schedule
+(41 encoded frames per 20 output frames). ``--clip`` runs that whole 4-window schedule instead
+and measures it directly (about 4x longer).
+
+Usage: python bench/bench_generator.py [--clip] [--threads 2] [--repeat 1]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from propainter_core.generator import GeneratorConfig, build_generator  # noqa: E402
+
+HEIGHT, WIDTH = 240, 432
+OFFICIAL_SECONDS_PER_FRAME = 3.20
+OFFICIAL_CLIP_FRAMES = 20
+OFFICIAL_ENCODED_FRAMES = 41
+# (local frames, reference frames) of the official 20-frame run's four windows.
+CLIP_WINDOWS = ((list(range(0, 6)), [10]), (list(range(0, 11)), []), (list(range(5, 16)), [0]),
+                (list(range(10, 20)), [0]))
+ONE_WINDOW = (list(range(5, 16)), [0])
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _clip(frames: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Random frames, a moving box hole and smooth random flows, shaped like the pipeline's."""
+    masks = torch.zeros(1, frames, 1, HEIGHT, WIDTH)
+    for t in range(frames):
+        x0 = 100 + 6 * t
+        masks[:, t, :, 80:170, x0:x0 + 90] = 1.0
+    updated = masks.clone()
+    updated[..., :, ::2] = 0  # image propagation filled part of the hole
+    flows = torch.nn.functional.interpolate(torch.randn(2 * (frames - 1), 2, 8, 14, generator=generator) * 3,
+                                            size=(HEIGHT, WIDTH), mode="bilinear", align_corners=False)
+    flows = flows.view(1, 2 * (frames - 1), 2, HEIGHT, WIDTH)
+    frames_t = torch.rand(1, frames, 3, HEIGHT, WIDTH, generator=generator) * 2 - 1
+    return {"frames": frames_t * (1 - masks), "masks": masks, "updated": updated,
+            "flows_f": flows[:, : frames - 1], "flows_b": flows[:, frames - 1:]}
+
+
+def _run_window(model, clip, local: list[int], refs: list[int]) -> float:
+    ids = local + refs
+    start = time.perf_counter()
+    model(clip["frames"][:, ids], (clip["flows_f"][:, local[:-1]], clip["flows_b"][:, local[:-1]]),
+          clip["masks"][:, ids], clip["updated"][:, ids], len(local))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", action="store_true", help="time the official 4-window, 20-frame schedule")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (official: 2)")
+    parser.add_argument("--repeat", type=int, default=1, help="timed repetitions (the best is reported)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = build_generator(GeneratorConfig())
+    clip = _clip(OFFICIAL_CLIP_FRAMES, torch.Generator().manual_seed(0))
+    print(f"hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}")
+    print(f"software: torch {torch.__version__}, python {platform.python_version()}, commit {_commit()}")
+    with torch.inference_mode():
+        _run_window(model, clip, list(range(0, 3)), [10])  # warm-up (allocator, oneDNN primitives)
+        if args.clip:
+            best = min(sum(_run_window(model, clip, *w) for w in CLIP_WINDOWS) for _ in range(args.repeat))
+            per_frame = best / OFFICIAL_CLIP_FRAMES
+            print(f"20-frame schedule at {WIDTH}x{HEIGHT}: {best:.1f} s in 4 windows")
+        else:
+            best = min(_run_window(model, clip, *ONE_WINDOW) for _ in range(args.repeat))
+            encoded = len(ONE_WINDOW[0]) + len(ONE_WINDOW[1])
+            per_frame = best / encoded * OFFICIAL_ENCODED_FRAMES / OFFICIAL_CLIP_FRAMES
+            print(f"one window at {WIDTH}x{HEIGHT} ({len(ONE_WINDOW[0])} local + {len(ONE_WINDOW[1])} reference): "
+                  f"{best:.2f} s; scaled to the official schedule ({OFFICIAL_ENCODED_FRAMES} encoded frames "
+                  f"per {OFFICIAL_CLIP_FRAMES} output frames)")
+    print(f"seconds per output frame: ours {per_frame:.2f}, official {OFFICIAL_SECONDS_PER_FRAME:.2f}, "
+          f"ratio official/ours {OFFICIAL_SECONDS_PER_FRAME / per_frame:.2f}x")
+    print(f"load average after: {os.getloadavg()[0]:.2f} (figures are only comparable on an idle machine)")
+
+
+if __name__ == "__main__":
+    main()
