@@ -7,12 +7,10 @@ Save Video writes IMAGE (+ MASK as alpha, + AUDIO) with ComfyUI's output naming.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import _comfy
@@ -20,6 +18,7 @@ from ._errors import VanishError
 from ._layout import check_image, check_mask, match_mask_to_frames
 from .ops import video_decode as vd
 from .ops import video_encode as ve
+from .ops import video_frames as vf
 from .ops.video_audio import AudioClip, read_audio
 
 logger = logging.getLogger(__name__)
@@ -57,18 +56,6 @@ def _missing_problem(source: Path | None, input_name: str) -> str | None:
     return None
 
 
-def source_fingerprint(source: Path | None) -> str:
-    """Changes when the file (or any image of a folder) changes: names, sizes and mtimes."""
-    if source is None or not source.exists():
-        return f"missing:{source}"
-    files = vd.list_image_files(source) if source.is_dir() else [source]
-    digest = hashlib.sha256()
-    for file in files:
-        stat = file.stat()
-        digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()
-
-
 def _probe(source: Path | None, input_name: str) -> vd.VideoInfo:
     if source is None:
         raise VanishError(LOAD, input_name, "names no file.",
@@ -93,77 +80,36 @@ def _selection_error(info: vd.VideoInfo, selection: vd.FrameSelection) -> Vanish
         f"{selection.skip_first}.", f"set skip_first_frames below {total}.")
 
 
-def check_memory(count: int, size: tuple[int, int], channels: float, node: str = LOAD) -> None:
-    """Refuse before allocating when ``count`` float32 frames would not fit in RAM."""
-    per_frame = size[0] * size[1] * channels * 4
-    budget = _comfy.available_ram() * RAM_BUDGET_FRACTION
-    if count * per_frame <= budget:
-        return
-    fits = int(budget // per_frame)
-    raise VanishError(
-        node, "frame_load_cap",
-        f"would load {count} frames of {size[0]}x{size[1]} ({count * per_frame / 1e9:.1f} GB), but "
-        f"only about {budget / 1e9:.1f} GB of RAM can be used now; about {fits} frames fit.",
-        f"set frame_load_cap to {fits} or less (load the rest in parts with skip_first_frames), "
+def _memory_error(exc: vf.FrameBudgetError) -> VanishError:
+    width, height = exc.size
+    return VanishError(
+        LOAD, "frame_load_cap",
+        f"would load {exc.count} frames of {width}x{height} ({exc.count * exc.per_frame / 1e9:.1f} GB), "
+        f"but only about {exc.budget / 1e9:.1f} GB of RAM can be used now; about {exc.fits} frames fit.",
+        f"set frame_load_cap to {exc.fits} or less (load the rest in parts with skip_first_frames), "
         "raise select_every_nth, or set custom_width/custom_height smaller.")
 
 
 def load_selected(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection,
                   keep_alpha: bool, input_name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Decode the selection into a pre-allocated IMAGE ``[T, H, W, 3]`` (+ alpha ``[T, H, W]``)."""
-    width, height = vd.output_size(info.width, info.height, selection)
-    expected = vd.expected_count(vd.timeline_length(info, selection), selection)
-    if expected <= 0:
-        raise _selection_error(info, selection)
-    channels = 4 if keep_alpha else 3
-    check_memory(expected, (width, height), channels)
-    frames = torch.empty((expected, height, width, 3), dtype=torch.float32)
-    alpha = torch.empty((expected, height, width), dtype=torch.float32) if keep_alpha else None
-    extra: list[np.ndarray] = []  # frames beyond a container's (low) frame-count estimate
-    progress, count = _comfy.Progress(expected), 0
+    """Decode the selection into IMAGE ``[T, H, W, 3]`` (+ alpha ``[T, H, W]``) under the budget."""
+    progress = _comfy.Progress(vd.expected_count(vd.timeline_length(info, selection), selection))
+
+    def tick() -> None:
+        _comfy.throw_if_interrupted()
+        progress.update()
+
     try:
-        for array in vd.iter_selected_frames(source, selection, keep_alpha=keep_alpha, info=info):
-            _comfy.throw_if_interrupted()
-            if count < expected:
-                _store(frames, alpha, count, array)
-            else:
-                extra.append(array)
-                check_memory(count + 1, (width, height), channels)
-            count += 1
-            progress.update()
+        return vf.decode_to_tensors(source, info, selection, keep_alpha=keep_alpha, on_frame=tick,
+                                    budget=int(_comfy.available_ram() * RAM_BUDGET_FRACTION))
+    except vf.FrameBudgetError as exc:
+        raise _memory_error(exc) from None
+    except vf.NoFramesSelected:
+        raise _selection_error(info, selection) from None
     except ValueError as exc:
         raise VanishError(LOAD, input_name, f"could not be decoded: {exc}.",
                           "re-export the clip, or check that every image of the folder has one size."
                           ) from exc
-    if count == 0:
-        raise _selection_error(info, selection)
-    frames, alpha = _finish(frames, alpha, count, extra)
-    return frames, alpha
-
-
-def _store(frames: torch.Tensor, alpha: torch.Tensor | None, index: int, array: np.ndarray) -> None:
-    pixels = torch.from_numpy(array)  # [H, W, 3|4] uint8
-    frames[index].copy_(pixels[..., :3]).div_(255.0)
-    if alpha is not None:
-        if array.shape[2] == 4:
-            alpha[index].copy_(pixels[..., 3]).div_(255.0)
-        else:
-            alpha[index].fill_(1.0)  # this frame is opaque
-
-
-def _finish(frames: torch.Tensor, alpha: torch.Tensor | None, count: int, extra: list[np.ndarray]
-            ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if extra:
-        more = torch.empty((len(extra),) + tuple(frames.shape[1:]), dtype=torch.float32)
-        more_alpha = torch.empty((len(extra),) + tuple(frames.shape[1:3])) if alpha is not None else None
-        for index, array in enumerate(extra):
-            _store(more, more_alpha, index, array)
-        frames = torch.cat([frames, more])
-        alpha = torch.cat([alpha, more_alpha]) if alpha is not None else None
-    elif count < frames.shape[0]:  # the container promised more frames than it had
-        frames = frames[:count].clone() if count < 0.9 * frames.shape[0] else frames[:count]
-        alpha = alpha[:count] if alpha is not None else None
-    return frames, alpha
 
 
 def load_mask(mask_source: Path, selection: vd.FrameSelection, size: tuple[int, int],
@@ -284,9 +230,9 @@ class LoadVideoFrames:
 
     @classmethod
     def IS_CHANGED(cls, video: str, path: str = "", mask_path: str = "", **_: object) -> str:
-        key = source_fingerprint(resolve_source(video, path))
+        key = vf.source_fingerprint(resolve_source(video, path))
         if (mask_path or "").strip():
-            key += source_fingerprint(resolve_source("", mask_path))
+            key += vf.source_fingerprint(resolve_source("", mask_path))
         return key
 
     @classmethod
@@ -311,24 +257,6 @@ def _make_selection(skip: int, cap: int, nth: int, force_rate: float, width: int
 
 
 # --------------------------------------------------------------------------- Save Video
-class _Frames8:
-    """uint8 ``[H, W, 3|4]`` frames made one at a time from IMAGE (+ alpha) for the encoder."""
-
-    def __init__(self, images: torch.Tensor, alpha: torch.Tensor | None) -> None:
-        self.images, self.alpha = images, alpha
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        if index < 0 or index >= len(self):
-            raise IndexError(index)
-        rgb = self.images[index]
-        if self.alpha is not None:
-            rgb = torch.cat([rgb, self.alpha[index].unsqueeze(-1)], dim=-1)  # [H, W, 4]
-        return (rgb.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
-
-
 def check_prefix(prefix: str) -> str:
     """Refuse output prefixes that are absolute or climb out of the output folder."""
     text = (prefix or "").strip()
@@ -442,7 +370,7 @@ class SaveVideo:
         return {"ui": preview_entries(target, subfolder, format), "result": (str(target),)}
 
 
-def prepare_frames(images, mask, fmt: str) -> _Frames8:
+def prepare_frames(images, mask, fmt: str) -> vf.TensorFrames:
     """Check IMAGE/MASK for Save Video and pair them (mask alone -> matte frames)."""
     if fmt not in ve.FORMATS:
         raise VanishError(SAVE, "format", f"is {fmt!r}.", f"choose one of {', '.join(ve.FORMATS)}.")
@@ -455,16 +383,16 @@ def prepare_frames(images, mask, fmt: str) -> _Frames8:
                           "connect the frames to save (or a mask to save it as a matte).")
     if images is None:
         matte = check_mask(mask, SAVE, "mask")
-        return _Frames8(matte.unsqueeze(-1).expand(-1, -1, -1, 3), None)  # [T, H, W, 3] view
+        return vf.TensorFrames(matte.unsqueeze(-1).expand(-1, -1, -1, 3), None)  # [T, H, W, 3] view
     frames = check_image(images, SAVE, "images")
     if mask is None:
-        return _Frames8(frames, None)
+        return vf.TensorFrames(frames, None)
     if ve.FORMATS[fmt].alpha_pix_fmt is None:
         raise VanishError(SAVE, "format", f"{fmt} cannot store the mask as alpha.",
                           f"choose {', '.join(ve.ALPHA_FORMATS)} for a transparent video, or "
                           "disconnect 'mask'.")
     alpha = match_mask_to_frames(check_mask(mask, SAVE, "mask"), frames, SAVE, "mask", "images")
-    return _Frames8(frames, alpha)
+    return vf.TensorFrames(frames, alpha)
 
 
 def preview_entries(target: Path, subfolder: str, fmt: str) -> dict:

@@ -175,3 +175,48 @@ def test_alpha_needs_an_alpha_format(tmp_path):
     with pytest.raises(ValueError, match="cannot carry alpha"):
         ve.encode_video(tmp_path / "a.mp4", rgba, 25.0, "h264-mp4")
     assert not (tmp_path / "a.mp4").exists()
+
+
+@pytest.mark.parametrize("announced", [3, 20, 40])
+def test_decode_to_tensors_trusts_the_stream_not_the_header(numbered_clip, announced):
+    from dataclasses import replace
+
+    import torch
+
+    from vanish.nodes.ops import video_frames as vf
+
+    info = replace(vd.probe_video(numbered_clip), frame_count=announced)
+    frames, alpha = vf.decode_to_tensors(numbered_clip, info, vd.FrameSelection(), keep_alpha=True,
+                                         budget=10**9)
+    assert frames.shape == (20, 24, 40, 3) and alpha.shape == (20, 24, 40)
+    assert frame_ids(list(frames.numpy() * 255)) == list(range(20))
+    assert torch.equal(alpha, torch.ones_like(alpha))  # frames without alpha are opaque
+
+
+def test_budget_is_checked_before_and_during_decoding(numbered_clip):
+    from dataclasses import replace
+
+    from vanish.nodes.ops import video_frames as vf
+
+    info = vd.probe_video(numbered_clip)
+    per_frame = 24 * 40 * 3 * 4
+    with pytest.raises(vf.FrameBudgetError) as error:
+        vf.decode_to_tensors(numbered_clip, info, vd.FrameSelection(), keep_alpha=False,
+                             budget=per_frame * 7)
+    assert (error.value.count, error.value.fits) == (20, 7)
+    short = replace(info, frame_count=5)  # the header lies: the stream goes on past the budget
+    with pytest.raises(vf.FrameBudgetError):
+        vf.decode_to_tensors(numbered_clip, short, vd.FrameSelection(), keep_alpha=False,
+                             budget=per_frame * 7)
+
+
+def test_tensor_frames_rounds_and_adds_alpha():
+    import torch
+
+    from vanish.nodes.ops import video_frames as vf
+
+    images = torch.tensor([[[[0.0, 0.5, 1.0]]]])  # [1, 1, 1, 3]
+    frames = vf.TensorFrames(images, torch.tensor([[[0.25]]]))
+    assert len(frames) == 1 and frames[0].tolist() == [[[0, 128, 255, 64]]]
+    with pytest.raises(IndexError):
+        frames[1]
