@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -72,11 +73,13 @@ def _probe(source: Path | None, input_name: str) -> vd.VideoInfo:
 
 
 # --------------------------------------------------------------------------- loading
-def _selection_error(info: vd.VideoInfo, selection: vd.FrameSelection) -> VanishError:
+def _selection_error(info: vd.VideoInfo, selection: vd.FrameSelection, input_name: str
+                     ) -> VanishError:
     total = vd.timeline_length(info, selection)
+    clip = "the mask clip" if input_name == "mask_path" else "the clip"
     return VanishError(
         LOAD, "skip_first_frames",
-        f"leaves no frames: the clip has about {total} frames and skip_first_frames is "
+        f"leaves no frames: {clip} has about {total} frames and skip_first_frames is "
         f"{selection.skip_first}.", f"set skip_first_frames below {total}.")
 
 
@@ -105,7 +108,7 @@ def load_selected(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection
     except vf.FrameBudgetError as exc:
         raise _memory_error(exc) from None
     except vf.NoFramesSelected:
-        raise _selection_error(info, selection) from None
+        raise _selection_error(info, selection, input_name) from None
     except ValueError as exc:
         raise VanishError(LOAD, input_name, f"could not be decoded: {exc}.",
                           "re-export the clip, or check that every image of the folder has one size."
@@ -121,9 +124,8 @@ def load_mask(mask_source: Path, selection: vd.FrameSelection, size: tuple[int, 
     """
     info = _probe(mask_source, "mask_path")
     width, height = size
-    resized = vd.FrameSelection(selection.skip_first, selection.cap, selection.every_nth,
-                                selection.force_rate, width, height)
-    if info.kind == "image":
+    resized = replace(selection, width=width, height=height)
+    if info.kind == "image":  # one mask image serves every frame
         resized = vd.FrameSelection(width=width, height=height)
     frames, alpha = load_selected(mask_source, info, resized, info.has_alpha, "mask_path")
     if alpha is not None and float(alpha.min()) < 1.0:
@@ -246,13 +248,13 @@ class LoadVideoFrames:
 
 def _make_selection(skip: int, cap: int, nth: int, force_rate: float, width: int, height: int
                     ) -> vd.FrameSelection:
-    numbers = {"skip_first_frames": skip, "frame_load_cap": cap, "select_every_nth": nth - 1,
-               "force_rate": force_rate, "custom_width": width, "custom_height": height}
-    for name, value in numbers.items():
-        if not math.isfinite(float(value)) or value < 0:
-            shown = value + 1 if name == "select_every_nth" else value
-            raise VanishError(LOAD, name, f"is {shown}; it must be a finite number of at least "
-                              f"{1 if name == 'select_every_nth' else 0}.", "set it in the widget.")
+    limits = {"skip_first_frames": (skip, 0), "frame_load_cap": (cap, 0),
+              "select_every_nth": (nth, 1), "force_rate": (force_rate, 0),
+              "custom_width": (width, 0), "custom_height": (height, 0)}
+    for name, (value, lowest) in limits.items():
+        if not math.isfinite(float(value)) or value < lowest:
+            raise VanishError(LOAD, name, f"is {value}; it must be a finite number of at least "
+                              f"{lowest}.", f"set {name} to {lowest} or more.")
     return vd.FrameSelection(int(skip), int(cap), int(nth), float(force_rate), int(width), int(height))
 
 

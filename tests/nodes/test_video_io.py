@@ -299,3 +299,12 @@ def test_cancel_during_save_leaves_no_partial_file(comfy):
     finally:
         _comfy.request_cancel(False)
     assert list((comfy.output / "vanish").iterdir()) == []
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(nth=0), "select_every_nth"), (dict(skip=-1), "skip_first_frames"),
+    (dict(rate=float("nan")), "force_rate"), (dict(width=-2), "custom_width"),
+])
+def test_bad_selection_numbers(comfy, clips_dir, kwargs, name):
+    with pytest.raises(VanishError, match=rf"input '{name}' is .*at least"):
+        load(clips_dir / "running_car" / "mask_square.png", **kwargs)
