@@ -17,6 +17,7 @@ from . import _comfy
 from ._errors import VanishError
 from ._layout import check_image
 from .ops import sam2_loader
+from .ops.editor_frames import write_run_frames
 from .ops.sam2_prompts import FramePrompts, ObjectPrompts, PromptError, PromptSet, parse_xy_points
 from .ops.sam2_session import DIRECTIONS, TrackOptions, TrackResult, track_video, tracked_range
 
@@ -95,7 +96,7 @@ class SAM2VideoPrompt:
                                     "tooltip": "The frame the connected points were clicked on."}),
             "object_id": ("INT", {"default": 1, "min": 0, "max": 10_000,
                                   "tooltip": "The object the connected points belong to."}),
-        }}
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     RETURN_TYPES = ("VANISH_SAM2_PROMPTS",)
     RETURN_NAMES = ("prompts",)
@@ -106,7 +107,8 @@ class SAM2VideoPrompt:
                    "frames (add clicks where tracking drifted). Also takes KJNodes Points Editor points.")
 
     def build(self, prompts: str, frames=None, points_positive: str | None = None,
-              points_negative: str | None = None, frame_index: int = 0, object_id: int = 1):
+              points_negative: str | None = None, frame_index: int = 0, object_id: int = 1,
+              unique_id: str | None = None):
         try:
             prompt_set = merge_xy_points(_parse_or_empty(prompts, points_positive), points_positive,
                                          points_negative, frame_index, object_id)
@@ -118,7 +120,19 @@ class SAM2VideoPrompt:
                 prompt_set.validate()
         except PromptError as exc:
             raise VanishError(PROMPT, "prompts", exc.problem, exc.fix) from exc
+        if frames is not None and unique_id is not None:
+            share_run_frames(images, str(unique_id))
         return (prompt_set,)
+
+
+def share_run_frames(images: torch.Tensor, node_id: str) -> None:
+    """Give the canvas editor this run's frames (it shows them when no loader feeds the node)."""
+    try:
+        refs = write_run_frames(images, _comfy.temp_directory(), node_id)
+    except OSError as exc:  # the editor is a convenience: never fail the run for it
+        logger.warning("prompt editor frames not written: %s", exc)
+        return
+    _comfy.send_to_frontend("vanish.run_frames", {"node": node_id, **refs})
 
 
 def _parse_or_empty(text: str, points_positive: str | None) -> PromptSet:
