@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .model import RAFT
+from .model import RAFT, check_iterations
 
 
 def _check_frames(raft: RAFT, frames: torch.Tensor) -> None:
@@ -16,6 +16,9 @@ def _check_frames(raft: RAFT, frames: torch.Tensor) -> None:
     if not frames.is_floating_point():
         raise ValueError(f"frames must be float in [-1, 1], got dtype {frames.dtype}")
     raft.check_image_size(frames.shape[-2], frames.shape[-1])
+    if raft.training:
+        # the context encoder's batch norms would use batch statistics: wrong flows, no error
+        raise ValueError("RAFT is in training mode; call raft.eval() before estimating flow")
 
 
 @torch.no_grad()
@@ -43,9 +46,13 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
         ``flows_backward[:, t]`` the flow from frame t+1 to t.
 
     Raises:
-        ValueError: On a wrong layout, fewer than 2 frames, or a size RAFT cannot handle.
+        ValueError: On a wrong layout, fewer than 2 frames, a size RAFT cannot handle,
+            ``iters < 1``, ``max_pairs < 1``, or a model left in training mode.
     """
     _check_frames(raft, frames)
+    check_iterations(iters)
+    if max_pairs is not None and max_pairs < 1:
+        raise ValueError(f"max_pairs must be None or at least 1, got {max_pairs}")
     batch, time, _, height, width = frames.shape
     dtype = next(raft.parameters()).dtype
     images = frames.to(dtype).reshape(batch * time, 3, height, width)  # [B*T, 3, H, W]
@@ -64,7 +71,7 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
     features1, features2 = pairs(features, first=True), pairs(features, first=False)
     hidden1, context1 = pairs(hidden, first=True), pairs(context, first=True)
     count = features1.shape[0]
-    step = count if max_pairs is None else max(1, int(max_pairs))
+    step = count if max_pairs is None else int(max_pairs)
     flows = torch.cat([
         raft.refine(features1[i:i + step], features2[i:i + step], hidden1[i:i + step],
                     context1[i:i + step], iters=iters)

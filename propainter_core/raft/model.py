@@ -84,8 +84,7 @@ class RAFT(nn.Module):
         Returns:
             ``[B, 2, h * 8, w * 8]`` flow from image 1 to image 2 in image pixels (x, y).
         """
-        if iters < 1:
-            raise ValueError(f"iters must be at least 1, got {iters}")
+        check_iterations(iters)
         pyramid = self.corr_block.build(features1, features2)
         batch, _, height, width = features1.shape
         coords0 = pixel_grid(batch, height, width, device=features1.device, dtype=features1.dtype)
@@ -133,10 +132,17 @@ class RAFT(nn.Module):
                 f"expected two [B, 3, H, W] images of the same shape, got "
                 f"{tuple(image1.shape)} and {tuple(image2.shape)}")
         self.check_image_size(image1.shape[-2], image1.shape[-1])
+        check_iterations(iters)
         batch = image1.shape[0]
         features = self.encode_features(torch.cat([image1, image2], dim=0))  # [2B, C, h, w]
         hidden, context = self.encode_context(image1)
         return self.refine(features[:batch], features[batch:], hidden, context, iters=iters)
+
+
+def check_iterations(iters: int) -> None:
+    """Raise ``ValueError`` unless ``iters`` is a positive int (the flow comes from the last step)."""
+    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
+        raise ValueError(f"iters must be an integer of at least 1, got {iters!r}")
 
 
 def pixel_grid(batch: int, height: int, width: int, *, device: torch.device | None = None,

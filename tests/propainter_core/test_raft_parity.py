@@ -119,9 +119,21 @@ def test_refuses_wrong_layouts(shape, problem):
         bidirectional_flow(build_raft(), torch.zeros(shape), iters=1)
 
 
-def test_refuses_zero_iterations():
-    with pytest.raises(ValueError, match="iters must be at least 1"):
-        bidirectional_flow(build_raft(), torch.zeros(1, 2, 3, 128, 128), iters=0)
+def test_refuses_bad_iterations_and_pair_counts():
+    raft = build_raft()
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="iters must be an integer of at least 1"):
+            bidirectional_flow(raft, torch.zeros(1, 2, 3, 128, 128), iters=bad)
+    with pytest.raises(ValueError, match="got 0"):
+        raft(torch.zeros(1, 3, 128, 128), torch.zeros(1, 3, 128, 128), iters=0)
+    with pytest.raises(ValueError, match="max_pairs must be None or at least 1, got 0"):
+        bidirectional_flow(raft, torch.zeros(1, 2, 3, 128, 128), iters=1, max_pairs=0)
+
+
+def test_refuses_a_model_in_training_mode():
+    raft = build_raft().train()
+    with pytest.raises(ValueError, match=r"training mode; call raft.eval\(\)"):
+        bidirectional_flow(raft, torch.zeros(1, 2, 3, 128, 128), iters=1)
 
 
 # ------------------------------------------------------------- small, hand-made cases
