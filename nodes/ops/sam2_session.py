@@ -297,7 +297,8 @@ def install_hooks(predictor: torch.nn.Module) -> list:
     stages = ("image_encoder", "memory_attention", "memory_encoder", "sam_mask_decoder")
     hooks = [getattr(predictor, name).register_forward_pre_hook(check)
              for name in stages if hasattr(predictor, name)]
-    hooks.append(predictor.memory_attention.register_forward_pre_hook(_memory_dtype, with_kwargs=True))
+    if hasattr(predictor, "memory_attention"):
+        hooks.append(predictor.memory_attention.register_forward_pre_hook(_memory_dtype, with_kwargs=True))
     return hooks
 
 

@@ -1,0 +1,202 @@
+"""SAM 2 propagation: ours (lazy frames from the IMAGE tensor) against the official predictor.
+
+The official path is what its README shows: ``init_state`` on a JPEG folder (every frame decoded,
+resized to the model size and kept as float32), one click on frame 0, ``propagate_in_video``
+forward. Ours runs ``track_video`` forward on the same frames already decoded into an IMAGE
+tensor (as ComfyUI hands them over), with the same click and the same random tiny SAM 2.1 weights
+loaded from one file. Each path runs in its own process; peak memory is the highest resident
+set size during the run minus the size just before it (model and decoded clip already loaded).
+
+``--long`` also runs ours on N and 4N frames (the clip repeated) and prints how the peak grows.
+
+Usage: python bench/bench_sam2.py [--frames 16] [--image-size 1024] [--threads 2] [--long]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from shared_paths import CLIPS_DIR  # noqa: E402
+
+CLICK = (300.0, 120.0)  # on the bmx rider in frame 0 of bmx-trees (432x240)
+
+
+def _rss() -> int:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class PeakRSS:
+    """Highest RSS seen by a 5 ms sampler while the block runs."""
+
+    def __enter__(self):
+        self.start, self.peak, self._stop = _rss(), _rss(), False
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop:
+            self.peak = max(self.peak, _rss())
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self._stop = True
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def added(self) -> int:
+        return self.peak - self.start
+
+
+def clip_files(count: int) -> list[Path]:
+    files = sorted((CLIPS_DIR / "bmx-trees" / "frames").glob("*.jpg"))
+    return [files[i % len(files)] for i in range(count)]
+
+
+def load_pack():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vanish", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    pack = importlib.util.module_from_spec(spec)
+    sys.modules["vanish"] = pack
+    spec.loader.exec_module(pack)
+
+
+def child(args) -> None:
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")  # the official hole filling warns on every frame without sam2._C
+    load_pack()
+    from vanish.nodes.ops import sam2_loader, sam2_session
+    from vanish.nodes.ops.sam2_prompts import PromptSet
+
+    files = clip_files(args.frames)
+    device = torch.device(args.device)
+    if args.path == "official":
+        from sam2.build_sam import build_sam2_video_predictor
+
+        folder = Path(args.workdir) / "jpeg"
+        folder.mkdir(exist_ok=True)
+        for i, f in enumerate(files):
+            shutil.copy(f, folder / f"{i:05d}.jpg")
+        predictor = build_sam2_video_predictor(
+            sam2_loader.SAM2Variant("2.1", "tiny").config_name, args.checkpoint, device=str(device),
+            hydra_overrides_extra=[f"++model.image_size={args.image_size}"])
+        # without CUDA autocast the bf16-stored memories reach fp32 layers: the same cast we use
+        predictor.memory_attention.register_forward_pre_hook(sam2_session._memory_dtype, with_kwargs=True)
+        masks = []
+        with PeakRSS() as peak, torch.inference_mode():
+            t0 = time.perf_counter()
+            state = predictor.init_state(str(folder))
+            predictor.add_new_points_or_box(state, 0, 1, points=np.array([CLICK], np.float32),
+                                            labels=np.array([1], np.int32))
+            for _, _, logits in predictor.propagate_in_video(state):
+                masks.append((logits[:, 0] > 0).cpu().numpy())
+            seconds = time.perf_counter() - t0
+            del state
+        masks = np.stack(masks, axis=1)  # [N, T, H, W]
+    else:
+        images = torch.from_numpy(np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]))
+        images = images.float().div_(255.0)  # IMAGE [T, H, W, 3], decoded before the run
+        handle = sam2_loader.load_sam2(Path(args.checkpoint), "fp32", device, image_size=args.image_size)
+        prompts = PromptSet.from_json({"objects": [{"id": 1, "frames": {"0": {"positive": [list(CLICK)]}}}]})
+        with PeakRSS() as peak, handle.acquire() as predictor:
+            t0 = time.perf_counter()
+            result = sam2_session.track_video(predictor, images, prompts,
+                                              sam2_session.TrackOptions(direction="forward"))
+            seconds = time.perf_counter() - t0
+        masks = result.masks.numpy()
+    np.save(Path(args.workdir) / f"masks_{args.path}_{args.frames}.npy", masks)
+    print(json.dumps({"path": args.path, "frames": args.frames, "seconds": seconds,
+                      "peak_added_mb": peak.added / 2**20}))
+
+
+def run_child(args, path: str, frames: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", path, "--frames", str(frames), "--image-size",
+           str(args.image_size), "--threads", str(args.threads), "--device", args.device,
+           "--checkpoint", args.checkpoint, "--workdir", args.workdir]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{path} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def header(args) -> None:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
+               platform.processor())
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"hardware: {cpu}, {os.cpu_count()} cores, load {load:.1f}; device {args.device}; "
+          f"torch {torch.__version__}, {args.threads} threads")
+    print(f"commit {commit}; SAM 2.1 tiny (random weights), model input {args.image_size}, "
+          f"bmx-trees 432x240, {args.frames} frames, one click on frame 0, forward")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--image-size", type=int, default=1024)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--long", action="store_true")
+    parser.add_argument("--child", choices=["official", "ours"])
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--workdir")
+    args = parser.parse_args()
+    if args.child:
+        args.path = args.child
+        child(args)
+        return
+    with tempfile.TemporaryDirectory() as work:
+        args.workdir = work
+        args.checkpoint = str(Path(work) / "sam2.1_hiera_tiny.pt")
+        load_pack()
+        from vanish.nodes.ops import sam2_loader
+
+        torch.manual_seed(0)
+        model = sam2_loader.build_predictor(sam2_loader.SAM2Variant("2.1", "tiny"))
+        torch.save({"model": model.state_dict()}, args.checkpoint)
+        del model
+        header(args)
+        official = run_child(args, "official", args.frames)
+        ours = run_child(args, "ours", args.frames)
+        a = np.load(Path(work) / f"masks_official_{args.frames}.npy")
+        b = np.load(Path(work) / f"masks_ours_{args.frames}.npy")
+        iou = (a & b).sum() / max((a | b).sum(), 1)
+        for r in (official, ours):
+            print(f"{r['path']:>8}: {r['seconds'] / r['frames']:.3f} s/frame, peak +{r['peak_added_mb']:.0f} MB")
+        print(f"ratio ours/official: time {ours['seconds'] / official['seconds']:.3f}, "
+              f"peak memory {ours['peak_added_mb'] / max(official['peak_added_mb'], 1e-6):.3f}; "
+              f"mask IoU ours vs official {iou:.3f} (random weights; resize differs: JPEG+PIL vs tensor)")
+        if args.long:
+            long = run_child(args, "ours", 4 * args.frames)
+            print(f"ours on {4 * args.frames} frames: {long['seconds'] / long['frames']:.3f} s/frame, "
+                  f"peak +{long['peak_added_mb']:.0f} MB (x{long['peak_added_mb'] / max(ours['peak_added_mb'], 1e-6):.2f} "
+                  f"for x4 frames; the output masks themselves grow by "
+                  f"{3 * args.frames * 240 * 432 / 2**20:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
