@@ -202,3 +202,28 @@ def test_too_small_input_is_a_clear_error():
         modulated_deform_conv2d(input, offset[..., :1, :1], mask[..., :1, :1], weight, bias)
     with pytest.raises(ValueError, match="not divisible by deform_groups"):
         ModulatedDeformConv2d(6, 2, 3, deform_groups=4)
+
+
+@pytest.mark.parametrize("budget", [1, 4 * 18 * 7 * 2])  # one output row per band; two rows per band
+def test_row_bands_give_the_same_result(monkeypatch, budget):
+    import propainter_core.ops.deform_conv as deform_conv
+
+    input, offset, mask, weight, bias = _random_case(groups=2, size=(5, 7), stride=(1, 1))
+    whole = modulated_deform_conv2d(input, offset, mask, weight, bias, padding=1)
+    monkeypatch.setattr(deform_conv, "MAX_COLUMN_ELEMENTS", budget)
+    banded = modulated_deform_conv2d(input, offset, mask, weight, bias, padding=1)
+    torch.testing.assert_close(banded, whole, rtol=0, atol=1e-12)
+    ref = _reference(input, offset, mask, weight, bias, (1, 1), (1, 1), (1, 1))
+    torch.testing.assert_close(banded, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_inputs_are_left_unchanged_and_grad_mode_agrees():
+    input, offset, mask, weight, bias = _random_case(groups=2)
+    copies = [t.clone() for t in (input, offset, mask, weight, bias)]
+    with torch.no_grad():
+        fast = modulated_deform_conv2d(input, offset, mask, weight, bias, padding=1)
+    mask_grad = mask.clone().requires_grad_(True)
+    tracked = modulated_deform_conv2d(input, offset, mask_grad, weight, bias, padding=1)
+    torch.testing.assert_close(fast, tracked.detach(), rtol=0, atol=0)
+    for before, after in zip(copies, (input, offset, mask, weight, bias)):
+        assert torch.equal(before, after)
