@@ -8,18 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-try:  # the network packages are written alongside this module; see the package docstring
-    from .raft.config import RaftConfig
-except ImportError:  # pragma: no cover - only while the package is being assembled
-    RaftConfig = None  # type: ignore[assignment,misc]
-try:
-    from .flow_completion.config import FlowCompletionConfig
-except ImportError:  # pragma: no cover
-    FlowCompletionConfig = None  # type: ignore[assignment,misc]
-try:
-    from .generator.config import GeneratorConfig
-except ImportError:  # pragma: no cover
-    GeneratorConfig = None  # type: ignore[assignment,misc]
+from .flow_completion.config import FlowCompletionConfig
+from .generator.config import GeneratorConfig
+from .raft.config import RaftConfig
 
 __all__ = ["FlowCompletionConfig", "GeneratorConfig", "InpaintSettings", "RaftConfig"]
 

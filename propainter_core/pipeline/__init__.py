@@ -4,10 +4,7 @@ from __future__ import annotations
 from .api import inpaint
 from .chunking import Window, neighbour_windows, overlapping_windows, raft_clip_windows
 from .errors import Cancelled, InpaintInputError
-try:  # TEMP-GUARD
-    from .models import ProPainterModels, load_models
-except ImportError:  # pragma: no cover
-    ProPainterModels = load_models = None
+from .models import ProPainterModels, load_models
 from .precision import Precision, resolve_precision
 from .references import local_reference_count, reference_frames
 from .run import DEFAULT_SEGMENT_PADDING, plan_segments, run_inpaint

@@ -8,15 +8,14 @@ Example::
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
 from ..config import InpaintSettings
 from .errors import InpaintInputError
-try:  # TEMP-GUARD
-    from .models import ProPainterModels, load_models
-except ImportError:  # pragma: no cover
-    ProPainterModels = load_models = None
+from .models import ProPainterModels, load_models
 from .run import CancelCallback, ProgressCallback, run_inpaint
 
 __all__ = ["inpaint", "load_models", "ProPainterModels"]
@@ -26,7 +25,9 @@ def _as_tensor(value: object, name: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
+        with warnings.catch_warnings():  # read-only arrays are fine: the input is never written
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(np.ascontiguousarray(value))
     raise InpaintInputError(f"{name} must be a numpy array or a torch tensor, got {type(value).__name__}")
 
 

@@ -15,10 +15,7 @@ from torch import nn
 
 from ..config import (FLOW_COMPLETION_PADDING, PROPAGATION_MAX_CHUNK, PROPAGATION_PADDING,
                       InpaintSettings, raft_clip_length)
-try:  # TEMP-GUARD: until the flow-completion package lands
-    from ..flow_completion import combine_flows
-except ImportError:  # pragma: no cover
-    combine_flows = None  # type: ignore[assignment]
+from ..flow_completion import combine_flows
 from ..raft import bidirectional_flow
 from .chunking import neighbour_windows, overlapping_windows, raft_clip_windows
 from .references import local_reference_count, reference_frames

@@ -1,0 +1,130 @@
+"""Benchmark: the whole ``propainter_core.inpaint`` on 20 bmx-trees frames at 432x240.
+
+Prints the hardware, the commit, seconds per frame of each stage (RAFT, flow completion, image
+propagation, generator), the total, the peak RSS, and the ratios to the official script's
+figures measured on the same kind of machine (shared/propainter_parity/README.md, "Reference
+performance": 155 s wall, 3.45 GB peak RSS; 3.15 / 0.45 / 0.013 / 3.20 s per frame).
+
+The weights are the pseudo-random parity weights (tests/parity_weights.py): the arithmetic is
+the real networks', only the numbers differ. Usage::
+
+    .venv/bin/python bench/bench_core.py [--frames 20] [--device cpu] [--threads 2] [--fp16]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import cv2  # noqa: E402  (bench only: reads the JPEG/PNG clip the way the official script does)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import propainter_core  # noqa: E402
+from propainter_core.pipeline import run as pipeline_run  # noqa: E402
+from parity_weights import MANIFESTS, write_checkpoint  # noqa: E402
+from shared_paths import CLIPS_DIR  # noqa: E402
+
+#: The official script on this machine class (README "Reference performance", 2 threads).
+OFFICIAL_WALL_S = 155.0
+OFFICIAL_PEAK_RSS_GB = 3.45
+OFFICIAL_STAGE_S_PER_FRAME = {"RAFT": 3.15, "flow completion": 0.45, "image propagation": 0.013,
+                              "generator": 3.20}
+STAGES = {"estimate_flows": "RAFT", "complete_flows": "flow completion",
+          "propagate_images": "image propagation", "generate_and_composite": "generator"}
+
+
+def commit() -> str:
+    head = (ROOT / ".git" / "HEAD").read_text().strip()
+    if head.startswith("ref: "):
+        ref = ROOT / ".git" / head[5:]
+        return ref.read_text().strip()[:12] if ref.exists() else head
+    return head[:12]
+
+
+def hardware(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        text += f", GPU {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def read_clip(frames: int) -> tuple[np.ndarray, np.ndarray]:
+    clip = CLIPS_DIR / "bmx-trees"
+    rgb = [cv2.cvtColor(cv2.imread(str(clip / "frames" / f"{i:05d}.jpg")), cv2.COLOR_BGR2RGB)
+           for i in range(frames)]
+    masks = [cv2.imread(str(clip / "masks" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE) for i in range(frames)]
+    return np.stack(rgb), np.stack(masks)
+
+
+def timed_stages(seconds: dict[str, float], device: torch.device) -> None:
+    """Wrap the pipeline's stage functions with timers (the core itself has no timing code)."""
+    for attribute, label in STAGES.items():
+        original = getattr(pipeline_run, attribute)
+
+        def wrapper(*args, _original=original, _label=label, **kwargs):
+            start = time.perf_counter()
+            result = _original(*args, **kwargs)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds[_label] += time.perf_counter() - start
+            return result
+
+        setattr(pipeline_run, attribute, wrapper)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fp16", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    wall = time.perf_counter()
+    frames, masks = read_clip(args.frames)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {name: write_checkpoint(name, Path(folder)) for name in MANIFESTS}
+        models = propainter_core.load_models(**paths, device=device)
+    seconds: dict[str, float] = defaultdict(float)
+    timed_stages(seconds, device)
+    start = time.perf_counter()
+    result = propainter_core.inpaint(frames, masks, models, fp16=args.fp16)
+    run_s = time.perf_counter() - start
+    wall = time.perf_counter() - wall
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+    count = len(frames)
+    print(f"hardware: {hardware(device)}")
+    print(f"commit:   {commit()}")
+    print(f"clip:     bmx-trees, {count} frames {frames.shape[2]}x{frames.shape[1]} -> "
+          f"{result.shape[2]}x{result.shape[1]}, device {device}, fp16={args.fp16}")
+    print(f"{'stage':<18} {'s/frame':>8} {'official':>9} {'ratio':>6}")
+    for label, official in OFFICIAL_STAGE_S_PER_FRAME.items():
+        ours = seconds[label] / count
+        print(f"{label:<18} {ours:>8.3f} {official:>9.3f} {ours / official:>6.2f}")
+    print(f"inpaint total      {run_s:>8.1f} s  ({run_s / count:.2f} s/frame)")
+    print(f"wall (load+run)    {wall:>8.1f} s  official {OFFICIAL_WALL_S:.0f} s  ratio {wall / OFFICIAL_WALL_S:.2f}")
+    print(f"peak RSS           {peak_gb:>8.2f} GB official {OFFICIAL_PEAK_RSS_GB:.2f} GB ratio "
+          f"{peak_gb / OFFICIAL_PEAK_RSS_GB:.2f}")
+    if device.type == "cuda":
+        print(f"peak GPU memory    {torch.cuda.max_memory_allocated(device) / 1e9:>8.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
