@@ -1,0 +1,351 @@
+"""Run an inpainting backend on a clip: processing size, crop-and-stitch, memory, retries.
+
+ComfyUI-free: the node passes in the device, a free-memory probe, a cache-emptying callable,
+progress and cancel callables. Both backends take the same path:
+
+1. **Crop** (optional): the union of the mask over time, plus a context margin, is cut out of
+   every frame; only that rectangle is processed, and the caller pastes the result back into
+   the untouched original (``CompositeFrames`` with the returned :class:`CropBox`).
+2. **Processing size**: the (cropped) frames are scaled by ``scale`` or to ``long_side``, then
+   rounded to what the backend needs (ProPainter: multiples of 8, at least 128 per side).
+3. **Memory**: ProPainter's working memory is estimated before starting, and the streamed
+   segment length is chosen so the estimate fits the free memory. An out-of-memory error still
+   raised in a run frees the memory and retries with half the segment; when even the smallest
+   segment does not fit, :class:`InpaintMemoryError` says which processing size would.
+4. **Back to the original scale**: the result is resized to the crop's original size, and every
+   pixel outside the dilated hole is the caller's original value.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Literal
+
+import torch
+import torch.nn.functional as F
+
+from ...propainter_core.config import MIN_SIZE, SIZE_MULTIPLE
+from ...propainter_core.ops.morphology import binary_dilation
+from ...propainter_core.pipeline.prepare import resize_frames, resize_masks
+from . import flow_fill
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["propainter", "flow_fill"]
+SizeMode = Literal["scale", "long side"]
+CropMode = Literal["off", "auto"]
+
+#: "auto" crops only when the rectangle is at most this share of the frame area.
+AUTO_CROP_MAX_AREA = 0.5
+#: Smallest side the weights-free backend processes (DIS needs a few patches).
+FLOW_FILL_MIN_SIZE = 16
+#: Shortest segment tried before giving up on out-of-memory (a generator window plus context).
+MIN_SEGMENT = 8
+#: Share of the free memory a run may plan to use (fragmentation, other tensors).
+MEMORY_HEADROOM = 0.8
+
+# ProPainter working-memory model in fp32, fitted to the official README's table
+# ("Memory-efficient inference": 320x240 -> 3G/4G, 640x480 -> 10G/12G, 1280x720 -> 28G at 50/80
+# frames): a part per pixel of the frame that does not grow with the clip (RAFT's correlation
+# volume, the generator's windows) and a part per pixel per frame of the streamed segment.
+BYTES_PER_PIXEL = 20_000
+BYTES_PER_PIXEL_FRAME = 300
+WEIGHT_BYTES = 250 * 1024**2
+#: Half precision shrinks the flow-completion and generator parts (official table: 19G vs 28G).
+HALF_FACTOR = 0.68
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What the ProPainter Inpaint node asks for (official names and defaults where they exist)."""
+
+    backend: Backend = "propainter"
+    mask_dilation: int = 4
+    flow_mask_dilation: int = -1      # -1: the backend's default (ProPainter: = mask_dilation)
+    neighbor_length: int = 10
+    ref_stride: int = 10
+    subvideo_length: int = 80
+    raft_iter: int = 20
+    size_mode: SizeMode = "scale"
+    scale: float = 1.0
+    long_side: int = 960
+    crop: CropMode = "off"
+    crop_margin: int = 64
+    segment_length: int = 0           # 0: choose from free memory
+    half: bool = False                # ProPainter networks run in fp16/bf16 (models' dtype)
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """The processed rectangle in original pixels (the whole frame when not cropping)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def as_dict(self) -> dict[str, int]:
+        """The ``VANISH_CROP`` value CompositeFrames reads."""
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y, self.y + self.height), slice(self.x, self.x + self.width)
+
+
+@dataclass
+class RunResult:
+    """Result of :func:`run_inpaint`.
+
+    Attributes:
+        filled: ``[T, h, w, 3]`` float32 0..1 on the CPU at the crop's original size; equal to
+            the given frames wherever ``mask_used`` is False.
+        mask_used: ``[T, H, W]`` bool at the full frame size: the dilated hole that was filled.
+        crop: where ``filled`` belongs in the full frame.
+        processing_size: ``(h, w)`` the backend ran at.
+        segment_length: the streamed segment length of the final (successful) attempt.
+    """
+
+    filled: torch.Tensor
+    mask_used: torch.Tensor
+    crop: CropBox
+    processing_size: tuple[int, int]
+    segment_length: int
+    notes: list[str] = field(default_factory=list)
+
+
+class InpaintMemoryError(RuntimeError):
+    """The clip does not fit in memory even with the smallest segment; the text says what would."""
+
+
+# --------------------------------------------------------------------------- geometry
+def crop_box(masks: torch.Tensor, mode: CropMode, margin: int, min_side: int) -> CropBox:
+    """The rectangle to process: the mask's extent over all frames plus ``margin`` pixels.
+
+    Args:
+        masks: ``[T, H, W]`` bool.
+        mode: "off" gives the whole frame; "auto" crops when the rectangle is at most
+            :data:`AUTO_CROP_MAX_AREA` of the frame.
+        min_side: the rectangle is grown (centred, clipped to the frame) to at least this.
+    """
+    height, width = masks.shape[1:]
+    whole = CropBox(0, 0, width, height)
+    if mode == "off" or not bool(masks.any()):
+        return whole
+    extent = masks.any(dim=0)  # [H, W]
+    rows = torch.nonzero(extent.any(dim=1))[:, 0]
+    cols = torch.nonzero(extent.any(dim=0))[:, 0]
+    y0, y1 = _grow(int(rows[0]) - margin, int(rows[-1]) + 1 + margin, min_side, height)
+    x0, x1 = _grow(int(cols[0]) - margin, int(cols[-1]) + 1 + margin, min_side, width)
+    box = CropBox(x0, y0, x1 - x0, y1 - y0)
+    if box.width * box.height > AUTO_CROP_MAX_AREA * width * height:
+        return whole
+    return box
+
+
+def _grow(start: int, stop: int, min_len: int, limit: int) -> tuple[int, int]:
+    """Clip ``[start, stop)`` to ``[0, limit)`` after widening it (centred) to ``min_len``."""
+    missing = max(0, min(min_len, limit) - (stop - start))
+    start, stop = start - missing // 2, stop + missing - missing // 2
+    if start < 0:
+        start, stop = 0, stop - start
+    if stop > limit:
+        start, stop = max(0, start - (stop - limit)), limit
+    return max(0, start), min(limit, stop)
+
+
+def processing_size(height: int, width: int, settings: RunSettings) -> tuple[int, int]:
+    """``(h, w)`` the backend runs at for a ``height x width`` input (or crop).
+
+    ``scale`` multiplies both sides; ``long side`` scales the longer side to ``long_side``.
+    ProPainter: rounded to the nearest multiple of 8 and at least 128 per side (the aspect is
+    kept by scaling up a side that would fall below); flow_fill: rounded to whole pixels, >= 16.
+    """
+    factor = settings.scale if settings.size_mode == "scale" else settings.long_side / max(height, width)
+    multiple, minimum = (SIZE_MULTIPLE, MIN_SIZE) if settings.backend == "propainter" else (1, FLOW_FILL_MIN_SIZE)
+    factor = max(factor, minimum / min(height, width))
+    h = max(minimum, int(round(height * factor / multiple)) * multiple)
+    w = max(minimum, int(round(width * factor / multiple)) * multiple)
+    return h, w
+
+
+# --------------------------------------------------------------------------- memory
+def estimate_bytes(size: tuple[int, int], segment_frames: int, half: bool = False) -> int:
+    """Estimated peak device memory of one ProPainter segment of ``segment_frames`` frames."""
+    pixels = size[0] * size[1]
+    working = BYTES_PER_PIXEL * pixels + BYTES_PER_PIXEL_FRAME * pixels * segment_frames
+    return int(WEIGHT_BYTES + working * (HALF_FACTOR if half else 1.0))
+
+
+def choose_segment(size: tuple[int, int], free_bytes: int, requested: int, total_frames: int,
+                   padding: int, half: bool = False) -> int:
+    """Longest segment (owned frames) not above ``requested`` whose estimate fits the free memory."""
+    segment = min(requested, total_frames)
+    budget = free_bytes * MEMORY_HEADROOM
+    while segment > MIN_SEGMENT and estimate_bytes(size, segment + 2 * padding, half) > budget:
+        segment = max(MIN_SEGMENT, segment // 2)
+    return segment
+
+
+def size_that_fits(size: tuple[int, int], free_bytes: int, half: bool = False) -> tuple[int, int]:
+    """The largest processing size (same aspect, multiples of 8) whose smallest segment fits."""
+    per_pixel = (BYTES_PER_PIXEL + BYTES_PER_PIXEL_FRAME * (MIN_SEGMENT + 20)) * (HALF_FACTOR if half else 1.0)
+    pixels = max(0.0, free_bytes * MEMORY_HEADROOM - WEIGHT_BYTES) / per_pixel
+    factor = min(1.0, math.sqrt(pixels / (size[0] * size[1])))
+    return (max(SIZE_MULTIPLE, int(size[0] * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE),
+            max(SIZE_MULTIPLE, int(size[1] * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE))
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for CUDA/MPS out-of-memory errors and the CPU allocator's failure."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, (RuntimeError, MemoryError)) and (
+        "out of memory" in text or "can't allocate memory" in text or isinstance(error, MemoryError))
+
+
+# --------------------------------------------------------------------------- running
+@dataclass
+class Host:
+    """What the runner needs from its caller (ComfyUI's model management, or a script)."""
+
+    free_memory: Callable[[], int] = lambda: 8 * 1024**3
+    empty_cache: Callable[[], None] = lambda: None
+    progress: Callable[[int, int], None] | None = None
+    should_cancel: Callable[[], bool] | None = None
+
+
+ALL_MASKED_WARNING = ("the mask covers every pixel of every frame: there is nothing to propagate, "
+                      "so the result is a flat grey spatial fill. Check the mask (is it inverted?).")
+
+
+def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings, models: Any = None,
+                host: Host | None = None) -> RunResult:
+    """Inpaint ``masks`` out of ``images`` with the chosen backend.
+
+    Args:
+        images: ``[T, H, W, 3]`` float 0..1 (any device; read crop by crop).
+        masks: ``[T, H, W]`` bool (True = remove), same T, H, W.
+        settings: see :class:`RunSettings`.
+        models: ``propainter_core.ProPainterModels`` for the ProPainter backend, else unused.
+        host: memory probe, cache release, progress and cancel callables.
+    Raises:
+        InpaintMemoryError: nothing fits, with the size that would.
+        propainter_core.Cancelled / flow_fill.InpaintCancelled: the user cancelled.
+        propainter_core.InpaintInputError: the core refused the input.
+    """
+    host = host or Host()
+    min_side = MIN_SIZE if settings.backend == "propainter" else FLOW_FILL_MIN_SIZE
+    box = crop_box(masks, settings.crop, settings.crop_margin, min_side)
+    rows, cols = box.slices()
+    crop_images, crop_masks = images[:, rows, cols], masks[:, rows, cols]
+    size = processing_size(box.height, box.width, settings)
+    frames = (crop_images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()  # [T, h0, w0, 3]
+    notes: list[str] = []
+    segment = settings.segment_length or settings.subvideo_length
+    if bool(crop_masks.all()):
+        notes.append(ALL_MASKED_WARNING)
+        result = torch.full((frames.shape[0], *size, 3), 128, dtype=torch.uint8)
+        holes = torch.ones((frames.shape[0], *size), dtype=torch.bool)
+    elif settings.backend == "propainter":
+        result, holes, segment = _run_propainter(frames, crop_masks.cpu(), size, settings, models, host, notes)
+    else:
+        result, holes = _run_flow_fill(frames, crop_masks.cpu(), size, settings, host)
+    filled, used = _restore(result, holes, crop_images, crop_masks)
+    mask_used = torch.zeros(masks.shape, dtype=torch.bool)
+    mask_used[:, rows, cols] = used
+    return RunResult(filled, mask_used, box, size, segment, notes)
+
+
+def _run_propainter(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, int], settings: RunSettings,
+                    models: Any, host: Host, notes: list[str]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """ProPainter at ``size`` with memory-aware segments and out-of-memory retries."""
+    from ...propainter_core import inpaint
+    from ...propainter_core.pipeline.run import DEFAULT_SEGMENT_PADDING
+
+    single = frames.shape[0] == 1
+    if single:  # the networks need a pair: a still pair has zero flow, the generator fills alone
+        frames, masks = frames.expand(2, -1, -1, -1), masks.expand(2, -1, -1)
+    total = frames.shape[0]
+    explicit = tuple(frames.shape[1:3]) != size
+    requested = settings.segment_length or settings.subvideo_length
+    segment = choose_segment(size, host.free_memory(), requested, total, DEFAULT_SEGMENT_PADDING, settings.half)
+    if segment < min(requested, total):
+        notes.append(f"streaming in segments of {segment} frames to fit the free memory")
+    while True:
+        failed = False
+        try:
+            result = inpaint(frames, masks, models, mask_dilation=settings.mask_dilation,
+                             ref_stride=settings.ref_stride, neighbor_length=settings.neighbor_length,
+                             subvideo_length=settings.subvideo_length, raft_iter=settings.raft_iter,
+                             height=size[0] if explicit else -1, width=size[1] if explicit else -1,
+                             progress=host.progress, should_cancel=host.should_cancel,
+                             segment_length=segment)
+        except (RuntimeError, MemoryError) as error:
+            if not is_out_of_memory(error):
+                raise
+            failed = True
+        if not failed:
+            break
+        host.empty_cache()  # the failed attempt's tensors are gone with its frames
+        if segment <= MIN_SEGMENT:
+            raise InpaintMemoryError(_memory_message(size, segment, host.free_memory(), settings.half))
+        segment = max(MIN_SEGMENT, segment // 2)
+        logger.warning("out of memory; retrying with segments of %d frames", segment)
+        notes.append(f"ran out of memory once; retried with segments of {segment} frames")
+    holes = binary_dilation(resize_masks(masks, size), settings.mask_dilation)
+    if single:
+        result, holes = result[:1], holes[:1]
+    return result, holes, segment
+
+
+def _memory_message(size: tuple[int, int], segment: int, free: int, half: bool) -> str:
+    need = estimate_bytes(size, segment + 20, half)
+    fits = size_that_fits(size, free, half)
+    return (f"ProPainter ran out of memory at {size[1]}x{size[0]} even with segments of {segment} frames "
+            f"(estimated need {need / 1024**3:.1f} GiB, {free / 1024**3:.1f} GiB free). A processing size of "
+            f"about {fits[1]}x{fits[0]} would fit: set size_mode to 'long side' with long_side "
+            f"{max(fits)}, use crop 'auto' for a small object, or fp16 on a GPU.")
+
+
+def _run_flow_fill(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, int], settings: RunSettings,
+                   host: Host) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weights-free backend at ``size``."""
+    small = resize_frames(frames, size).numpy()
+    holes_raw = resize_masks(masks, size).numpy()
+    defaults = flow_fill.FlowFillSettings()
+    ff_settings = replace(
+        defaults, mask_dilation=settings.mask_dilation,
+        flow_mask_dilation=defaults.flow_mask_dilation if settings.flow_mask_dilation < 0 else settings.flow_mask_dilation,
+        segment_length=settings.segment_length or defaults.segment_length)
+    result = flow_fill.flow_fill_inpaint(small, holes_raw, ff_settings, progress=host.progress,
+                                         should_cancel=host.should_cancel)
+    holes = flow_fill.dilate_holes(holes_raw, settings.mask_dilation)
+    return torch.from_numpy(result), torch.from_numpy(holes)
+
+
+def _restore(result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor,
+             masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Back to the crop's original size, frame by frame; original values outside the hole.
+
+    Args:
+        result: ``[T, h, w, 3]`` uint8. holes: ``[T, h, w]`` bool (processing size).
+        original: ``[T, H, W, 3]`` float 0..1 (the crop). masks: ``[T, H, W]`` bool.
+    Returns:
+        ``([T, H, W, 3]`` float32 CPU, ``[T, H, W]`` bool) — the fill and the hole it covers.
+    """
+    t, height, width = masks.shape
+    filled = torch.empty((t, height, width, 3), dtype=torch.float32)
+    used = resize_masks(holes, (height, width)) | masks.cpu()  # [T, H, W]
+    same = tuple(result.shape[1:3]) == (height, width)
+    for i in range(t):
+        frame = result[i].float() / 255.0  # [h, w, 3]
+        if not same:
+            planar = frame.permute(2, 0, 1).unsqueeze(0)  # [1, 3, h, w]
+            planar = F.interpolate(planar, size=(height, width), mode="bicubic", align_corners=False,
+                                   antialias=True)
+            frame = planar[0].permute(1, 2, 0).clamp(0.0, 1.0)  # [H, W, 3]
+        source = original[i].detach().float().cpu()
+        filled[i] = torch.where(used[i].unsqueeze(-1), frame, source)
+    return filled, used
