@@ -94,15 +94,31 @@ def add_audio_stream(container: av.container.OutputContainer, codec: str, clip: 
     return stream
 
 
-def encode_audio(container: av.container.OutputContainer, stream, clip: AudioClip) -> None:
-    """Encode all of ``clip`` into ``stream`` (PyAV resamples to the codec's rate and format)."""
+def encode_audio_packets(stream, clip: AudioClip) -> list[av.Packet]:
+    """Encode all of ``clip`` for ``stream`` (PyAV resamples to the codec's rate and format).
+
+    The packets are returned, not muxed, so the caller can interleave them with video.
+    """
     channels = min(clip.samples.shape[0], 2)
     samples = np.ascontiguousarray(np.clip(clip.samples[:channels], -1.0, 1.0), dtype=np.float32)
     second = clip.sample_rate
+    packets: list[av.Packet] = []
     for begin in range(0, samples.shape[1], second):  # one-second frames
         frame = av.AudioFrame.from_ndarray(samples[:, begin:begin + second], format="fltp",
                                            layout=_LAYOUTS[channels])
         frame.sample_rate = clip.sample_rate
         frame.pts, frame.time_base = begin, Fraction(1, clip.sample_rate)
-        container.mux(stream.encode(frame))
-    container.mux(stream.encode(None))
+        packets += stream.encode(frame)
+    return packets + list(stream.encode(None))
+
+
+def packet_seconds(packet: av.Packet) -> float:
+    """Presentation time of a packet; packets without one sort last."""
+    if packet.pts is None or packet.time_base is None:
+        return float("inf")
+    return float(packet.pts * packet.time_base)
+
+
+def encode_audio(container: av.container.OutputContainer, stream, clip: AudioClip) -> None:
+    """Encode and mux all of ``clip`` into ``stream`` (audio-only files)."""
+    container.mux(encode_audio_packets(stream, clip))

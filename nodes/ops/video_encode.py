@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import Colorspace, ColorRange, Interpolation
 
-from .video_audio import AudioClip, add_audio_stream, encode_audio, trim_audio
+from .video_audio import (AudioClip, add_audio_stream, encode_audio, encode_audio_packets,
+                          packet_seconds, trim_audio)
 
 logger = logging.getLogger(__name__)
 
@@ -183,17 +184,20 @@ def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, i
         for key, value in metadata.items():
             container.metadata[key] = value if isinstance(value, str) else json.dumps(value)
         video = _add_video_stream(container, spec, pix_fmt, size, rate, crf)
-        sound = None
+        pending: list[av.Packet] = []  # audio, muxed in step with the video frames
         if audio is not None and audio.samples.shape[1] > 0:
             audio = trim_audio(audio, len(frames) / float(rate))
             sound = add_audio_stream(container, spec.audio_codec, audio, spec.audio_rate)
-            encode_audio(container, sound, audio)  # small: muxed first, video interleaves after
+            pending = encode_audio_packets(sound, audio)[::-1]  # popped from the end
         for index, rgb in enumerate(frames):
             rgb = pad_to_even(rgb[None])[0] if spec.even_size else rgb
             container.mux(video.encode(_to_av_frame(rgb, spec, pix_fmt, index)))
+            while pending and packet_seconds(pending[-1]) < (index + 1) / rate:
+                container.mux(pending.pop())
             if on_frame is not None:
                 on_frame(index)
         container.mux(video.encode(None))
+        container.mux(pending[::-1])
 
 
 def write_png_sequence(folder: Path, frames: Sequence[np.ndarray], *, audio: AudioClip | None,
