@@ -71,3 +71,59 @@ def moving_square_clip(frames: int = 3, height: int = 48, width: int = 64) -> to
         x0 = 8 + 4 * t
         clip[t, 16:32, x0:x0 + 16] = torch.tensor([0.9, 0.1, 0.1])
     return clip.contiguous()
+
+
+class FakePredictor:
+    """Just enough of SAM2VideoPredictor to run the orchestration over long clips: it stores a
+    memory entry per tracked frame like the real one, and predicts a band per object."""
+
+    image_size, num_maskmem, max_obj_ptrs_in_encoder, memory_temporal_stride_for_eval = 8, 7, 16, 1
+    device = torch.device("cpu")
+
+    def __init__(self):
+        self.sessions, self.peak_memory, self.masks_added, self.points_added = 0, 0, [], []
+
+    def _index(self, state, obj_id):
+        if obj_id not in state["obj_id_to_idx"]:
+            idx = len(state["obj_id_to_idx"])
+            state["obj_id_to_idx"][obj_id] = idx
+            state["obj_ids"] = list(state["obj_id_to_idx"])
+            state["output_dict_per_obj"][idx] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        return state["obj_id_to_idx"][obj_id]
+
+    def add_new_points_or_box(self, state, frame_idx, obj_id, points=None, labels=None, box=None):
+        if not state["obj_ids"]:
+            self.sessions += 1
+        self.points_added.append((frame_idx, obj_id, points, labels, box))
+        state["output_dict_per_obj"][self._index(state, obj_id)]["cond_frame_outputs"][frame_idx] = {}
+
+    def add_new_mask(self, state, frame_idx, obj_id, mask):
+        self.masks_added.append((frame_idx, obj_id))
+        state["output_dict_per_obj"][self._index(state, obj_id)]["cond_frame_outputs"][frame_idx] = {}
+
+    def propagate_in_video(self, state, start_frame_idx, max_frame_num_to_track, reverse):
+        step = -1 if reverse else 1
+        end = start_frame_idx + step * max_frame_num_to_track
+        for t in range(start_frame_idx, end + step, step):
+            logits = torch.full((len(state["obj_ids"]), 1, state["video_height"], state["video_width"]), -1.0)
+            for i, obj_id in enumerate(state["obj_ids"]):
+                state["output_dict_per_obj"][i]["non_cond_frame_outputs"][t] = {}
+                logits[i, 0, :, obj_id] = 1.0
+            self.peak_memory = max(self.peak_memory, sum(
+                len(o["non_cond_frame_outputs"]) for o in state["output_dict_per_obj"].values()))
+            yield t, list(state["obj_ids"]), logits
+
+
+def fake_handle(fake: FakePredictor):
+    """A ``SAM2Handle`` around a :class:`FakePredictor` (for node tests)."""
+    from vanish.nodes.ops import sam2_loader
+
+    class _Managed:
+        def load(self):
+            return fake
+
+        def offload(self):
+            pass
+
+    return sam2_loader.SAM2Handle(fake, _Managed(), sam2_loader.SAM2Variant("2.1", "tiny"),  # type: ignore[arg-type]
+                                  Path("fake.pt"), torch.device("cpu"), torch.float32)

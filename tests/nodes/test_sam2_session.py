@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from sam2_testing import IMAGE_SIZE, handle_for, moving_square_clip, tiny_predictor
+from sam2_testing import IMAGE_SIZE, FakePredictor, handle_for, moving_square_clip, tiny_predictor
 from shared_paths import ROOT
 from vanish.nodes import _comfy
 from vanish.nodes.ops import sam2_session as S
@@ -192,49 +192,9 @@ def test_prune_memory_keeps_the_attention_window():
     assert S.memory_window(tiny_predictor()) == 17  # 16 object pointers + the current frame
 
 
-class _FakePredictor:
-    """Just enough of SAM2VideoPredictor to run the orchestration over long clips: it stores a
-    memory entry per tracked frame like the real one, and predicts a band per object."""
-
-    image_size, num_maskmem, max_obj_ptrs_in_encoder, memory_temporal_stride_for_eval = 8, 7, 16, 1
-    device = torch.device("cpu")
-
-    def __init__(self):
-        self.sessions, self.peak_memory, self.masks_added = 0, 0, []
-
-    def _index(self, state, obj_id):
-        if obj_id not in state["obj_id_to_idx"]:
-            idx = len(state["obj_id_to_idx"])
-            state["obj_id_to_idx"][obj_id] = idx
-            state["obj_ids"] = list(state["obj_id_to_idx"])
-            state["output_dict_per_obj"][idx] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-        return state["obj_id_to_idx"][obj_id]
-
-    def add_new_points_or_box(self, state, frame_idx, obj_id, points=None, labels=None, box=None):
-        if not state["obj_ids"]:
-            self.sessions += 1
-        state["output_dict_per_obj"][self._index(state, obj_id)]["cond_frame_outputs"][frame_idx] = {}
-
-    def add_new_mask(self, state, frame_idx, obj_id, mask):
-        self.masks_added.append((frame_idx, obj_id))
-        state["output_dict_per_obj"][self._index(state, obj_id)]["cond_frame_outputs"][frame_idx] = {}
-
-    def propagate_in_video(self, state, start_frame_idx, max_frame_num_to_track, reverse):
-        step = -1 if reverse else 1
-        end = start_frame_idx + step * max_frame_num_to_track
-        for t in range(start_frame_idx, end + step, step):
-            logits = torch.full((len(state["obj_ids"]), 1, state["video_height"], state["video_width"]), -1.0)
-            for i, obj_id in enumerate(state["obj_ids"]):
-                state["output_dict_per_obj"][i]["non_cond_frame_outputs"][t] = {}
-                logits[i, 0, :, obj_id] = 1.0
-            self.peak_memory = max(self.peak_memory, sum(
-                len(o["non_cond_frame_outputs"]) for o in state["output_dict_per_obj"].values()))
-            yield t, list(state["obj_ids"]), logits
-
-
 @pytest.mark.parametrize("segment_frames", [0, 64])
 def test_long_clip_memory_stays_bounded_and_every_frame_gets_a_mask(segment_frames):
-    fake = _FakePredictor()
+    fake = FakePredictor()
     images = torch.zeros(600, 6, 8, 3)
     result = S.track_video(fake, images, _prompts({1: [300], 3: [310]}),
                            S.TrackOptions(segment_frames=segment_frames))
@@ -253,7 +213,7 @@ def test_long_clip_memory_stays_bounded_and_every_frame_gets_a_mask(segment_fram
 
 
 def test_tracked_range_leaves_other_frames_empty():
-    fake = _FakePredictor()
+    fake = FakePredictor()
     result = S.track_video(fake, torch.zeros(10, 6, 8, 3), _prompts({2: [5]}),
                            S.TrackOptions(start_frame=3, max_frames=4))
     assert result.covered[0].tolist() == [False] * 3 + [True] * 4 + [False] * 3
