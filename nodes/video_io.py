@@ -360,16 +360,30 @@ class SaveVideo:
         rate = check_fps(fps, video_info)
         clip = check_audio(audio)
         prefix = check_prefix(filename_prefix)
-        spec = ve.FORMATS[format]
-        height, width = frames8.images.shape[1:3]
-        target, subfolder = _new_target(prefix, (width, height), spec.extension,
-                                        format == "png-sequence")
         progress = _comfy.Progress(len(frames8))
         metadata = {k: v for k, v in (("prompt", prompt), ("workflow", (extra_pnginfo or {}).get(
             "workflow"))) if v is not None}
-        ve.encode_video(target, frames8, rate, format, crf=crf, audio=clip, metadata=metadata,
-                        on_frame=lambda i: (_comfy.throw_if_interrupted(), progress.set(i + 1)))
+        target, subfolder = write_new_file(
+            prefix, format, frames8, rate, crf, clip, metadata,
+            on_frame=lambda i: (_comfy.throw_if_interrupted(), progress.set(i + 1)))
         return {"ui": preview_entries(target, subfolder, format), "result": (str(target),)}
+
+
+def write_new_file(prefix: str, fmt: str, frames: vf.TensorFrames, fps: float, crf: int,
+                   audio: AudioClip | None, metadata: dict, on_frame) -> tuple[Path, str]:
+    """Encode into the next free ``prefix_NNNNN_`` name; ``(path, subfolder)``."""
+    height, width = frames.images.shape[1:3]
+    extension = ve.FORMATS[fmt].extension
+    for _attempt in range(3):  # another save may take the name between the check and the open
+        target, subfolder = _new_target(prefix, (width, height), extension, fmt == "png-sequence")
+        try:
+            ve.encode_video(target, frames, fps, fmt, crf=crf, audio=audio, metadata=metadata,
+                            on_frame=on_frame)
+            return target, subfolder
+        except FileExistsError:
+            continue
+    raise VanishError(SAVE, "filename_prefix", f"{target.name} kept being taken by other saves.",
+                      "run the save again, or choose another prefix.")
 
 
 def prepare_frames(images, mask, fmt: str) -> vf.TensorFrames:

@@ -308,3 +308,13 @@ def test_cancel_during_save_leaves_no_partial_file(comfy):
 def test_bad_selection_numbers(comfy, clips_dir, kwargs, name):
     with pytest.raises(VanishError, match=rf"input '{name}' is .*at least"):
         load(clips_dir / "running_car" / "mask_square.png", **kwargs)
+
+
+def test_save_accepts_half_precision_and_non_contiguous_frames(comfy):
+    frames = chart_frames(2)
+    odd_layout = frames.permute(0, 2, 1, 3).contiguous().permute(0, 2, 1, 3)  # same values, strided
+    assert not odd_layout.is_contiguous()
+    saved = save(odd_layout.half(), fmt="ffv1-mkv")["result"][0]
+    loaded, *_ = load(saved)
+    expected = (frames.half().float() * 255).round() / 255
+    assert torch.allclose(loaded, expected, atol=1e-6)
