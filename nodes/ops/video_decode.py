@@ -198,9 +198,7 @@ def output_fps(info: VideoInfo, selection: FrameSelection) -> float:
 
 
 def timeline_rate(info: VideoInfo, selection: FrameSelection) -> float:
-    """Rate of the timeline that ``skip_first`` counts in (forced for videos)."""
-    if selection.force_rate > 0 and info.kind == "video":
-        return selection.force_rate
+    """Rate of the timeline that ``skip_first`` counts in (the forced rate when set)."""
     return selection.force_rate if selection.force_rate > 0 else info.fps
 
 
