@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import GeneratorConfig
-from .encoder import Encoder, build_decoder
+from .decoder import build_decoder
+from .encoder import Encoder
 from .feature_propagation import FeaturePropagation
 from .image_propagation import ImagePropagation, PropagationResult
 from .soft_split import SoftComp, SoftSplit

@@ -80,3 +80,52 @@ def test_input_errors_name_the_expected_shape(generator):
         generator(frames, (flows, flows), masks, masks, 4)
     with pytest.raises(ValueError, match="t_dilation=3"):
         generator(frames, (flows, flows), masks, masks, 2, t_dilation=3)
+
+
+# ---------------------------------------------------------------- small configuration behaviour
+
+SMALL = GeneratorConfig(hidden=64, num_blocks=2, mlp_hidden=98)
+
+
+def _small_clip(batch: int, length: int, local: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    h, w = 32, 48
+    masks = (torch.rand(batch, length, 1, h, w, generator=gen) > 0.7).float()
+    frames = (torch.rand(batch, length, 3, h, w, generator=gen) * 2 - 1) * (1 - masks)
+    flows = torch.randn(2, batch, local - 1, 2, h, w, generator=gen)
+    return frames, (flows[0], flows[1]), masks, masks * 0.5
+
+
+@pytest.fixture(scope="module")
+def small_generator() -> InpaintGenerator:
+    torch.manual_seed(0)
+    return build_generator(SMALL)
+
+
+def test_batch_elements_are_independent(small_generator):
+    frames, flows, masks, updated = _small_clip(2, 4, 3)
+    with torch.no_grad():
+        both = small_generator(frames, flows, masks, updated, 3)
+        first = small_generator(frames[:1], (flows[0][:1], flows[1][:1]), masks[:1], updated[:1], 3)
+        second = small_generator(frames[1:], (flows[0][1:], flows[1][1:]), masks[1:], updated[1:], 3)
+    assert both.shape == (2, 3, 3, 32, 48)
+    assert torch.allclose(both, torch.cat([first, second]), rtol=0, atol=1e-5)
+
+
+def test_single_frame_clip_runs_without_nan(small_generator):
+    # With one frame, every second block has no key frame (t_dilation=2); like the original, its
+    # masked windows then contribute zeros instead of failing.
+    frames, flows, masks, updated = _small_clip(1, 1, 1)
+    with torch.no_grad():
+        out = small_generator(frames, flows, masks, updated, 1)
+    assert out.shape == (1, 1, 3, 32, 48) and torch.isfinite(out).all()
+    assert out.abs().max() <= 1
+
+
+def test_every_parameter_gets_a_gradient(small_generator):
+    frames, flows, masks, updated = _small_clip(1, 3, 2)
+    small_generator.zero_grad()
+    small_generator(frames, flows, masks, updated, 2).square().mean().backward()
+    missing = [n for n, p in small_generator.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    small_generator.zero_grad()
+    assert missing == []
