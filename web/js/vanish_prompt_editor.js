@@ -1,0 +1,729 @@
+// Vanish: the canvas editor of `SAM 2 Video Prompt` (node id VanishSAM2VideoPrompt).
+//
+// Shows the clip's frames inside the node (from the connected Load Video Frames node through
+// GET /vanish/frame, else the frames of the last run), with a slider and arrow keys; left click
+// adds a positive point, shift/right click a negative one, drag draws a box, clicking a point (or
+// a box's corner handle) removes it. Everything lives in the node's `prompts` JSON widget (the
+// only serialised value); the editor's own widget is never serialised. Without this file the
+// JSON stays a plain text widget and the node works the same.
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
+import {
+  addBox, addPoint, clampToFrame, clearFrame, clientToFrame, cloneDoc, colorOf, cssColor,
+  emptyPrompts, fitRect, frameToLayout, hitTest, parsePrompts, promptedFrames, removeItem,
+  serializePrompts,
+} from "./vanish_prompt_model.js";
+
+const NODE_TYPE = "VanishSAM2VideoPrompt";
+const LOADER_TYPE = "VanishLoadVideoFrames";
+const MAX_SIDE = 1280; // frames are fetched at most this large; clicks map to the real size
+const DRAG_PX = 5; // a press that moves further is a box
+const HIT_PX = 9; // click radius for removing a point
+const UNDO_LIMIT = 100;
+const CACHE_FRAMES = 48;
+const POLL_MS = 400;
+const AUTO_PREVIEW_MS = 350;
+const runFrames = new Map(); // node id -> {refs, size}, from the "vanish.run_frames" event
+
+const STYLE = `
+.vanish-editor{display:flex;flex-direction:column;gap:4px;width:100%;height:100%;box-sizing:border-box;
+  font:12px sans-serif;color:#ddd;outline:none;padding:2px 0}
+.vanish-editor .vanish-bar{display:flex;gap:4px;align-items:center;flex-wrap:wrap}
+.vanish-editor button,.vanish-editor select{font:12px sans-serif;background:#333;color:#ddd;
+  border:1px solid #555;border-radius:4px;padding:2px 6px;cursor:pointer}
+.vanish-editor button:hover{background:#444}
+.vanish-editor .vanish-swatch{width:12px;height:12px;border-radius:50%;display:inline-block;border:1px solid #000}
+.vanish-editor .vanish-view{position:relative;flex:1 1 auto;min-height:80px;background:#111;border-radius:4px;overflow:hidden}
+.vanish-editor canvas{position:absolute;left:0;top:0;width:100%;height:100%;cursor:crosshair;touch-action:none}
+.vanish-editor .vanish-scrub{position:relative;display:flex;align-items:center;gap:6px}
+.vanish-editor .vanish-scrub input{flex:1 1 auto;margin:0}
+.vanish-editor .vanish-marks{position:absolute;left:0;right:0;top:-3px;height:4px;pointer-events:none}
+.vanish-editor .vanish-marks span{position:absolute;width:3px;height:4px;margin-left:-1px;border-radius:1px}
+.vanish-editor .vanish-status{min-height:15px;color:#aaa;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.vanish-editor .vanish-status.vanish-error{color:#f88}
+`;
+
+function addStyle() {
+  if (document.getElementById("vanish-editor-style")) return;
+  const el = document.createElement("style");
+  el.id = "vanish-editor-style";
+  el.textContent = STYLE;
+  document.head.appendChild(el);
+}
+
+function make(tag, attrs = {}, parent = null) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") el.textContent = v;
+    else if (k === "className") el.className = v;
+    else el.setAttribute(k, v);
+  }
+  if (parent) parent.appendChild(el);
+  return el;
+}
+
+function linkOf(graph, id) {
+  if (!graph || id == null) return null;
+  const links = graph.links;
+  if (links && typeof links.get === "function") return links.get(id) ?? null;
+  return links ? links[id] ?? null : null;
+}
+
+function widgetValue(node, name, fallback) {
+  const w = node.widgets?.find((x) => x.name === name);
+  return w && w.value !== undefined && w.value !== null ? w.value : fallback;
+}
+
+/** The Load Video Frames node feeding `frames` (null when unconnected or another node). */
+export function loaderFor(node) {
+  const input = node.inputs?.find((i) => i.name === "frames");
+  const link = linkOf(node.graph, input?.link);
+  const origin = link ? node.graph.getNodeById(link.origin_id) : null;
+  const type = origin?.comfyClass ?? origin?.type;
+  return type === LOADER_TYPE ? origin : null;
+}
+
+/** The /vanish/frame query for a loader node's widgets (file + frame selection). */
+export function loaderParams(loader) {
+  const path = String(widgetValue(loader, "path", "") || "").trim();
+  return {
+    file: path || String(widgetValue(loader, "video", "") || ""),
+    skip_first: widgetValue(loader, "skip_first_frames", 0),
+    cap: widgetValue(loader, "frame_load_cap", 0),
+    every_nth: widgetValue(loader, "select_every_nth", 1),
+    force_rate: widgetValue(loader, "force_rate", 0),
+    width: widgetValue(loader, "custom_width", 0),
+    height: widgetValue(loader, "custom_height", 0),
+  };
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return body.error ? body.error + (body.fix ? ` Fix: ${body.fix}` : "") : `error ${response.status}`;
+  } catch {
+    return `error ${response.status}`;
+  }
+}
+
+/** The node's default value (one click at 100, 100 on frame 0): a placeholder, not a prompt. */
+export function isExample(doc) {
+  return !doc.image_size && doc.objects.length === 1 && JSON.stringify(doc.objects[0]) ===
+    JSON.stringify({ id: 1, name: "object", frames: { 0: { positive: [[100, 100]], negative: [], boxes: [] } } });
+}
+
+export class PromptEditor {
+  constructor(node) {
+    this.node = node;
+    this.promptsWidget = node.widgets?.find((w) => w.name === "prompts");
+    this.doc = emptyPrompts();
+    this.docError = null;
+    this.lastText = null;
+    this.extraIds = [];
+    this.selectedId = 1;
+    this.undoStack = [];
+    this.frame = 0;
+    this.source = null; // {kind: "loader"|"run", key, params|refs, count, width, height}
+    this.sourceError = null;
+    this.cache = new Map();
+    this.pendingIndex = null;
+    this.loadingIndex = null;
+    this.overlay = null; // {frame, text, bitmap}
+    this.drag = null;
+    this.autoTimer = null;
+    this.requests = []; // URLs asked for, newest last (the browser test reads them)
+    this.buildDom();
+    this.syncFromWidget(true);
+    this.timer = setInterval(() => this.poll(), POLL_MS);
+  }
+
+  // ---------------------------------------------------------------------------- DOM
+  buildDom() {
+    addStyle();
+    const root = make("div", { className: "vanish-editor", tabindex: "0" });
+    const bar = make("div", { className: "vanish-bar" }, root);
+    this.swatch = make("span", { className: "vanish-swatch" }, bar);
+    this.objectSelect = make("select", { title: "Object the clicks belong to" }, bar);
+    this.objectSelect.addEventListener("change", () => {
+      this.selectedId = Number(this.objectSelect.value);
+      this.refreshObjects();
+      this.draw();
+    });
+    const button = (label, title, action) => {
+      const b = make("button", { text: label, title }, bar);
+      b.dataset.action = title.split(" ")[0].toLowerCase();
+      b.addEventListener("click", (e) => { e.preventDefault(); action(); });
+      return b;
+    };
+    button("+ object", "New object: the next clicks start another object", () => this.newObject());
+    button("undo", "Undo the last edit (Ctrl+Z)", () => this.undo());
+    button("clear frame", "Clear this frame's prompts (all objects)", () => this.commit((d) => clearFrame(d, this.frame)));
+    button("clear all", "Clear all prompts on all frames", () => this.clearAll());
+    this.previewButton = button("preview", "Preview the SAM 2 mask of this frame with the loaded model", () => this.preview());
+    const autoLabel = make("label", { title: "Preview automatically after each edit" }, bar);
+    this.autoBox = make("input", { type: "checkbox" }, autoLabel);
+    autoLabel.append(" auto");
+    const view = make("div", { className: "vanish-view" }, root);
+    this.canvas = make("canvas", {}, view);
+    const scrub = make("div", { className: "vanish-scrub" }, root);
+    const track = make("div", { style: "position:relative;flex:1 1 auto;display:flex" }, scrub);
+    this.slider = make("input", { type: "range", min: "0", max: "0", value: "0", step: "1" }, track);
+    this.marks = make("div", { className: "vanish-marks" }, track);
+    this.frameLabel = make("span", { text: "frame 0 / 0" }, scrub);
+    this.status = make("div", { className: "vanish-status" }, root);
+    this.root = root;
+
+    this.slider.addEventListener("input", () => this.showFrame(Number(this.slider.value)));
+    root.addEventListener("keydown", (e) => this.onKey(e));
+    const c = this.canvas;
+    c.addEventListener("pointerdown", (e) => this.onDown(e));
+    c.addEventListener("pointermove", (e) => this.onMove(e));
+    c.addEventListener("pointerup", (e) => this.onUp(e));
+    c.addEventListener("pointercancel", () => { this.drag = null; this.draw(); });
+    c.addEventListener("contextmenu", (e) => { e.preventDefault(); e.stopPropagation(); });
+    this.resizeObserver = typeof ResizeObserver === "function" ? new ResizeObserver(() => this.draw()) : null;
+    this.resizeObserver?.observe(view);
+  }
+
+  setStatus(text, isError = false) {
+    this.status.textContent = text || "";
+    this.status.title = text || "";
+    this.status.classList.toggle("vanish-error", !!isError);
+  }
+
+  destroy() {
+    clearInterval(this.timer);
+    clearTimeout(this.autoTimer);
+    this.resizeObserver?.disconnect();
+    for (const bmp of this.cache.values()) bmp?.close?.();
+    this.cache.clear();
+  }
+
+  // ---------------------------------------------------------------------------- the JSON value
+  /** Re-read the widget when its text changed (hand edits, workflow load, undo). */
+  syncFromWidget(force = false) {
+    const text = String(this.promptsWidget?.value ?? "");
+    if (!force && text === this.lastText) return;
+    this.lastText = text;
+    const { doc, error } = parsePrompts(text);
+    this.docError = error || null;
+    if (doc) this.doc = isExample(doc) ? emptyPrompts() : doc; // the node's placeholder click
+    if (error) this.setStatus(`${error} — fix the text, or press "clear all".`, true);
+    else if (this.status.classList.contains("vanish-error") && !this.sourceError) this.setStatus("");
+    this.refreshObjects();
+    this.refreshMarks();
+    this.draw();
+  }
+
+  writeText(text) {
+    this.lastText = text;
+    if (this.promptsWidget) {
+      this.promptsWidget.value = text;
+      this.promptsWidget.callback?.(text);
+    }
+    this.node.setDirtyCanvas?.(true, true);
+    this.node.graph?.setDirtyCanvas?.(true, true);
+  }
+
+  /** Apply `mutate(doc)` to a copy, store it as the widget's JSON, remember the old text for undo. */
+  commit(mutate) {
+    if (this.docError) {
+      this.setStatus(`${this.docError} — the editor does not change it; fix it or press "clear all".`, true);
+      return false;
+    }
+    const before = this.lastText;
+    const doc = cloneDoc(this.doc);
+    if (mutate(doc) === false) return false;
+    if (this.source && !doc.image_size) doc.image_size = [this.source.width, this.source.height];
+    const text = serializePrompts(doc);
+    if (text === before) return false;
+    this.undoStack.push(before);
+    if (this.undoStack.length > UNDO_LIMIT) this.undoStack.shift();
+    this.doc = doc;
+    this.writeText(text);
+    this.refreshObjects();
+    this.refreshMarks();
+    this.draw();
+    this.scheduleAutoPreview();
+    return true;
+  }
+
+  undo() {
+    if (!this.undoStack.length) return;
+    this.writeText(this.undoStack.pop());
+    this.syncFromWidget(true);
+    this.scheduleAutoPreview();
+  }
+
+  clearAll() {
+    const before = this.lastText;
+    const doc = emptyPrompts();
+    if (this.source) doc.image_size = [this.source.width, this.source.height];
+    this.undoStack.push(before);
+    this.docError = null;
+    this.doc = doc;
+    this.extraIds = [];
+    this.overlay = null;
+    this.writeText(serializePrompts(doc));
+    this.setStatus("");
+    this.refreshObjects();
+    this.refreshMarks();
+    this.draw();
+  }
+
+  objectIds() {
+    const ids = this.doc.objects.map((o) => o.id);
+    for (const id of this.extraIds) if (!ids.includes(id)) ids.push(id);
+    if (!ids.length) ids.push(1);
+    return ids;
+  }
+
+  newObject() {
+    const ids = this.objectIds();
+    const id = Math.max(0, ...ids) + 1;
+    this.extraIds.push(id);
+    this.selectedId = id;
+    this.refreshObjects();
+    this.draw();
+  }
+
+  refreshObjects() {
+    const ids = this.objectIds();
+    if (!ids.includes(this.selectedId)) this.selectedId = ids[0];
+    const sel = this.objectSelect;
+    sel.textContent = "";
+    ids.forEach((id, i) => {
+      const obj = this.doc.objects.find((o) => o.id === id);
+      const opt = make("option", { value: String(id), text: `● object ${id}${obj?.name ? ` (${obj.name})` : ""}` }, sel);
+      opt.style.color = cssColor(colorOf(i));
+    });
+    sel.value = String(this.selectedId);
+    this.swatch.style.background = cssColor(this.colorFor(this.selectedId));
+  }
+
+  colorFor(id) {
+    return colorOf(Math.max(this.objectIds().indexOf(id), 0));
+  }
+
+  refreshMarks() {
+    this.marks.textContent = "";
+    const count = this.source?.count ?? 0;
+    for (const t of promptedFrames(this.doc)) {
+      if (count && t >= count) continue;
+      const mark = make("span", {}, this.marks);
+      mark.dataset.frame = String(t);
+      mark.style.left = count > 1 ? `${(t / (count - 1)) * 100}%` : "0%";
+      mark.style.background = t === this.frame ? "#fff" : "#fc3";
+    }
+  }
+
+  // ---------------------------------------------------------------------------- frame source
+  describeSource() {
+    const loader = loaderFor(this.node);
+    if (loader) {
+      const params = loaderParams(loader);
+      return { kind: "loader", key: "L" + JSON.stringify(params), params };
+    }
+    const run = runFrames.get(String(this.node.id));
+    if (run) return { kind: "run", key: "R" + run.refs.map((r) => r.filename).join(",") + run.stamp, run };
+    return null;
+  }
+
+  poll() {
+    this.syncFromWidget();
+    const wanted = this.describeSource();
+    const key = wanted?.key ?? null;
+    if (key === this.sourceKey) return; // (undefined before the first poll)
+    this.sourceKey = key;
+    this.loadSource(wanted);
+  }
+
+  async loadSource(wanted) {
+    this.cache.clear();
+    this.overlay = null;
+    this.source = null;
+    this.sourceError = null;
+    if (!wanted) {
+      this.setStatus("Connect Load Video Frames to 'frames' (or run the graph once) to see the clip.");
+      this.updateSlider();
+      this.draw();
+      return;
+    }
+    if (wanted.kind === "run") {
+      const [w, h] = wanted.run.size;
+      this.source = { ...wanted, count: wanted.run.refs.length, width: w, height: h };
+    } else {
+      const url = "/vanish/video_info?" + new URLSearchParams(wanted.params);
+      this.requests.push(url);
+      let response;
+      try {
+        response = await api.fetchApi(url);
+      } catch (err) {
+        response = null;
+      }
+      if (this.sourceKey !== wanted.key) return; // the loader changed meanwhile
+      if (!response || !response.ok) {
+        this.sourceError = response ? await errorText(response) : "the server did not answer";
+        const fallback = runFrames.get(String(this.node.id));
+        if (fallback) {
+          const [w, h] = fallback.size;
+          this.source = { kind: "run", key: wanted.key, run: fallback, count: fallback.refs.length, width: w, height: h };
+        }
+        this.setStatus(`Frames: ${this.sourceError}`, true);
+      } else {
+        const info = await response.json();
+        this.source = { ...wanted, count: info.frame_count, width: info.width, height: info.height };
+        this.setStatus(`${info.width}x${info.height}, ${info.frame_count} frames`);
+      }
+    }
+    this.updateSlider();
+    this.showFrame(Math.min(this.frame, Math.max((this.source?.count ?? 1) - 1, 0)));
+  }
+
+  updateSlider() {
+    const count = this.source?.count ?? 0;
+    this.slider.max = String(Math.max(count - 1, 0));
+    this.slider.disabled = count < 2;
+    this.refreshMarks();
+    this.updateLabel();
+  }
+
+  updateLabel() {
+    const count = this.source?.count ?? 0;
+    this.frameLabel.textContent = `frame ${this.frame} / ${Math.max(count - 1, 0)}`;
+  }
+
+  frameUrl(index) {
+    const s = this.source;
+    if (s.kind === "run") {
+      const ref = s.run.refs[index];
+      return "/vanish/run_frame?" + new URLSearchParams({ filename: ref.filename, subfolder: ref.subfolder });
+    }
+    return "/vanish/frame?" + new URLSearchParams({ ...s.params, index: String(index), max_side: String(MAX_SIDE) });
+  }
+
+  /** Go to frame `index`; fetches it unless cached (only the newest wanted frame is fetched next). */
+  showFrame(index) {
+    const count = this.source?.count ?? 0;
+    this.frame = Math.max(0, Math.min(Math.round(index) || 0, Math.max(count - 1, 0)));
+    this.slider.value = String(this.frame);
+    this.updateLabel();
+    this.refreshMarks();
+    this.draw();
+    if (!count || this.cache.has(this.frame)) return;
+    this.pendingIndex = this.frame;
+    if (this.loadingIndex === null) this.fetchPending();
+  }
+
+  async fetchPending() {
+    while (this.pendingIndex !== null && this.source) {
+      const index = this.pendingIndex;
+      const key = this.sourceKey;
+      this.pendingIndex = null;
+      if (this.cache.has(index)) continue;
+      this.loadingIndex = index;
+      const url = this.frameUrl(index);
+      this.requests.push(url);
+      try {
+        const response = await api.fetchApi(url);
+        if (!response.ok) {
+          this.setStatus(`Frame ${index}: ${await errorText(response)}`, true);
+        } else {
+          const bitmap = await createImageBitmap(await response.blob());
+          if (key !== this.sourceKey) { bitmap.close?.(); break; }
+          this.cache.set(index, bitmap);
+          while (this.cache.size > CACHE_FRAMES) {
+            const oldest = this.cache.keys().next().value;
+            this.cache.get(oldest)?.close?.();
+            this.cache.delete(oldest);
+          }
+        }
+      } catch (err) {
+        this.setStatus(`Frame ${index}: ${err.message || err}`, true);
+      }
+      this.loadingIndex = null;
+      if (index === this.frame) this.draw();
+    }
+    this.loadingIndex = null;
+  }
+
+  // ---------------------------------------------------------------------------- geometry
+  /** The coordinate space of the prompts: the JSON's image_size, else the clip's frame size. */
+  frameSize() {
+    const size = this.doc.image_size;
+    if (Array.isArray(size) && size[0] > 0 && size[1] > 0) return size;
+    if (this.source) return [this.source.width, this.source.height];
+    return null;
+  }
+
+  layout() {
+    const w = this.canvas.clientWidth;
+    const h = this.canvas.clientHeight;
+    const size = this.frameSize();
+    const image = size ? fitRect(w, h, size[0], size[1]) : null;
+    return { w, h, size, image };
+  }
+
+  eventToFrame(e) {
+    const { w, h, size, image } = this.layout();
+    if (!image || !image.w) return null;
+    const rect = this.canvas.getBoundingClientRect();
+    const p = clientToFrame(e.clientX, e.clientY, rect, w, h, image, size[0], size[1]);
+    const lx = ((e.clientX - rect.left) / rect.width) * w;
+    const ly = ((e.clientY - rect.top) / rect.height) * h;
+    return { ...p, lx, ly, size, image };
+  }
+
+  // ---------------------------------------------------------------------------- input
+  onDown(e) {
+    e.stopPropagation();
+    this.root.focus({ preventScroll: true });
+    if (e.button !== 0 && e.button !== 2) return;
+    const p = this.eventToFrame(e);
+    if (!p) {
+      this.setStatus("No frame yet: connect Load Video Frames to 'frames', or run the graph once.", true);
+      return;
+    }
+    this.canvas.setPointerCapture?.(e.pointerId);
+    this.drag = { start: p, now: p, button: e.button, shift: e.shiftKey, moved: false, sx: e.clientX, sy: e.clientY };
+  }
+
+  onMove(e) {
+    if (!this.drag) return;
+    e.stopPropagation();
+    const p = this.eventToFrame(e);
+    if (!p) return;
+    this.drag.now = p;
+    if (Math.hypot(e.clientX - this.drag.sx, e.clientY - this.drag.sy) > DRAG_PX && this.drag.button === 0) {
+      this.drag.moved = true;
+    }
+    if (this.drag.moved) this.draw();
+  }
+
+  onUp(e) {
+    const drag = this.drag;
+    this.drag = null;
+    if (!drag) return;
+    e.stopPropagation();
+    const p = this.eventToFrame(e) || drag.now;
+    const [fw, fh] = p.size;
+    if (drag.moved) {
+      const a = clampToFrame(drag.start, fw, fh);
+      const b = clampToFrame(p, fw, fh);
+      if (Math.abs(a.x - b.x) >= 1 && Math.abs(a.y - b.y) >= 1) {
+        this.commit((d) => addBox(d, this.selectedId, this.frame, a.x, a.y, b.x, b.y));
+      } else {
+        this.draw();
+      }
+      return;
+    }
+    const hit = hitTest(this.doc, this.frame, drag.start.lx, drag.start.ly, drag.start.image, fw, fh, HIT_PX);
+    if (hit) {
+      this.commit((d) => removeItem(d, hit));
+      return;
+    }
+    if (!drag.start.inside) return;
+    const kind = drag.button === 2 || drag.shift ? "negative" : "positive";
+    this.commit((d) => addPoint(d, this.selectedId, this.frame, kind, drag.start.x, drag.start.y));
+  }
+
+  onKey(e) {
+    if (e.target !== this.root && e.target !== this.canvas) return; // typing in a control
+    const step = e.shiftKey ? 10 : 1;
+    if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+      this.showFrame(this.frame + (e.key === "ArrowLeft" ? -step : step));
+    } else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") {
+      this.undo();
+    } else {
+      return;
+    }
+    e.preventDefault();
+    e.stopPropagation();
+  }
+
+  // ---------------------------------------------------------------------------- preview
+  scheduleAutoPreview() {
+    if (!this.autoBox.checked) return;
+    clearTimeout(this.autoTimer);
+    this.autoTimer = setTimeout(() => this.preview(), AUTO_PREVIEW_MS);
+  }
+
+  previewFrameRequest() {
+    const s = this.source;
+    if (s.kind === "run") {
+      const ref = s.run.refs[this.frame];
+      return { filename: ref.filename, subfolder: ref.subfolder };
+    }
+    return { ...s.params, index: this.frame };
+  }
+
+  async preview() {
+    if (!this.source) {
+      this.setStatus("No frames to preview on yet.", true);
+      return;
+    }
+    if (this.docError) {
+      this.setStatus(this.docError, true);
+      return;
+    }
+    const frame = this.frame;
+    const text = this.lastText;
+    const colors = {};
+    for (const id of this.objectIds()) colors[String(id)] = this.colorFor(id);
+    const body = { frame: this.previewFrameRequest(), index: frame, prompts: serializePrompts(this.doc), colors };
+    this.requests.push("/vanish/preview#" + frame);
+    this.setStatus("Preview: running SAM 2…");
+    try {
+      const response = await api.fetchApi("/vanish/preview", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      if (!response.ok) {
+        this.setStatus(`Preview: ${await errorText(response)}`, true);
+        return;
+      }
+      const bitmap = await createImageBitmap(await response.blob());
+      this.overlay?.bitmap?.close?.();
+      this.overlay = { frame, text, bitmap };
+      this.setStatus(`Preview of frame ${frame}${text !== this.lastText ? " (prompts changed since)" : ""}`);
+      this.draw();
+    } catch (err) {
+      this.setStatus(`Preview: ${err.message || err}`, true);
+    }
+  }
+
+  // ---------------------------------------------------------------------------- drawing
+  draw() {
+    const c = this.canvas;
+    const dpr = window.devicePixelRatio || 1;
+    const { w, h, size, image } = this.layout();
+    if (!w || !h) return;
+    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
+      c.width = Math.round(w * dpr);
+      c.height = Math.round(h * dpr);
+    }
+    const g = c.getContext("2d");
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    if (!image) return;
+    const bitmap = this.cache.get(this.frame);
+    if (bitmap) g.drawImage(bitmap, image.x, image.y, image.w, image.h);
+    else {
+      g.fillStyle = "#222";
+      g.fillRect(image.x, image.y, image.w, image.h);
+    }
+    if (this.overlay && this.overlay.frame === this.frame) {
+      g.drawImage(this.overlay.bitmap, image.x, image.y, image.w, image.h);
+    }
+    this.drawPrompts(g, image, size);
+    if (this.drag?.moved) {
+      const toLayout = (p) => {
+        const q = clampToFrame(p, size[0], size[1]);
+        return frameToLayout(q.x, q.y, image, size[0], size[1]);
+      };
+      const a = toLayout(this.drag.start);
+      const b = toLayout(this.drag.now);
+      g.setLineDash([5, 4]);
+      g.strokeStyle = cssColor(this.colorFor(this.selectedId));
+      g.lineWidth = 2;
+      g.strokeRect(a.x, a.y, b.x - a.x, b.y - a.y);
+      g.setLineDash([]);
+    }
+  }
+
+  drawPrompts(g, image, size) {
+    const [fw, fh] = size;
+    const ids = this.objectIds();
+    for (const obj of this.doc.objects) {
+      const fp = obj.frames[String(this.frame)];
+      if (!fp) continue;
+      const rgb = colorOf(Math.max(ids.indexOf(obj.id), 0));
+      const selected = obj.id === this.selectedId;
+      for (const b of fp.boxes || []) {
+        const p0 = frameToLayout(b[0], b[1], image, fw, fh);
+        const p1 = frameToLayout(b[2], b[3], image, fw, fh);
+        g.strokeStyle = cssColor(rgb);
+        g.lineWidth = selected ? 2.5 : 1.5;
+        g.strokeRect(p0.x, p0.y, p1.x - p0.x, p1.y - p0.y);
+        g.fillStyle = cssColor(rgb);
+        g.fillRect(p1.x - 5, p0.y - 5, 10, 10); // the remove handle
+        g.strokeStyle = "#000";
+        g.lineWidth = 1.5;
+        g.beginPath();
+        g.moveTo(p1.x - 3, p0.y - 3); g.lineTo(p1.x + 3, p0.y + 3);
+        g.moveTo(p1.x + 3, p0.y - 3); g.lineTo(p1.x - 3, p0.y + 3);
+        g.stroke();
+      }
+      for (const [kind, list] of [["positive", fp.positive || []], ["negative", fp.negative || []]]) {
+        for (const v of list) this.drawPoint(g, frameToLayout(v[0], v[1], image, fw, fh), rgb, kind, selected);
+      }
+    }
+  }
+
+  drawPoint(g, p, rgb, kind, selected) {
+    const r = selected ? 6.5 : 5.5;
+    g.beginPath();
+    g.arc(p.x, p.y, r, 0, Math.PI * 2);
+    g.fillStyle = kind === "positive" ? cssColor(rgb) : "#111";
+    g.fill();
+    g.lineWidth = 2;
+    g.strokeStyle = kind === "positive" ? "#fff" : cssColor(rgb);
+    g.stroke();
+    g.beginPath();
+    g.strokeStyle = kind === "positive" ? "#000" : "#fff";
+    g.lineWidth = 1.8;
+    g.moveTo(p.x - 3, p.y); g.lineTo(p.x + 3, p.y);
+    if (kind === "positive") { g.moveTo(p.x, p.y - 3); g.lineTo(p.x, p.y + 3); }
+    g.stroke();
+  }
+}
+
+// ------------------------------------------------------------------------------- registration
+function attachEditor(node) {
+  if (node.__vanishEditor || !node.widgets?.some((w) => w.name === "prompts")) return;
+  const editor = new PromptEditor(node);
+  node.__vanishEditor = editor;
+  const widget = node.addDOMWidget("vanish_editor", "vanish_prompt_editor", editor.root, {
+    serialize: false, // the JSON in `prompts` is the only stored value
+    hideOnZoom: false,
+    getValue: () => "",
+    setValue: () => {},
+    getMinHeight: () => 260,
+  });
+  widget.serialize = false; // keep widgets_values exactly the node's Python widgets
+  const removed = node.onRemoved;
+  node.onRemoved = function () {
+    editor.destroy();
+    return removed?.apply(this, arguments);
+  };
+  const configured = node.onConfigure;
+  node.onConfigure = function () {
+    const out = configured?.apply(this, arguments);
+    node.__vanishConfigured = true;
+    editor.undoStack = [];
+    editor.syncFromWidget(true);
+    return out;
+  };
+  // a new node gets room for the editor; a loaded one keeps its saved size (configure runs first)
+  setTimeout(() => {
+    if (!node.__vanishConfigured && node.size) {
+      node.setSize?.([Math.max(node.size[0], 480), Math.max(node.size[1], 640)]);
+      node.setDirtyCanvas?.(true, true);
+    }
+  }, 0);
+}
+
+app.registerExtension({
+  name: "vanish.promptEditor",
+  setup() {
+    api.addEventListener("vanish.run_frames", (event) => {
+      const detail = event.detail || {};
+      if (!detail.node || !Array.isArray(detail.vanish_frames)) return;
+      runFrames.set(String(detail.node), {
+        refs: detail.vanish_frames, size: detail.vanish_frame_size, stamp: Date.now(),
+      });
+    });
+  },
+  async nodeCreated(node) {
+    if ((node.comfyClass ?? node.type) === NODE_TYPE) attachEditor(node);
+  },
+});
