@@ -27,9 +27,9 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
     """Flows between every pair of neighbouring frames, in both directions.
 
     Same outputs as the official wrapper (``model/modules/flow_comp_raft.py:RAFT_bi.forward``),
-    computed with less work: each frame's matching and context features are computed once
-    (the wrapper encodes every frame twice per direction), and both directions refine in one
-    batch. The encoders work per sample, so this changes results only by float jitter.
+    computed with less work: each frame's matching and context features are computed once and
+    shared by both directions (the wrapper encodes every frame up to four times). The encoders
+    work per sample, so this changes results only by float jitter.
 
     Args:
         raft: A RAFT model (eval mode, weights loaded), on the device of ``frames``.
@@ -37,9 +37,11 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
             H and W multiples of 8 and at least 128. parity: the wrapper passes these values
             to RAFT unchanged (the ``/255`` scaling in ``RAFT/raft.py:90`` is commented out).
         iters: Refinement steps per pair (ProPainter's ``raft_iter`` default is 20).
-        max_pairs: Refine at most this many frame pairs at once (``None``: all ``2 * (T-1)``
-            in one batch). Lower it to bound memory; results do not depend on it.
-
+        max_pairs: Refine at most this many frame pairs in one batch. Default ``B * (T-1)``:
+            one direction at a time, so the correlation volumes peak at the size the official
+            wrapper reaches (``(H/8 * W/8)^2`` floats per pair: 0.8 GB at 1280x720). Larger
+            values batch both directions (no faster on CPU); smaller ones save memory.
+            Results do not depend on it.
     Returns:
         ``(flows_forward, flows_backward)``, each ``[B, T-1, 2, H, W]`` float32 in pixels
         (channel 0 = x, 1 = y): ``flows_forward[:, t]`` is the flow from frame t to t+1,
@@ -63,19 +65,19 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
     context = context.view(batch, time, *context.shape[1:])  # [B, T, context_dim, h, w]
 
     def pairs(x: torch.Tensor, *, first: bool) -> torch.Tensor:
-        # forward pairs (t, t+1) then backward pairs (t+1, t), per clip
+        # direction-major: all forward pairs (t, t+1), then all backward pairs (t+1, t)
         a, b = (x[:, :-1], x[:, 1:]) if first else (x[:, 1:], x[:, :-1])
-        both = torch.cat([a, b], dim=1)  # [B, 2*(T-1), C, h, w]
-        return both.reshape(batch * 2 * (time - 1), *x.shape[2:])  # [B*2*(T-1), C, h, w]
+        both = torch.stack([a, b])  # [2, B, T-1, C, h, w]
+        return both.reshape(2 * batch * (time - 1), *x.shape[2:])  # [2*B*(T-1), C, h, w]
 
     features1, features2 = pairs(features, first=True), pairs(features, first=False)
     hidden1, context1 = pairs(hidden, first=True), pairs(context, first=True)
     count = features1.shape[0]
-    step = count if max_pairs is None else int(max_pairs)
+    step = batch * (time - 1) if max_pairs is None else int(max_pairs)
     flows = torch.cat([
         raft.refine(features1[i:i + step], features2[i:i + step], hidden1[i:i + step],
                     context1[i:i + step], iters=iters)
         for i in range(0, count, step)
-    ])  # [B*2*(T-1), 2, H, W]
-    flows = flows.view(batch, 2, time - 1, 2, height, width)  # [B, direction, T-1, 2, H, W]
-    return flows[:, 0], flows[:, 1]
+    ])  # [2*B*(T-1), 2, H, W]
+    flows = flows.view(2, batch, time - 1, 2, height, width)  # [direction, B, T-1, 2, H, W]
+    return flows[0], flows[1]

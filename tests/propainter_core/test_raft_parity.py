@@ -144,11 +144,14 @@ def test_random_model_batching_does_not_change_results():
     frames = torch.rand(2, 2, 3, 128, 136) * 2 - 1
     forward, backward = bidirectional_flow(raft, frames, iters=2)
     forward_1, backward_1 = bidirectional_flow(raft, frames, iters=2, max_pairs=1)
+    forward_4, backward_4 = bidirectional_flow(raft, frames, iters=2, max_pairs=4)  # both directions
     assert forward.shape == backward.shape == (2, 1, 2, 128, 136)
     assert torch.isfinite(forward).all() and torch.isfinite(backward).all()
     assert not torch.allclose(forward, -backward, atol=1e-3)  # two real, distinct directions
     torch.testing.assert_close(forward_1, forward, rtol=0, atol=1e-4)
     torch.testing.assert_close(backward_1, backward, rtol=0, atol=1e-4)
+    torch.testing.assert_close(forward_4, forward, rtol=0, atol=1e-4)
+    torch.testing.assert_close(backward_4, backward, rtol=0, atol=1e-4)
 
 
 def test_network_accepts_injected_parts():
