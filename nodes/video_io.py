@@ -144,7 +144,7 @@ def audio_for(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection, co
     start = max(selection.skip_first, 0) / rate
     duration = count * max(selection.every_nth, 1) / rate
     clip = read_audio(source, start, duration) if info.kind == "video" and info.has_audio else None
-    if clip is None:
+    if clip is None or clip.samples.shape[1] == 0:  # no track, or it ends before the frames
         silent = torch.zeros((1, 1, int(round(duration * SILENT_SAMPLE_RATE))))
         return {"waveform": silent, "sample_rate": SILENT_SAMPLE_RATE, SILENT_KEY: True}
     return {"waveform": torch.from_numpy(clip.samples).unsqueeze(0), "sample_rate": clip.sample_rate}
