@@ -251,3 +251,12 @@ def test_never_imports_torchvision():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_bf16_autocast_runs_on_cpu():
+    handle = handle_for(tiny_predictor())
+    handle.dtype = torch.bfloat16  # the loader picks this for precision "bf16"
+    frame = (moving_square_clip(1)[0].numpy() * 255).astype(np.uint8)
+    masks = S.preview_single_frame(handle, frame, [FramePrompts(positive=[(16.0, 24.0)])])
+    assert masks.shape == (1, 48, 64) and masks.dtype == bool
+    assert next(handle.predictor.parameters()).dtype == torch.float32  # weights stay fp32
