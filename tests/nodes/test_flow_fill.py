@@ -1,0 +1,141 @@
+"""The weights-free backend: mask dilation, flow completion, propagation, carried fill, streaming."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from vanish.nodes.ops import flow_fill
+from vanish.nodes.ops.flow_fill import FlowFillSettings, complete_flow, dilate_holes, flow_fill_inpaint
+
+
+def texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth random RGB texture (float32 0..255), large enough to pan across."""
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, size=(h, w, 3)).astype(np.float32)
+    return cv2.GaussianBlur(noise, (0, 0), 2.0) * 3.0 - 255.0
+
+
+def panning_clip(t: int = 8, h: int = 48, w: int = 64, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A textured background panning ``step`` px/frame to the left, and a square hole moving right.
+
+    Returns:
+        truth uint8 [T, H, W, 3], raw masks bool [T, H, W].
+    """
+    canvas = np.clip(texture(h, w + step * t), 0, 255)
+    truth = np.stack([canvas[:, i * step:i * step + w] for i in range(t)]).round().astype(np.uint8)
+    masks = np.zeros((t, h, w), bool)
+    for i in range(t):
+        x = 8 + 3 * i
+        masks[i, 16:30, x:x + 12] = True
+    return truth, masks
+
+
+def with_object(truth: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    given = truth.copy()
+    given[masks] = (255, 0, 255)
+    return given
+
+
+def test_dilate_holes_equals_scipy_cross_dilation():
+    rng = np.random.default_rng(1)
+    masks = rng.uniform(size=(3, 20, 17)) > 0.93
+    expected = np.stack([ndimage.binary_dilation(m, iterations=3) for m in masks])
+    np.testing.assert_array_equal(dilate_holes(masks, 3), expected)
+    np.testing.assert_array_equal(dilate_holes(masks[0], 0), masks[0])
+
+
+def test_complete_flow_keeps_known_and_recovers_camera_motion():
+    h, w = 40, 60
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    # a zoom plus a pan (an affine camera motion) measured everywhere, garbage in the hole
+    flow = np.stack([0.05 * (gx - 30) + 2.0, 0.05 * (gy - 20) - 1.0], -1).astype(np.float32)
+    hole = np.zeros((h, w), bool)
+    hole[10:25, 20:40] = True
+    corrupted = flow.copy()
+    corrupted[hole] = (9.0, -9.0)
+    out = complete_flow(corrupted, hole)
+    np.testing.assert_array_equal(out[~hole], flow[~hole])
+    assert np.abs(out[hole] - flow[hole]).max() < 0.05
+
+
+def test_complete_flow_ignores_another_object_next_to_the_hole():
+    h, w = 40, 60
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = 3.0  # the camera pans
+    flow[5:35, 42:56] = (-6.0, 0.0)  # a car driving the other way right of the hole
+    hole = np.zeros((h, w), bool)
+    hole[12:28, 20:40] = True
+    out = complete_flow(flow, hole)
+    assert np.abs(out[hole] - (3.0, 0.0)).max() < 0.2
+
+
+def test_propagation_recovers_revealed_background():
+    truth, masks = panning_clip()
+    out = flow_fill_inpaint(with_object(truth, masks), masks)
+    holes = dilate_holes(masks, 4)
+    error = np.abs(out.astype(np.float32) - truth.astype(np.float32))[holes]
+    assert error.mean() < 4.0  # a few levels: bilinear sampling of a textured background
+    np.testing.assert_array_equal(out[~holes], truth[~holes])  # outside the hole: untouched
+
+
+def test_empty_mask_returns_the_frames_unchanged():
+    truth, masks = panning_clip(t=3)
+    out = flow_fill_inpaint(truth, np.zeros_like(masks))
+    np.testing.assert_array_equal(out, truth)
+
+
+def test_all_masked_gives_flat_grey_with_a_warning(caplog):
+    truth, masks = panning_clip(t=2)
+    with caplog.at_level("WARNING"):
+        out = flow_fill_inpaint(truth, np.ones_like(masks))
+    assert (out == 128).all()
+    assert "nothing to propagate" in caplog.text
+
+
+def test_single_frame_uses_a_spatial_fill():
+    truth, masks = panning_clip(t=1)
+    out = flow_fill_inpaint(with_object(truth, masks), masks)
+    inside = out[0][masks[0]].astype(np.int32)
+    assert np.abs(inside - (255, 0, 255)).sum(-1).min() > 60  # the magenta object is gone
+
+
+def test_never_seen_fill_is_carried_along_and_does_not_flicker():
+    """A static hole on a static scene is never revealed; its fill must stay put despite noise."""
+    rng = np.random.default_rng(3)
+    t, h, w = 6, 40, 48
+    base = np.clip(texture(h, w, seed=5), 0, 255)
+    truth = np.stack([np.clip(base + rng.normal(0, 6, base.shape), 0, 255) for _ in range(t)]).astype(np.uint8)
+    masks = np.zeros((t, h, w), bool)
+    masks[:, 14:26, 16:32] = True
+    out = flow_fill_inpaint(with_object(truth, masks), masks).astype(np.float32)
+    holes = dilate_holes(masks, 4)
+    ours = np.abs(np.diff(out, axis=0))[holes[1:]].mean()
+    per_frame = np.stack([cv2.inpaint(f, m.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+                          for f, m in zip(with_object(truth, masks), holes)]).astype(np.float32)
+    telea = np.abs(np.diff(per_frame, axis=0))[holes[1:]].mean()
+    assert ours < 0.5 * telea
+
+
+def test_streamed_windows_equal_the_whole_clip():
+    truth, masks = panning_clip(t=9)
+    given = with_object(truth, masks)
+    whole = flow_fill_inpaint(given, masks, FlowFillSettings(max_propagation=3, segment_length=100))
+    streamed = flow_fill_inpaint(given, masks, FlowFillSettings(max_propagation=3, segment_length=2))
+    np.testing.assert_array_equal(streamed, whole)
+
+
+def test_progress_reaches_the_end_and_cancel_stops():
+    truth, masks = panning_clip(t=4)
+    calls: list[tuple[int, int]] = []
+    flow_fill_inpaint(truth, masks, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (4, 4)
+    with pytest.raises(flow_fill.InpaintCancelled):
+        flow_fill_inpaint(truth, masks, should_cancel=lambda: True)
+
+
+def test_bad_settings_are_refused():
+    truth, masks = panning_clip(t=2)
+    with pytest.raises(ValueError, match="max_propagation"):
+        flow_fill_inpaint(truth, masks, FlowFillSettings(max_propagation=0))

@@ -1,0 +1,215 @@
+"""ProPainter Model Loader / ProPainter Inpaint nodes and the inpaint runner (no real weights)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import vanish.propainter_core as core
+from vanish.nodes import inpainting
+from vanish.nodes._errors import VanishError
+from vanish.nodes.compositing import VanishCompositeFrames
+from vanish.nodes.ops import inpaint_runner
+from vanish.nodes.ops.inpaint_runner import (MIN_SEGMENT, CropBox, Host, InpaintMemoryError, RunSettings,
+                                             choose_segment, crop_box, estimate_bytes, is_out_of_memory,
+                                             processing_size)
+
+NODE = inpainting.VanishProPainterInpaint()
+DEFAULTS = dict(mask_dilation=4, flow_mask_dilation=-1, neighbor_length=10, ref_stride=10, subvideo_length=80,
+                raft_iter=20, size_mode="scale", scale=1.0, long_side=960, crop="off", crop_margin=64,
+                segment_length=0)
+FLOW_FILL = inpainting.InpaintModel("flow_fill", torch.device("cpu"))
+
+
+def clip(t: int = 5, h: int = 45, w: int = 70) -> tuple[torch.Tensor, torch.Tensor]:
+    """A panning gradient texture with a moving square object; IMAGE and MASK."""
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w + 3 * t), indexing="ij")
+    canvas = torch.stack([(torch.sin(xs / 3.0) + 1) / 2, (torch.cos(ys / 4.0) + 1) / 2,
+                          ((xs + ys) % 17) / 17.0], -1)  # [H, W', 3]
+    frames = torch.stack([canvas[:, 3 * i:3 * i + w] for i in range(t)]).float()
+    masks = torch.zeros((t, h, w))
+    for i in range(t):
+        masks[i, 15:27, 10 + 4 * i:22 + 4 * i] = 1.0
+    frames[masks > 0] = torch.tensor([1.0, 0.0, 1.0])
+    return frames, masks
+
+
+def run_node(frames, masks, model=FLOW_FILL, **overrides):
+    return NODE.inpaint(frames, masks, model, **{**DEFAULTS, **overrides})
+
+
+# --------------------------------------------------------------------------- runner geometry
+@pytest.mark.parametrize("backend,size,settings,expected", [
+    ("propainter", (128, 224), {}, (128, 224)),
+    ("propainter", (540, 972), {}, (544, 976)),                     # nearest multiple of 8
+    ("propainter", (1080, 1920), {"size_mode": "long side", "long_side": 640}, (360, 640)),
+    ("propainter", (60, 100), {}, (128, 216)),                      # scaled up to 128, aspect kept
+    ("flow_fill", (45, 70), {"scale": 0.5}, (22, 35)),
+    ("flow_fill", (45, 70), {"scale": 0.1}, (16, 25)),              # at least 16
+])
+def test_processing_size(backend, size, settings, expected):
+    assert processing_size(*size, RunSettings(backend=backend, **settings)) == expected
+
+
+def test_crop_box_covers_the_mask_over_time_plus_margin():
+    masks = torch.zeros((3, 100, 200), dtype=torch.bool)
+    masks[0, 40:50, 60:70] = True
+    masks[2, 45:55, 90:100] = True
+    assert crop_box(masks, "auto", 10, 16) == CropBox(50, 30, 60, 35)
+    assert crop_box(masks, "auto", 10, 64) == CropBox(48, 16, 64, 64)     # grown to the minimum side
+    assert crop_box(masks, "off", 10, 16) == CropBox(0, 0, 200, 100)
+    assert crop_box(masks, "auto", 80, 16) == CropBox(0, 0, 200, 100)     # too big: whole frame
+
+
+def test_segment_choice_follows_free_memory():
+    size = (240, 432)
+    assert choose_segment(size, 10**12, 80, 300, 10) == 80
+    assert choose_segment(size, 10**12, 80, 30, 10) == 30
+    assert choose_segment(size, 1, 80, 300, 10) == MIN_SEGMENT
+    small = choose_segment(size, estimate_bytes(size, 40) / inpaint_runner.MEMORY_HEADROOM, 80, 300, 10)
+    assert small == 20  # 80 -> 40 -> 20: the first whose padded span (40 frames) fits
+    assert estimate_bytes(size, 80, half=True) < estimate_bytes(size, 80)
+
+
+def test_out_of_memory_detection():
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert is_out_of_memory(RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_out_of_memory_retries_smaller_then_explains(monkeypatch):
+    seen: list[int] = []
+
+    def fake_inpaint(frames, masks, models, *, segment_length, height, width, **_):
+        seen.append(segment_length)
+        if segment_length > 10:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return torch.zeros((frames.shape[0], 128, 128, 3), dtype=torch.uint8)
+
+    monkeypatch.setattr(core, "inpaint", fake_inpaint)
+    frames = torch.rand(40, 128, 128, 3)
+    masks = torch.zeros(40, 128, 128, dtype=torch.bool)
+    masks[:, 50:60, 50:60] = True
+    freed: list[bool] = []
+    host = Host(free_memory=lambda: 10**12, empty_cache=lambda: freed.append(True))
+    result = inpaint_runner.run_inpaint(frames, masks, RunSettings(segment_length=40), None, host)
+    assert seen == [40, 20, 10] and len(freed) == 2 and result.segment_length == 10
+    assert any("retried" in note for note in result.notes)
+
+    monkeypatch.setattr(core, "inpaint", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError("oom")))
+    with pytest.raises(InpaintMemoryError, match=r"would fit: set size_mode to 'long side' with long_side \d+"):
+        inpaint_runner.run_inpaint(frames, masks, RunSettings(segment_length=40), None,
+                                   Host(free_memory=lambda: 2 * 1024**3))
+
+
+# --------------------------------------------------------------------------- the inpaint node
+def test_empty_mask_returns_the_frames_unchanged():
+    frames, masks = clip()
+    filled, used, crop = run_node(frames, torch.zeros_like(masks))
+    assert filled is frames and not used.any()
+    assert crop == {"x": 0, "y": 0, "width": 70, "height": 45}
+
+
+def test_fill_keeps_every_pixel_outside_the_used_mask():
+    frames, masks = clip()  # 70x45: not a multiple of 8
+    filled, used, crop = run_node(frames, masks)
+    assert filled.shape == frames.shape and used.shape == masks.shape
+    outside = used == 0
+    assert torch.equal(filled[outside], frames[outside])
+    assert bool((used[masks > 0] == 1).all())  # the object is inside the used (dilated) mask
+    magenta = torch.tensor([1.0, 0.0, 1.0])
+    assert (filled[masks > 0] - magenta).abs().sum(-1).min() > 0.2
+
+
+def test_single_frame():
+    frames, masks = clip(t=1)
+    filled, used, _ = run_node(frames, masks)
+    assert filled.shape == frames.shape and bool(used.any())
+
+
+def test_all_masked_warns_and_fills(caplog):
+    frames, _ = clip(t=2)
+    with caplog.at_level("WARNING"):
+        filled, used, _ = run_node(frames, torch.ones(2, 45, 70))
+    assert "nothing to propagate" in caplog.text
+    assert torch.allclose(filled, torch.full_like(filled, 128 / 255))
+
+
+@pytest.mark.parametrize("bad_mask,text", [
+    (torch.zeros(3, 45, 70), "has 3 frames but 'images' has 5"),
+    (torch.zeros(5, 40, 70), "is 70x40 but 'images' is 70x45"),
+])
+def test_mask_that_does_not_match_the_frames(bad_mask, text):
+    frames, _ = clip()
+    with pytest.raises(VanishError, match=text):
+        run_node(frames, bad_mask)
+
+
+def test_wrong_model_input():
+    frames, masks = clip()
+    with pytest.raises(VanishError, match="ProPainter Model Loader"):
+        run_node(frames, masks, model="not a model")
+
+
+def test_crop_and_stitch_leaves_the_rest_bit_identical():
+    frames, masks = clip(t=4, h=120, w=160)
+    filled, used, crop = run_node(frames, masks, crop="auto", crop_margin=8)
+    assert crop["width"] < 160 and crop["height"] < 120
+    assert filled.shape == (4, crop["height"], crop["width"], 3)
+    (final,) = VanishCompositeFrames().composite(frames, filled, used, False, 16, crop)
+    assert torch.equal(final[used == 0], frames[used == 0])
+    assert not torch.equal(final[masks > 0], frames[masks > 0])
+
+
+def test_streaming_through_the_node_equals_the_whole_clip():
+    frames, masks = clip(t=6)
+    whole, _, _ = run_node(frames, masks)
+    streamed, _, _ = run_node(frames, masks, segment_length=2)
+    assert torch.equal(whole, streamed)
+
+
+# --------------------------------------------------------------------------- the loader
+def test_missing_files_error_names_each_file_folder_and_release(comfy):
+    with pytest.raises(VanishError) as info:
+        inpainting.VanishProPainterModelLoader().load("propainter", "raft-things.pth",
+                                                      "recurrent_flow_completion.pth", "ProPainter.pth", "fp32", "cpu")
+    text = str(info.value)
+    for name in ("raft-things.pth", "recurrent_flow_completion.pth", "ProPainter.pth",
+                 str(comfy.models("propainter")), "github.com/sczhou/ProPainter/releases/tag/v0.1.0"):
+        assert name in text
+
+
+def test_wrong_file_is_a_clear_error(comfy):
+    folder = comfy.models("propainter")
+    for name in inpainting.OFFICIAL_FILES.values():
+        torch.save({"not.a.network": torch.zeros(2)}, folder / name)
+    with pytest.raises(VanishError, match="could not be used"):
+        inpainting.VanishProPainterModelLoader().load("propainter", "raft-things.pth",
+                                                      "recurrent_flow_completion.pth", "ProPainter.pth", "fp32", "cpu")
+
+
+def test_flow_fill_backend_needs_no_files(comfy):
+    (model,) = inpainting.VanishProPainterModelLoader().load("flow_fill (no weights)", "raft-things.pth",
+                                                             "x.pth", "y.pth", "fp16", "auto")
+    assert model.backend == "flow_fill"
+
+
+def test_loader_lists_the_official_names_even_before_download(comfy):
+    inputs = inpainting.VanishProPainterModelLoader.INPUT_TYPES()["required"]
+    assert "raft-things.pth" in inputs["raft"][0] and inputs["generator"][1]["default"] == "ProPainter.pth"
+
+
+def test_fp16_on_cpu_falls_back_to_fp32_and_models_are_cached(comfy, parity_checkpoints, caplog):
+    folder = comfy.models("propainter")
+    for path in parity_checkpoints.values():
+        (folder / path.name).write_bytes(path.read_bytes())
+    loader = inpainting.VanishProPainterModelLoader()
+    with caplog.at_level("WARNING"):
+        (first,) = loader.load("propainter", "raft-things.pth", "recurrent_flow_completion.pth",
+                               "ProPainter.pth", "fp16", "cpu")
+    assert first.dtype == torch.float32 and "needs a CUDA GPU" in caplog.text
+    (second,) = loader.load("propainter", "raft-things.pth", "recurrent_flow_completion.pth",
+                            "ProPainter.pth", "fp16", "cpu")
+    assert second is first
+    networks = first.networks()
+    assert networks.generator.training is False and networks.device.type == "cpu"
