@@ -61,6 +61,12 @@ class SAM2ModelLoader:
                    "choosing the config from the checkpoint itself. Reused across runs while the "
                    "file and settings are unchanged.")
 
+    @classmethod
+    def IS_CHANGED(cls, checkpoint: str, precision: str = "auto", device: str = "auto"):
+        """Re-run when the file is replaced under the same name (its modification time changes)."""
+        path = _comfy.model_path(sam2_loader.MODEL_FOLDER, checkpoint) if checkpoint else None
+        return f"{path}:{path.stat().st_mtime_ns if path is not None else 'missing'}:{precision}:{device}"
+
     def load(self, checkpoint: str, precision: str = "auto", device: str = "auto"):
         path = _comfy.model_path(sam2_loader.MODEL_FOLDER, checkpoint) if checkpoint else None
         if path is None:

@@ -152,3 +152,13 @@ def test_loader_node_wraps_a_wrong_file(comfy, tmp_path):
               str(comfy.models("sam2") / "ProPainter.safetensors"))
     with pytest.raises(VanishError, match="looks like ProPainter's inpainting checkpoint"):
         SAM2ModelLoader().load("ProPainter.safetensors", "auto", "cpu")
+
+
+def test_loader_node_reruns_when_the_file_changes(comfy):
+    L._comfy.register_model_folder("sam2", L.MODEL_EXTENSIONS)
+    path = comfy.models("sam2") / "sam2.1_hiera_tiny.pt"
+    assert SAM2ModelLoader.IS_CHANGED("sam2.1_hiera_tiny.pt").endswith("missing:auto:auto")
+    path.write_bytes(b"x")
+    first = SAM2ModelLoader.IS_CHANGED("sam2.1_hiera_tiny.pt")
+    os.utime(path, (time.time() + 10, time.time() + 10))
+    assert SAM2ModelLoader.IS_CHANGED("sam2.1_hiera_tiny.pt") != first
