@@ -238,3 +238,21 @@ def test_dtype_conversion_copies_and_never_touches_the_callers_module():
     assert module_in_dtype(layer, torch.float32) is layer
     half = module_in_dtype(layer, torch.float16)
     assert half is not layer and half.weight.dtype == torch.float16 and layer.weight.dtype == torch.float32
+
+
+def test_load_models_refuses_half_on_cpu_before_reading_files(tmp_path):
+    import propainter_core
+
+    missing = tmp_path / "missing.pth"
+    with pytest.raises(InpaintInputError, match="needs a CUDA device"):
+        propainter_core.load_models(raft=missing, flow_completion=missing, generator=missing,
+                                    dtype=torch.float16)
+
+
+def test_load_models_names_a_missing_file(tmp_path):
+    import propainter_core
+    from propainter_core.checkpoints import CheckpointError
+
+    missing = tmp_path / "raft-things.pth"
+    with pytest.raises(CheckpointError, match="raft-things.pth"):
+        propainter_core.load_models(raft=missing, flow_completion=missing, generator=missing)
