@@ -221,3 +221,24 @@ def test_upsample_flow_of_constant_field():
     uniform = raft.upsample_flow(flow, torch.zeros(1, 9 * 64, 4, 5))
     assert uniform[0, 0, 12, 16].item() == pytest.approx(12.0)  # interior: 9 equal taps
     assert uniform[0, 0, 0, 0].item() == pytest.approx(12.0 * 4 / 9)  # corner: 5 taps are padding
+
+
+def test_every_parameter_gets_a_gradient():
+    torch.manual_seed(0)
+    raft = build_raft()
+    image1, image2 = torch.rand(2, 1, 3, 128, 128) * 2 - 1
+    flow = raft(image1, image2, iters=2)  # step 1 starts from zero flow: convf1 needs step 2
+    flow.square().mean().backward()
+    missing = [name for name, p in raft.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert missing == []
+
+
+def test_non_contiguous_frames_give_the_same_flows():
+    torch.manual_seed(0)
+    raft = build_raft()
+    frames = torch.rand(1, 2, 3, 128, 128) * 2 - 1
+    channels_last = frames.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    assert not channels_last.is_contiguous()
+    forward, _ = bidirectional_flow(raft, frames, iters=1)
+    forward_nc, _ = bidirectional_flow(raft, channels_last, iters=1)
+    torch.testing.assert_close(forward_nc, forward, rtol=0, atol=1e-5)
