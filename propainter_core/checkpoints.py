@@ -80,12 +80,21 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def _looks_like_safetensors(path: Path) -> bool:
+    """A safetensors file opens with an 8-byte little-endian header length, then ``{``."""
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    return (len(head) == 9 and head[8:9] == b"{"
+            and int.from_bytes(head[:8], "little") < path.stat().st_size)
+
+
 def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
     """Read the tensors of a checkpoint file onto the CPU, keys as stored.
 
     Args:
         path: A ``.safetensors`` file, or a ``torch.save`` file (``.pth``, ``.pt``, ``.ckpt``,
-            ``.bin``), read with ``weights_only=True`` (no code from the file runs).
+            ``.bin``), read with ``weights_only=True`` (no code from the file runs). The
+            format is recognised from the content too, so a renamed file still reads.
 
     Returns:
         ``{key: tensor}``. A training wrapper (``{"model": sd}``, ``{"state_dict": sd}``,
@@ -98,7 +107,7 @@ def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
-    if path.suffix.lower() == ".safetensors":
+    if path.suffix.lower() == ".safetensors" or _looks_like_safetensors(path):
         from safetensors.torch import load_file
 
         try:

@@ -83,6 +83,9 @@ def test_convert_to_safetensors_round_trip(parity_checkpoints, raft_state, tmp_p
         assert torch.equal(stored[key], value), key
     _assert_same_weights(_loaded_raft(parity_checkpoints["raft"]), _loaded_raft(dst))
     assert identify_checkpoint(stored) == "raft"
+    renamed = tmp_path / "raft_renamed.pth"  # a safetensors file with a .pth name still reads
+    renamed.write_bytes(dst.read_bytes())
+    assert read_state_dict(renamed).keys() == raft_state.keys()
 
 
 def test_convert_never_overwrites_without_permission(raft_state, tmp_path):
