@@ -22,9 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -40,7 +40,7 @@ CLIP_LENGTH = 12  # parity: inference_propainter.py:302-309, width <= 640
 def load_frames(count: int) -> torch.Tensor:
     """bmx-trees frames ``[1, T, 3, 240, 432]`` float in [-1, 1] (the pipeline's layout)."""
     files = sorted((CLIPS_DIR / "bmx-trees" / "frames").iterdir())[:count]
-    rgb = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])  # [T, H, W, 3]
+    rgb = np.stack([cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files])  # [T, H, W, 3]
     frames = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255 * 2 - 1  # [T, 3, H, W]
     return frames[None]
 
