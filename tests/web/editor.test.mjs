@@ -339,6 +339,7 @@ async function testPreviewAndRunFrames(page) {
   const req = await page.evaluate(() => window.vanishStub.requests.at(-1));
   check("run frames are fetched from /vanish/run_frame", req === "/vanish/run_frame?filename=run_abc_00000.jpg&subfolder=vanish_editor", req);
   const st = await editorState(page);
+  check("run frames: the node says where the frames come from", st.status === "Frames of the last run: 200x100, 3 frames", st.status);
   check("run frames: slider covers the run's frames", (await page.evaluate(() => document.querySelector(".vanish-editor input[type=range]").max)) === "2", JSON.stringify(st));
 }
 

@@ -37,8 +37,8 @@ const STYLE = `
 .vanish-editor canvas{position:absolute;left:0;top:0;width:100%;height:100%;cursor:crosshair;touch-action:none}
 .vanish-editor .vanish-scrub{position:relative;display:flex;align-items:center;gap:6px}
 .vanish-editor .vanish-scrub input{flex:1 1 auto;margin:0}
-.vanish-editor .vanish-marks{position:absolute;left:0;right:0;top:-3px;height:4px;pointer-events:none}
-.vanish-editor .vanish-marks span{position:absolute;width:3px;height:4px;margin-left:-1px;border-radius:1px}
+.vanish-editor .vanish-marks{position:absolute;left:8px;right:8px;top:-5px;height:5px;pointer-events:none}
+.vanish-editor .vanish-marks span{position:absolute;width:4px;height:5px;margin-left:-2px;border-radius:1px}
 .vanish-editor .vanish-status{min-height:15px;color:#aaa;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .vanish-editor .vanish-status.vanish-error{color:#f88}
 `;
@@ -352,6 +352,7 @@ export class PromptEditor {
     if (wanted.kind === "run") {
       const [w, h] = wanted.run.size;
       this.source = { ...wanted, count: wanted.run.refs.length, width: w, height: h };
+      this.setStatus(`Frames of the last run: ${w}x${h}, ${this.source.count} frames`);
     } else {
       const url = "/vanish/video_info?" + new URLSearchParams(wanted.params);
       this.requests.push(url);
@@ -369,7 +370,7 @@ export class PromptEditor {
           const [w, h] = fallback.size;
           this.source = { kind: "run", key: wanted.key, run: fallback, count: fallback.refs.length, width: w, height: h };
         }
-        this.setStatus(`Frames: ${this.sourceError}`, true);
+        this.setStatus(`Frames: ${this.sourceError}${fallback ? " (showing the last run's frames)" : ""}`, true);
       } else {
         const info = await response.json();
         this.source = { ...wanted, count: info.frame_count, width: info.width, height: info.height };
