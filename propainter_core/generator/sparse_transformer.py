@@ -64,8 +64,9 @@ class SparseWindowAttention(nn.Module):
 
     @staticmethod
     def _attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        # parity: sparse_transformer.py:263-266 — scale after the product, then softmax.
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))
+        # parity: sparse_transformer.py:263-266 — scale after the product, then softmax. In place:
+        # the same values without a second copy of the (large) attention matrix.
+        att = (q @ k.transpose(-2, -1)).mul_(1.0 / math.sqrt(q.size(-1)))
         return F.softmax(att, dim=-1) @ v
 
     def forward(self, x: Tensor, local_mask: Tensor, key_frames: Tensor) -> Tensor:
