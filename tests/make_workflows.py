@@ -1,0 +1,243 @@
+"""Write the shipped example graphs in ``workflows/`` (UI format, as ComfyUI saves them).
+
+Run ``.venv/bin/python tests/make_workflows.py`` after changing a node's inputs; the workflow
+tests (``tests/test_workflows.py``) lint the files and execute them on real clips, so a stale
+file fails CI rather than silently shifting widget values in users' graphs.
+
+Each graph is described by name: node ``(key, type, widget values by name)`` and links
+``(source key, output name, target key, input name)``. Widgets not named keep their defaults.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
+
+import conftest  # noqa: E402,F401  (registers the pack as `vanish`)
+from vanish import NODE_CLASS_MAPPINGS  # noqa: E402
+from workflow_tools import link_inputs, widget_specs  # noqa: E402
+
+WORKFLOWS = Path(__file__).parents[1] / "workflows"
+
+SAM2_MODEL = {
+    "name": "sam2.1_hiera_small.pt",
+    "url": "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_small.pt",
+    "directory": "sam2",
+}
+PROPAINTER_MODELS = [
+    {"name": name, "url": f"https://github.com/sczhou/ProPainter/releases/download/v0.1.0/{name}",
+     "directory": "propainter"}
+    for name in ("raft-things.pth", "recurrent_flow_completion.pth", "ProPainter.pth")
+]
+# The tennis player, clicked once on frame 0 (tennis clip from ../shared/clips, 432x240).
+TENNIS_PROMPT = {"version": 1, "image_size": [432, 240], "objects": [
+    {"id": 1, "name": "player", "frames": {"0": {"positive": [[238, 141]], "negative": []}}}]}
+
+
+def _default_values(cls, values: dict) -> list:
+    out = []
+    for spec in widget_specs(cls):
+        if spec.kind == "UPLOAD":
+            out.append("image")  # what the frontend stores for its upload button
+        elif spec.kind == "CONTROL":
+            out.append("fixed")
+        elif spec.name in values:
+            out.append(values[spec.name])
+        elif "default" in spec.options:
+            out.append(spec.options["default"])
+        elif spec.kind == "COMBO" and spec.choices:
+            out.append(spec.choices[0])
+        else:
+            raise KeyError(f"{cls.__name__}: no value for widget '{spec.name}'")
+    unknown = set(values) - {s.name for s in widget_specs(cls)}
+    if unknown:
+        raise KeyError(f"{cls.__name__}: unknown widgets {sorted(unknown)}")
+    return out
+
+
+def build(nodes: list[tuple], links: list[tuple], *, models: list[dict], note: str) -> dict:
+    """A UI-format workflow dict from a compact description."""
+    ids = {key: i + 1 for i, (key, *_rest) in enumerate(nodes)}
+    graph_nodes, graph_links = [], []
+    for order, (key, ntype, values, pos) in enumerate(nodes):
+        cls = NODE_CLASS_MAPPINGS[ntype]
+        inputs = [{"name": name, "type": typ, "link": None} for name, typ in link_inputs(cls).items()]
+        outputs = [{"name": name, "type": typ, "links": [], "slot_index": slot}
+                   for slot, (typ, name) in enumerate(zip(cls.RETURN_TYPES, cls.RETURN_NAMES))]
+        node = {"id": ids[key], "type": ntype, "pos": list(pos), "size": [320, 260], "flags": {},
+                "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
+                "properties": {"Node name for S&R": ntype, "cnr_id": "vanish"},
+                "widgets_values": _default_values(cls, values)}
+        if ntype == "VanishSAM2ModelLoader":
+            node["properties"]["models"] = [SAM2_MODEL]
+        if ntype == "VanishProPainterModelLoader" and values.get("backend", "propainter") == "propainter":
+            node["properties"]["models"] = PROPAINTER_MODELS
+        graph_nodes.append(node)
+    by_id = {n["id"]: n for n in graph_nodes}
+    for link_id, (src, out_name, dst, in_name) in enumerate(links, start=1):
+        src_node, dst_node = by_id[ids[src]], by_id[ids[dst]]
+        out_slot = next(o for o in src_node["outputs"] if o["name"] == out_name)
+        in_index = next(i for i, s in enumerate(dst_node["inputs"]) if s["name"] == in_name)
+        dst_node["inputs"][in_index]["link"] = link_id
+        out_slot["links"].append(link_id)
+        graph_links.append([link_id, src_node["id"], out_slot["slot_index"], dst_node["id"], in_index,
+                            out_slot["type"]])
+    note_node = {"id": len(graph_nodes) + 1, "type": "Note", "pos": [0, -220], "size": [520, 180],
+                 "flags": {}, "order": len(graph_nodes), "mode": 0, "inputs": [], "outputs": [],
+                 "properties": {}, "widgets_values": [note]}
+    return {"last_node_id": note_node["id"], "last_link_id": len(graph_links),
+            "nodes": graph_nodes + [note_node], "links": graph_links, "groups": [], "config": {},
+            "extra": {"ds": {"scale": 0.8, "offset": [40, 260]}}, "version": 0.4, "models": models}
+
+
+def _row(x: int, y: int = 0):
+    return (x * 360, y)
+
+
+def remove_object() -> dict:
+    prompt = json.dumps(TENNIS_PROMPT)
+    nodes = [
+        ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
+        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 520)),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 520)),
+        ("track", "VanishSAM2Propagate", {}, _row(2)),
+        ("dilate", "VanishMaskDilateBlur", {"grow": 8, "feather": 2.0, "temporal_sigma": 1.0}, _row(3)),
+        ("pp", "VanishProPainterModelLoader", {}, _row(3, 520)),
+        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(4)),
+        ("comp", "VanishCompositeFrames", {}, _row(5)),
+        ("metric", "VanishWarpErrorMetric", {}, _row(6, 520)),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed"}, _row(6)),
+    ]
+    links = [
+        ("load", "frames", "prompt", "frames"), ("load", "frames", "track", "frames"),
+        ("sam", "model", "track", "model"), ("prompt", "prompts", "track", "prompts"),
+        ("track", "mask", "dilate", "mask"),
+        ("load", "frames", "inpaint", "images"), ("dilate", "hard_mask", "inpaint", "mask"),
+        ("pp", "model", "inpaint", "model"),
+        ("load", "frames", "comp", "original"), ("inpaint", "filled", "comp", "fill"),
+        ("dilate", "soft_mask", "comp", "mask"), ("inpaint", "crop", "comp", "crop"),
+        ("comp", "frames", "metric", "frames"), ("dilate", "hard_mask", "metric", "mask"),
+        ("comp", "frames", "save", "images"), ("load", "audio", "save", "audio"),
+        ("load", "video_info", "save", "video_info"),
+    ]
+    return build(nodes, links, models=[SAM2_MODEL, *PROPAINTER_MODELS], note=(
+        "Remove an object: pick your clip in Load Video Frames, click the object in SAM 2 Video "
+        "Prompt (left click = keep, shift/right click = exclude), queue. SAM 2 tracks it through "
+        "the clip, ProPainter fills it, Composite Frames pastes the fill into the untouched "
+        "original. Models: models/sam2 and models/propainter (the frontend offers the downloads)."))
+
+
+def _region_graph(backend: str, note: str) -> dict:
+    loader_values = {"backend": backend}
+    nodes = [
+        ("load", "VanishLoadVideoFrames", {"video": "running_car.mp4", "mask_path": "mask_logo.png",
+                                           "mask_threshold": 0.5}, _row(0)),
+        ("dilate", "VanishMaskDilateBlur", {"grow": 6, "feather": 2.0}, _row(1)),
+        ("pp", "VanishProPainterModelLoader", loader_values, _row(1, 520)),
+        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(2)),
+        ("comp", "VanishCompositeFrames", {}, _row(3)),
+        ("metric", "VanishWarpErrorMetric", {}, _row(4, 520)),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/region_removed"}, _row(4)),
+    ]
+    links = [
+        ("load", "mask", "dilate", "mask"),
+        ("load", "frames", "inpaint", "images"), ("dilate", "hard_mask", "inpaint", "mask"),
+        ("pp", "model", "inpaint", "model"),
+        ("load", "frames", "comp", "original"), ("inpaint", "filled", "comp", "fill"),
+        ("dilate", "soft_mask", "comp", "mask"), ("inpaint", "crop", "comp", "crop"),
+        ("comp", "frames", "metric", "frames"), ("dilate", "hard_mask", "metric", "mask"),
+        ("comp", "frames", "save", "images"), ("load", "audio", "save", "audio"),
+        ("load", "video_info", "save", "video_info"),
+    ]
+    models = PROPAINTER_MODELS if backend == "propainter" else []
+    return build(nodes, links, models=models, note=note)
+
+
+def remove_region() -> dict:
+    return _region_graph("propainter", (
+        "Remove a fixed region (watermark, logo): Load Video Frames reads the clip and a static "
+        "mask image (mask_path, white = remove; any size, resized to the video). No SAM 2. "
+        "ProPainter weights go in models/propainter."))
+
+
+def remove_region_no_weights() -> dict:
+    return _region_graph("flow_fill (no weights)", (
+        "Remove a region with no model weights at all: the flow_fill backend (OpenCV DIS flow, "
+        "smooth flow completion, pixels carried along the flow from other frames, a spatial fill "
+        "carried along the flow where nothing was ever visible). Runs on any CPU."))
+
+
+def transparent_subject() -> dict:
+    prompt = json.dumps(TENNIS_PROMPT)
+    nodes = [
+        ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
+        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 520)),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 520)),
+        ("track", "VanishSAM2Propagate", {}, _row(2)),
+        ("refine", "VanishMaskDilateBlur", {"grow": 1, "feather": 1.0, "temporal_sigma": 1.0}, _row(3)),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/subject_alpha", "format": "vp9-webm"},
+         _row(4)),
+    ]
+    links = [
+        ("load", "frames", "prompt", "frames"), ("load", "frames", "track", "frames"),
+        ("sam", "model", "track", "model"), ("prompt", "prompts", "track", "prompts"),
+        ("track", "mask", "refine", "mask"), ("load", "frames", "refine", "guide"),
+        ("load", "frames", "save", "images"), ("refine", "soft_mask", "save", "mask"),
+        ("load", "audio", "save", "audio"), ("load", "video_info", "save", "video_info"),
+    ]
+    return build(nodes, links, models=[SAM2_MODEL], note=(
+        "Transparent background: the clicked subject over nothing. SAM 2 tracks it, Mask Dilate & "
+        "Blur feathers the edge (guided by the frames for hair), Save Video writes the mask as "
+        "alpha (vp9-webm; prores4444-mov or png-sequence also keep alpha)."))
+
+
+def replace_background() -> dict:
+    prompt = json.dumps(TENNIS_PROMPT)
+    nodes = [
+        ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
+        ("bg", "VanishLoadVideoFrames", {"video": "running_car.mp4", "custom_width": 432,
+                                         "custom_height": 240}, _row(0, 760)),
+        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 520)),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 520)),
+        ("track", "VanishSAM2Propagate", {}, _row(2)),
+        ("refine", "VanishMaskDilateBlur", {"feather": 1.0, "temporal_sigma": 1.0, "invert": True,
+                                            "grow": 0}, _row(3)),
+        ("comp", "VanishCompositeFrames", {}, _row(4)),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/new_background"}, _row(5)),
+    ]
+    links = [
+        ("load", "frames", "prompt", "frames"), ("load", "frames", "track", "frames"),
+        ("sam", "model", "track", "model"), ("prompt", "prompts", "track", "prompts"),
+        ("track", "mask", "refine", "mask"), ("load", "frames", "refine", "guide"),
+        ("load", "frames", "comp", "original"), ("bg", "frames", "comp", "fill"),
+        ("refine", "soft_mask", "comp", "mask"),
+        ("comp", "frames", "save", "images"), ("load", "audio", "save", "audio"),
+        ("load", "video_info", "save", "video_info"),
+    ]
+    return build(nodes, links, models=[SAM2_MODEL], note=(
+        "Replace the background: the clicked subject stays, everything else comes from a second "
+        "clip (or one image, reused for every frame). The subject mask is inverted so Composite "
+        "Frames replaces the background; it is resized to the subject clip."))
+
+
+GRAPHS = {
+    "vanish_remove_object": remove_object,
+    "vanish_remove_region": remove_region,
+    "vanish_remove_region_no_weights": remove_region_no_weights,
+    "vanish_transparent_subject": transparent_subject,
+    "vanish_replace_background": replace_background,
+}
+
+
+def main() -> None:
+    WORKFLOWS.mkdir(exist_ok=True)
+    for name, make in GRAPHS.items():
+        path = WORKFLOWS / f"{name}.json"
+        path.write_text(json.dumps(make(), indent=2) + "\n")
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
