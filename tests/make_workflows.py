@@ -66,7 +66,7 @@ def build(nodes: list[tuple], links: list[tuple], *, models: list[dict], note: s
         inputs = [{"name": name, "type": typ, "link": None} for name, typ in link_inputs(cls).items()]
         outputs = [{"name": name, "type": typ, "links": [], "slot_index": slot}
                    for slot, (typ, name) in enumerate(zip(cls.RETURN_TYPES, cls.RETURN_NAMES))]
-        node = {"id": ids[key], "type": ntype, "pos": list(pos), "size": [320, 260], "flags": {},
+        node = {"id": ids[key], "type": ntype, "pos": list(pos), "size": [330, 300], "flags": {},
                 "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
                 "properties": {"Node name for S&R": ntype, "cnr_id": "vanish"},
                 "widgets_values": _default_values(cls, values)}
@@ -84,7 +84,7 @@ def build(nodes: list[tuple], links: list[tuple], *, models: list[dict], note: s
         out_slot["links"].append(link_id)
         graph_links.append([link_id, src_node["id"], out_slot["slot_index"], dst_node["id"], in_index,
                             out_slot["type"]])
-    note_node = {"id": len(graph_nodes) + 1, "type": "Note", "pos": [0, -220], "size": [520, 180],
+    note_node = {"id": len(graph_nodes) + 1, "type": "Note", "pos": [0, -260], "size": [560, 200],
                  "flags": {}, "order": len(graph_nodes), "mode": 0, "inputs": [], "outputs": [],
                  "properties": {}, "widgets_values": [note]}
     return {"last_node_id": note_node["id"], "last_link_id": len(graph_links),
@@ -92,22 +92,23 @@ def build(nodes: list[tuple], links: list[tuple], *, models: list[dict], note: s
             "extra": {"ds": {"scale": 0.8, "offset": [40, 260]}}, "version": 0.4, "models": models}
 
 
-def _row(x: int, y: int = 0):
-    return (x * 360, y)
+def _row(column: int, y: int = 0):
+    """Grid position: columns 400 px apart (nodes are ~330 px wide); y 0 or 600 for a second row."""
+    return (column * 400, y)
 
 
 def remove_object() -> dict:
     prompt = json.dumps(TENNIS_PROMPT)
     nodes = [
         ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
-        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 520)),
-        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 520)),
+        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 600)),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 600)),
         ("track", "VanishSAM2Propagate", {}, _row(2)),
         ("dilate", "VanishMaskDilateBlur", {"grow": 8, "feather": 2.0, "temporal_sigma": 1.0}, _row(3)),
-        ("pp", "VanishProPainterModelLoader", {}, _row(3, 520)),
+        ("pp", "VanishProPainterModelLoader", {}, _row(3, 600)),
         ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(4)),
         ("comp", "VanishCompositeFrames", {}, _row(5)),
-        ("metric", "VanishWarpErrorMetric", {}, _row(6, 520)),
+        ("metric", "VanishWarpErrorMetric", {}, _row(6, 600)),
         ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed"}, _row(6)),
     ]
     links = [
@@ -135,10 +136,10 @@ def _region_graph(backend: str, note: str) -> dict:
         ("load", "VanishLoadVideoFrames", {"video": "running_car.mp4", "mask_path": "mask_logo.png",
                                            "mask_threshold": 0.5}, _row(0)),
         ("dilate", "VanishMaskDilateBlur", {"grow": 6, "feather": 2.0}, _row(1)),
-        ("pp", "VanishProPainterModelLoader", loader_values, _row(1, 520)),
+        ("pp", "VanishProPainterModelLoader", loader_values, _row(1, 600)),
         ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(2)),
         ("comp", "VanishCompositeFrames", {}, _row(3)),
-        ("metric", "VanishWarpErrorMetric", {}, _row(4, 520)),
+        ("metric", "VanishWarpErrorMetric", {}, _row(4, 600)),
         ("save", "VanishSaveVideo", {"filename_prefix": "vanish/region_removed"}, _row(4)),
     ]
     links = [
@@ -173,8 +174,8 @@ def transparent_subject() -> dict:
     prompt = json.dumps(TENNIS_PROMPT)
     nodes = [
         ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
-        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 520)),
-        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 520)),
+        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 600)),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 600)),
         ("track", "VanishSAM2Propagate", {}, _row(2)),
         ("refine", "VanishMaskDilateBlur", {"grow": 1, "feather": 1.0, "temporal_sigma": 1.0}, _row(3)),
         ("save", "VanishSaveVideo", {"filename_prefix": "vanish/subject_alpha", "format": "vp9-webm"},
@@ -198,9 +199,9 @@ def replace_background() -> dict:
     nodes = [
         ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
         ("bg", "VanishLoadVideoFrames", {"video": "running_car.mp4", "custom_width": 432,
-                                         "custom_height": 240}, _row(0, 760)),
-        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 520)),
-        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 520)),
+                                         "custom_height": 240}, _row(0, 1000)),
+        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 600)),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 600)),
         ("track", "VanishSAM2Propagate", {}, _row(2)),
         ("refine", "VanishMaskDilateBlur", {"feather": 1.0, "temporal_sigma": 1.0, "invert": True,
                                             "grow": 0}, _row(3)),
