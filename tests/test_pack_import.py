@@ -30,3 +30,21 @@ def test_loads_like_comfyui_with_folder_name():
     finally:
         for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
             del sys.modules[key]
+
+
+def test_readme_documents_every_node_and_the_test_command():
+    import vanish
+
+    readme = (ROOT / "README.md").read_text()
+    for node_id in vanish.NODE_CLASS_MAPPINGS:
+        assert f"`{node_id}`" in readme, f"README's node table misses {node_id}"
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = ".venv/bin/python -m pytest -q tests"
+    assert command in readme and command in ci  # CI runs exactly what the README tells developers
+
+
+def test_requirements_never_touch_torch():
+    lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
+    names = {l.split(">")[0].split("=")[0].split("<")[0].strip().lower() for l in lines if l}
+    assert not names & {"torch", "torchvision", "torchaudio"}
+    assert not any("==" in l or "<" in l for l in lines), "pins could force a downgrade"
