@@ -52,6 +52,8 @@ _RANSAC_PX = 1.0
 _OUTLIER_PX = 2.0
 _OUTLIER_FRACTION = 0.15
 _MIN_TRUSTED = 0.2
+# Flow completion works in the hole's bounding box grown by its own size (at least this many px).
+_COMPLETION_MARGIN = 24
 
 DisPreset = Literal["ultrafast", "fast", "medium"]
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -126,50 +128,59 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40
     """
     if not hole.any():
         return flow
-    known = ~hole
-    if not known.any():
+    if hole.all():
         return np.zeros_like(flow)
-    camera = _camera_flow(flow, known)
-    residual = flow - camera
-    magnitude = np.linalg.norm(residual, axis=-1)
-    trusted = known & (magnitude < _OUTLIER_PX + _OUTLIER_FRACTION * np.linalg.norm(flow, axis=-1))
+    ys, xs = np.nonzero(hole)
+    reach = max(_COMPLETION_MARGIN, ys.max() - ys.min(), xs.max() - xs.min())
+    h, w = hole.shape
+    y0, y1 = max(0, ys.min() - reach), min(h, ys.max() + 1 + reach)
+    x0, x1 = max(0, xs.min() - reach), min(w, xs.max() + 1 + reach)
+    camera = _camera_flow(flow, ~hole, (y0, y1, x0, x1))  # [h', w', 2] over the box
+    box_flow, box_hole = flow[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+    known = ~box_hole
+    residual = box_flow - camera
+    magnitude = np.sqrt((residual ** 2).sum(-1))
+    allowed = _OUTLIER_PX + _OUTLIER_FRACTION * np.sqrt((box_flow ** 2).sum(-1))
+    trusted = known & (magnitude < allowed)
     if trusted.sum() < _MIN_TRUSTED * known.sum():
         trusted = known  # no dominant motion: interpolate all of it
     weight = trusted.astype(np.float32)
     filled = _push_pull(residual * weight[..., None], weight)
     free = ~trusted  # the hole and the outliers are solved for; trusted pixels stay fixed
     filled = np.where(free[..., None], filled, residual)
-    ys, xs = np.nonzero(dilate_holes(hole, 1))
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    sub = filled[y0:y1, x0:x1].copy()  # relax only around the hole
-    sub_free = free[y0:y1, x0:x1, None]
     for _ in range(relax_iterations):
-        smooth = cv2.blur(sub, (3, 3), borderType=cv2.BORDER_REPLICATE)
-        sub = np.where(sub_free, smooth, sub)
-    filled[y0:y1, x0:x1] = sub
-    return np.where(hole[..., None], camera + filled, flow).astype(np.float32)
+        smooth = cv2.blur(filled, (3, 3), borderType=cv2.BORDER_REPLICATE)
+        filled = np.where(free[..., None], smooth, filled)
+    out = flow.copy()
+    out[y0:y1, x0:x1] = np.where(box_hole[..., None], camera + filled, box_flow)
+    return out
 
 
-def _camera_flow(flow: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """The flow ``[H, W, 2]`` of a homography fitted with RANSAC to ``flow`` at known pixels.
+def _camera_flow(flow: np.ndarray, known: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The flow of a homography fitted with RANSAC to ``flow`` at known pixels of the frame.
 
-    Zero when the fit fails (too few points, degenerate motion).
+    Args:
+        flow: ``[H, W, 2]``. known: ``[H, W]`` bool. box: ``(y0, y1, x0, x1)`` to evaluate in.
+    Returns:
+        ``[y1-y0, x1-x0, 2]``; zero when the fit fails (too few points, degenerate motion).
     """
+    y0, y1, x0, x1 = box
     h, w = known.shape
+    empty = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
     stride = max(1, int(np.sqrt(h * w / _FIT_POINTS)))
     ys, xs = np.nonzero(known[::stride, ::stride])
     ys, xs = ys * stride, xs * stride
     if ys.size < 16:
-        return np.zeros_like(flow)
+        return empty
     source = np.stack([xs, ys], 1).astype(np.float32)
     target = source + flow[ys, xs]
     matrix, _ = cv2.findHomography(source, target, cv2.RANSAC, _RANSAC_PX)
     if matrix is None:
-        return np.zeros_like(flow)
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    grid = np.stack([gx, gy], -1).reshape(-1, 1, 2)  # [H*W, 1, 2]
-    moved = cv2.perspectiveTransform(grid, matrix).reshape(h, w, 2)
-    camera = moved - np.stack([gx, gy], -1)
+        return empty
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    grid = np.stack([gx, gy], -1)  # [h', w', 2]
+    moved = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), matrix).reshape(grid.shape)
+    camera = moved - grid
     return np.where(np.isfinite(camera), camera, 0.0).astype(np.float32)
 
 
