@@ -4,6 +4,9 @@
          -> {"width", "height", "frame_count", "fps", "kind"}   (size and count AFTER the selection)
     GET  /vanish/frame?<same>&index=N[&max_side=1280]
          -> PNG of frame N of the selected frames (what Load Video Frames would output as frame N)
+    GET  /vanish/run_frames?node=<node id>
+         -> {"vanish_frames": [{filename, subfolder, type}], "vanish_frame_size": [W, H]} of that
+            prompt node's last run (what its "vanish.run_frames" message carried)
     GET  /vanish/run_frame?filename=...&subfolder=...
          -> a frame the prompt node wrote to the temp folder on its last run (see editor_frames)
     POST /vanish/preview  {"frame": {<frame or run_frame query>}, "prompts": <widget JSON>,
@@ -32,7 +35,7 @@ import numpy as np
 
 from . import _comfy
 from .ops import video_decode as vd
-from .ops.editor_frames import RUN_FRAMES_SUBFOLDER
+from .ops.editor_frames import RUN_FRAMES_SUBFOLDER, read_run_frames
 from .ops.sam2_prompts import FramePrompts, PromptError, PromptSet
 
 logger = logging.getLogger(__name__)
@@ -232,14 +235,28 @@ def run_frame_path(params: Mapping[str, Any]) -> Path:
     """A frame written by the prompt node's last run, confined to the editor's temp subfolder."""
     name = params.get("filename")
     sub = params.get("subfolder", RUN_FRAMES_SUBFOLDER)
-    if not isinstance(name, str) or not isinstance(sub, str) or "/" in name or "\\" in name:
-        raise RouteError(400, "'filename' must be a plain file name.", "run the graph again.")
+    if (not isinstance(name, str) or not isinstance(sub, str) or "/" in name or "\\" in name
+            or not name.endswith(".jpg")):
+        raise RouteError(400, "'filename' must be the plain name of a stored frame (.jpg).",
+                         "run the graph again.")
     if sub.replace("\\", "/").strip("/").split("/")[0] != RUN_FRAMES_SUBFOLDER:
         raise RouteError(403, f"'subfolder' {sub!r} is not the editor's frame folder.", "run the graph again.")
     path = _confined(_comfy.temp_directory(), f"{sub}/{name}", "filename")
     if not path.is_file():
         raise RouteError(404, f"{name!r} is not a file.", "run the graph again.")
     return path
+
+
+def run_frames(params: Mapping[str, Any]) -> RouteResult:
+    """``GET /vanish/run_frames``: the frames a prompt node stored on its last run."""
+    node = params.get("node")
+    if not isinstance(node, str) or not re.fullmatch(r"[0-9A-Za-z:_-]{1,64}", node):
+        return _error_result(RouteError(400, "'node' must be a node id.", "update the editor (reload the page)."))
+    found = read_run_frames(_comfy.temp_directory(), node)
+    if found is None:
+        return _error_result(RouteError(404, f"node {node} has not run since ComfyUI started.",
+                                        "run the graph once, or connect Load Video Frames to 'frames'."))
+    return RouteResult(200, found)
 
 
 def run_frame(params: Mapping[str, Any]) -> RouteResult:
@@ -364,6 +381,7 @@ def register() -> None:
 
     routes.get(f"{PREFIX}/video_info")(query_route(video_info))
     routes.get(f"{PREFIX}/frame")(query_route(frame_png))
+    routes.get(f"{PREFIX}/run_frames")(query_route(run_frames))
     routes.get(f"{PREFIX}/run_frame")(query_route(run_frame))
     routes.post(f"{PREFIX}/preview")(preview_handler)
     logger.debug("Vanish editor routes registered under %s/", PREFIX)

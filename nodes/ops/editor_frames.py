@@ -4,11 +4,14 @@
 returns the references as its ``ui`` payload; the editor shows them through ``GET
 /vanish/run_frame`` (``nodes/routes.py``). Frames are shrunk to :data:`MAX_SIDE` and stored as
 JPEG in ``<temp>/vanish_editor/`` (ComfyUI empties its temp folder at start), one set per node,
-replacing that node's previous set.
+replacing that node's previous set; a small JSON manifest per node lets an editor opened later
+(after a page reload, while ComfyUI reuses the node's cached output) find them through
+``GET /vanish/run_frames?node=<id>``.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -65,4 +68,19 @@ def write_run_frames(images: torch.Tensor, temp_dir: Path, node_key: str) -> dic
         refs.append({"filename": name, "subfolder": RUN_FRAMES_SUBFOLDER, "type": "temp"})
     if count > MAX_FRAMES:
         logger.info("prompt editor shows the first %d of %d frames", MAX_FRAMES, count)
-    return {"vanish_frames": refs, "vanish_frame_size": [width, height]}
+    found = {"vanish_frames": refs, "vanish_frame_size": [width, height]}
+    # for an editor opened later (page reload) while ComfyUI reuses the node's cached output
+    (folder / f"{prefix}.json").write_text(json.dumps({"node": node_key, **found}), encoding="utf-8")
+    return found
+
+
+def read_run_frames(temp_dir: Path, node_key: str) -> dict | None:
+    """What :func:`write_run_frames` returned for ``node_key``, or None when it never ran."""
+    manifest = temp_dir / RUN_FRAMES_SUBFOLDER / f"{_prefix(node_key)}.json"
+    try:
+        found = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict) or found.get("node") != node_key:
+        return None
+    return {k: found[k] for k in ("vanish_frames", "vanish_frame_size") if k in found}

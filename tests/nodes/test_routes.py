@@ -153,11 +153,22 @@ def test_run_frames_are_written_shrunk_and_served(comfy):
     assert routes.run_frame(ref).status == 404
 
 
+def test_run_frames_are_found_again_by_node_id(comfy):
+    assert routes.run_frames({"node": "12"}).status == 404
+    ui = editor_frames.write_run_frames(torch.rand(2, 8, 10, 3), comfy.temp, "12")
+    result = routes.run_frames({"node": "12"})
+    assert result.status == 200 and result.body == ui
+    assert routes.run_frames({"node": "13"}).status == 404
+    assert routes.run_frames({"node": "../x"}).status == 400
+    assert routes.run_frames({}).status == 400
+
+
 @pytest.mark.parametrize("ref, status", [
     ({"filename": "../../input/x.png", "subfolder": "vanish_editor"}, 400),
     ({"filename": "x.jpg", "subfolder": "other"}, 403),
     ({"filename": "x.jpg", "subfolder": "vanish_editor/../.."}, 400),
     ({"filename": "missing.jpg", "subfolder": "vanish_editor"}, 404),
+    ({"filename": "run_0123456789ab.json", "subfolder": "vanish_editor"}, 400),
 ])
 def test_run_frame_is_confined(comfy, ref, status):
     assert routes.run_frame(ref).status == status

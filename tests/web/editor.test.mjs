@@ -341,6 +341,16 @@ async function testPreviewAndRunFrames(page) {
   const st = await editorState(page);
   check("run frames: the node says where the frames come from", st.status === "Frames of the last run: 200x100, 3 frames", st.status);
   check("run frames: slider covers the run's frames", (await page.evaluate(() => document.querySelector(".vanish-editor input[type=range]").max)) === "2", JSON.stringify(st));
+  // after a page reload the node's output is cached: the editor asks the server for the last run
+  await page.evaluate(() => {
+    const refs = [0, 1, 2, 3].map((t) => ({ filename: `run_def_${String(t).padStart(5, "0")}.jpg`, subfolder: "vanish_editor", type: "temp" }));
+    window.vanishStub.storedRuns["8"] = { vanish_frames: refs, vanish_frame_size: [200, 100] };
+  });
+  await page.evaluate(() => window.setupEditor({ loader: false, frameW: 200, frameH: 100, count: 4 }));
+  await page.evaluate(() => { window.testNode.id = 8; }); // ids are given when the node joins the graph
+  await page.waitForFunction(() => window.testNode.__vanishEditor.cache.has(0), null, { timeout: 3000 });
+  const asked = await page.evaluate(() => window.vanishStub.requests.filter((r) => r.startsWith("/vanish/run_frame")));
+  check("a reloaded page finds the last run's frames", JSON.stringify(asked) === JSON.stringify(["/vanish/run_frames?node=8", "/vanish/run_frame?filename=run_def_00000.jpg&subfolder=vanish_editor"]), JSON.stringify(asked));
 }
 
 // -------------------------------------------------------------------------------- main

@@ -329,9 +329,29 @@ export class PromptEditor {
     return null;
   }
 
+  /** After a page reload the node's output may be cached: ask the server for its last run's frames. */
+  async askRunFrames() {
+    const id = String(this.node.id);
+    if (this.runFramesAsked === id || this.node.id == null || Number(this.node.id) < 0) return;
+    this.runFramesAsked = id;
+    const url = "/vanish/run_frames?" + new URLSearchParams({ node: id });
+    this.requests.push(url);
+    try {
+      const response = await api.fetchApi(url);
+      if (!response.ok || runFrames.has(id)) return;
+      const found = await response.json();
+      if (Array.isArray(found.vanish_frames) && found.vanish_frames.length) {
+        runFrames.set(id, { refs: found.vanish_frames, size: found.vanish_frame_size, stamp: 0 });
+      }
+    } catch {
+      // no server route (pack absent on the server): frames appear after the next run
+    }
+  }
+
   poll() {
     this.syncFromWidget();
     const wanted = this.describeSource();
+    if (!wanted) this.askRunFrames();
     const key = wanted?.key ?? null;
     if (key === this.sourceKey) return; // (undefined before the first poll)
     this.sourceKey = key;
