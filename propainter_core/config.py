@@ -7,6 +7,7 @@ and are re-exported here.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from numbers import Integral
 
 from .flow_completion.config import FlowCompletionConfig
 from .generator.config import GeneratorConfig
@@ -62,7 +63,7 @@ class InpaintSettings:
                    "subvideo_length": 1, "raft_iter": 1}
         for name, low in minimum.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if not self.resize_ratio > 0:
             raise ValueError(f"resize_ratio must be > 0, got {self.resize_ratio!r}")

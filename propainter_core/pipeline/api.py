@@ -32,7 +32,7 @@ def _as_tensor(value: object, name: str) -> torch.Tensor:
 
 
 def _as_mask_stack(masks: torch.Tensor) -> torch.Tensor:
-    """``[H, W]`` -> ``[1, H, W]``; bool stays bool (torch cannot compare some dtypes to 0 fast)."""
+    """A single ``[H, W]`` mask becomes ``[1, H, W]`` (one mask for every frame)."""
     return masks.unsqueeze(0) if masks.ndim == 2 else masks
 
 

@@ -256,3 +256,18 @@ def test_load_models_names_a_missing_file(tmp_path):
     missing = tmp_path / "raft-things.pth"
     with pytest.raises(CheckpointError, match="raft-things.pth"):
         propainter_core.load_models(raft=missing, flow_completion=missing, generator=missing)
+
+
+def test_settings_defaults_are_the_official_ones_and_sizes_round_down():
+    s = InpaintSettings()
+    assert (s.mask_dilation, s.ref_stride, s.neighbor_length, s.subvideo_length, s.raft_iter,
+            s.resize_ratio, s.height, s.width, s.fp16) == (4, 10, 10, 80, 20, 1.0, -1, -1, False)
+    assert s.processing_size(240, 432) == (240, 432)
+    assert s.processing_size(540, 972) == (536, 968)  # running_car: neither side a multiple of 8
+    assert InpaintSettings(resize_ratio=0.5).processing_size(540, 972) == (264, 480)  # int(270)->264
+    assert InpaintSettings(height=300, width=500, resize_ratio=0.5).processing_size(1, 1) == (144, 248)
+    assert InpaintSettings(ref_stride=np.int64(3)).ref_stride == 3
+    with pytest.raises(ValueError, match="ref_stride must be an integer >= 1, got 0"):
+        InpaintSettings(ref_stride=0)
+    with pytest.raises(ValueError, match="resize_ratio must be > 0"):
+        InpaintSettings(resize_ratio=0.0)
