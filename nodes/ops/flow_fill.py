@@ -409,6 +409,7 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
             if pair not in flows:
                 _check_cancel(should_cancel)
                 flows[pair] = _pair_flows(gray, raw, pair, settings)
+        win = None  # drop the previous window before building the next (one window in memory)
         win = _make_window(frames, holes, flows, first, last)
         for index in range(start, end):
             _check_cancel(should_cancel)
