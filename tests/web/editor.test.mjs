@@ -278,6 +278,8 @@ async function testScrubbing(page) {
   });
   await page.waitForFunction(() => window.testNode.__vanishEditor.cache.has(7));
   await page.click(".vanish-editor canvas", { position: { x: 2, y: 2 } }); // focus (a click on the bar adds nothing)
+  check("clicks leave the keyboard focus on the slider (ComfyUI's shortcuts skip inputs)",
+    await page.evaluate(() => document.activeElement === document.querySelector(".vanish-editor input[type=range]")));
   await page.keyboard.press("ArrowRight");
   await page.keyboard.press("Shift+ArrowRight");
   await page.waitForFunction(() => window.testNode.__vanishEditor.cache.has(18) && window.testNode.__vanishEditor.loadingIndex === null);

@@ -140,7 +140,7 @@ export class PromptEditor {
   // ---------------------------------------------------------------------------- DOM
   buildDom() {
     addStyle();
-    const root = make("div", { className: "vanish-editor", tabindex: "0" });
+    const root = make("div", { className: "vanish-editor" });
     const bar = make("div", { className: "vanish-bar" }, root);
     this.swatch = make("span", { className: "vanish-swatch" }, bar);
     this.objectSelect = make("select", { title: "Object the clicks belong to" }, bar);
@@ -177,6 +177,7 @@ export class PromptEditor {
     root.addEventListener("keydown", (e) => this.onKey(e));
     const c = this.canvas;
     c.addEventListener("pointerdown", (e) => this.onDown(e));
+    c.addEventListener("mousedown", (e) => e.preventDefault()); // keep the focus on the slider
     c.addEventListener("pointermove", (e) => this.onMove(e));
     c.addEventListener("pointerup", (e) => this.onUp(e));
     c.addEventListener("pointercancel", () => { this.drag = null; this.draw(); });
@@ -403,8 +404,7 @@ export class PromptEditor {
 
   updateSlider() {
     const count = this.source?.count ?? 0;
-    this.slider.max = String(Math.max(count - 1, 0));
-    this.slider.disabled = count < 2;
+    this.slider.max = String(Math.max(count - 1, 0)); // never disabled: it holds the keyboard focus
     this.refreshMarks();
     this.updateLabel();
   }
@@ -498,7 +498,8 @@ export class PromptEditor {
   // ---------------------------------------------------------------------------- input
   onDown(e) {
     e.stopPropagation();
-    this.root.focus({ preventScroll: true });
+    // keys go to the slider: ComfyUI's undo/shortcuts (window capture listeners) skip focused inputs
+    this.slider.focus({ preventScroll: true });
     if (e.button !== 0 && e.button !== 2) return;
     const p = this.eventToFrame(e);
     if (!p) {
@@ -549,7 +550,7 @@ export class PromptEditor {
   }
 
   onKey(e) {
-    if (e.target !== this.root && e.target !== this.canvas) return; // typing in a control
+    if (![this.root, this.canvas, this.slider].includes(e.target)) return; // typing in a control
     const step = e.shiftKey ? 10 : 1;
     if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
       this.showFrame(this.frame + (e.key === "ArrowLeft" ? -step : step));
