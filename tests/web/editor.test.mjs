@@ -214,7 +214,7 @@ async function testEditing(page) {
     await page.waitForFunction(() => window.testNode.__vanishEditor.cache.has(0));
     await page.locator("#host").screenshot({ path: join(SHOTS, "editor_objects.png") });
   }
-  await page.click('.vanish-editor button[title^="Clear all"]');
+  await page.click('.vanish-editor button[data-action="clear-all"]');
   doc = await prompts(page);
   check("clear all leaves no objects", Array.isArray(doc.objects) && doc.objects.length === 0, JSON.stringify(doc));
 }

@@ -10,101 +10,20 @@ import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 import {
   addBox, addPoint, clampToFrame, clearFrame, clientToFrame, cloneDoc, colorOf, cssColor,
-  emptyPrompts, fitRect, frameToLayout, hitTest, parsePrompts, promptedFrames, removeItem,
-  serializePrompts,
+  emptyPrompts, fitRect, hitTest, parsePrompts, promptedFrames, removeItem, serializePrompts,
 } from "./vanish_prompt_model.js";
+import {
+  describeSource, errorText, fetchRunFrames, frameUrl, previewFrame, rememberRunFrames, runFrames,
+} from "./vanish_prompt_source.js";
+import { buildEditorDom, drawEditor, drawMarks, make } from "./vanish_prompt_view.js";
 
 const NODE_TYPE = "VanishSAM2VideoPrompt";
-const LOADER_TYPE = "VanishLoadVideoFrames";
-const MAX_SIDE = 1280; // frames are fetched at most this large; clicks map to the real size
 const DRAG_PX = 5; // a press that moves further is a box
 const HIT_PX = 9; // click radius for removing a point
 const UNDO_LIMIT = 100;
 const CACHE_FRAMES = 48;
 const POLL_MS = 400;
 const AUTO_PREVIEW_MS = 350;
-const runFrames = new Map(); // node id -> {refs, size}, from the "vanish.run_frames" event
-
-const STYLE = `
-.vanish-editor{display:flex;flex-direction:column;gap:4px;width:100%;height:100%;box-sizing:border-box;
-  font:12px sans-serif;color:#ddd;outline:none;padding:2px 0}
-.vanish-editor .vanish-bar{display:flex;gap:4px;align-items:center;flex-wrap:wrap}
-.vanish-editor button,.vanish-editor select{font:12px sans-serif;background:#333;color:#ddd;
-  border:1px solid #555;border-radius:4px;padding:2px 6px;cursor:pointer}
-.vanish-editor button:hover{background:#444}
-.vanish-editor .vanish-swatch{width:12px;height:12px;border-radius:50%;display:inline-block;border:1px solid #000}
-.vanish-editor .vanish-view{position:relative;flex:1 1 auto;min-height:80px;background:#111;border-radius:4px;overflow:hidden}
-.vanish-editor canvas{position:absolute;left:0;top:0;width:100%;height:100%;cursor:crosshair;touch-action:none}
-.vanish-editor .vanish-scrub{position:relative;display:flex;align-items:center;gap:6px}
-.vanish-editor .vanish-scrub input{flex:1 1 auto;margin:0}
-.vanish-editor .vanish-marks{position:absolute;left:8px;right:8px;top:-5px;height:5px;pointer-events:none}
-.vanish-editor .vanish-marks span{position:absolute;width:4px;height:5px;margin-left:-2px;border-radius:1px}
-.vanish-editor .vanish-status{min-height:15px;color:#aaa;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.vanish-editor .vanish-status.vanish-error{color:#f88}
-`;
-
-function addStyle() {
-  if (document.getElementById("vanish-editor-style")) return;
-  const el = document.createElement("style");
-  el.id = "vanish-editor-style";
-  el.textContent = STYLE;
-  document.head.appendChild(el);
-}
-
-function make(tag, attrs = {}, parent = null) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") el.textContent = v;
-    else if (k === "className") el.className = v;
-    else el.setAttribute(k, v);
-  }
-  if (parent) parent.appendChild(el);
-  return el;
-}
-
-function linkOf(graph, id) {
-  if (!graph || id == null) return null;
-  const links = graph.links;
-  if (links && typeof links.get === "function") return links.get(id) ?? null;
-  return links ? links[id] ?? null : null;
-}
-
-function widgetValue(node, name, fallback) {
-  const w = node.widgets?.find((x) => x.name === name);
-  return w && w.value !== undefined && w.value !== null ? w.value : fallback;
-}
-
-/** The Load Video Frames node feeding `frames` (null when unconnected or another node). */
-export function loaderFor(node) {
-  const input = node.inputs?.find((i) => i.name === "frames");
-  const link = linkOf(node.graph, input?.link);
-  const origin = link ? node.graph.getNodeById(link.origin_id) : null;
-  const type = origin?.comfyClass ?? origin?.type;
-  return type === LOADER_TYPE ? origin : null;
-}
-
-/** The /vanish/frame query for a loader node's widgets (file + frame selection). */
-export function loaderParams(loader) {
-  const path = String(widgetValue(loader, "path", "") || "").trim();
-  return {
-    file: path || String(widgetValue(loader, "video", "") || ""),
-    skip_first: widgetValue(loader, "skip_first_frames", 0),
-    cap: widgetValue(loader, "frame_load_cap", 0),
-    every_nth: widgetValue(loader, "select_every_nth", 1),
-    force_rate: widgetValue(loader, "force_rate", 0),
-    width: widgetValue(loader, "custom_width", 0),
-    height: widgetValue(loader, "custom_height", 0),
-  };
-}
-
-async function errorText(response) {
-  try {
-    const body = await response.json();
-    return body.error ? body.error + (body.fix ? ` Fix: ${body.fix}` : "") : `error ${response.status}`;
-  } catch {
-    return `error ${response.status}`;
-  }
-}
 
 /** The node's default value (one click at 100, 100 on frame 0): a placeholder, not a prompt. */
 export function isExample(doc) {
@@ -139,42 +58,21 @@ export class PromptEditor {
 
   // ---------------------------------------------------------------------------- DOM
   buildDom() {
-    addStyle();
-    const root = make("div", { className: "vanish-editor" });
-    const bar = make("div", { className: "vanish-bar" }, root);
-    this.swatch = make("span", { className: "vanish-swatch" }, bar);
-    this.objectSelect = make("select", { title: "Object the clicks belong to" }, bar);
+    const dom = buildEditorDom();
+    Object.assign(this, dom); // root, canvas, slider, status, ... (see vanish_prompt_view.js)
+    const on = (action, run) => dom.buttons[action].addEventListener("click", (e) => { e.preventDefault(); run(); });
+    on("new", () => this.newObject());
+    on("undo", () => this.undo());
+    on("clear", () => this.commit((d) => clearFrame(d, this.frame)));
+    on("clear-all", () => this.clearAll());
+    on("preview", () => this.preview());
     this.objectSelect.addEventListener("change", () => {
       this.selectedId = Number(this.objectSelect.value);
       this.refreshObjects();
       this.draw();
     });
-    const button = (label, title, action) => {
-      const b = make("button", { text: label, title }, bar);
-      b.dataset.action = title.split(" ")[0].toLowerCase();
-      b.addEventListener("click", (e) => { e.preventDefault(); action(); });
-      return b;
-    };
-    button("+ object", "New object: the next clicks start another object", () => this.newObject());
-    button("undo", "Undo the last edit (Ctrl+Z)", () => this.undo());
-    button("clear frame", "Clear this frame's prompts (all objects)", () => this.commit((d) => clearFrame(d, this.frame)));
-    button("clear all", "Clear all prompts on all frames", () => this.clearAll());
-    this.previewButton = button("preview", "Preview the SAM 2 mask of this frame with the loaded model", () => this.preview());
-    const autoLabel = make("label", { title: "Preview automatically after each edit" }, bar);
-    this.autoBox = make("input", { type: "checkbox" }, autoLabel);
-    autoLabel.append(" auto");
-    const view = make("div", { className: "vanish-view" }, root);
-    this.canvas = make("canvas", {}, view);
-    const scrub = make("div", { className: "vanish-scrub" }, root);
-    const track = make("div", { style: "position:relative;flex:1 1 auto;display:flex" }, scrub);
-    this.slider = make("input", { type: "range", min: "0", max: "0", value: "0", step: "1" }, track);
-    this.marks = make("div", { className: "vanish-marks" }, track);
-    this.frameLabel = make("span", { text: "frame 0 / 0" }, scrub);
-    this.status = make("div", { className: "vanish-status" }, root);
-    this.root = root;
-
     this.slider.addEventListener("input", () => this.showFrame(Number(this.slider.value)));
-    root.addEventListener("keydown", (e) => this.onKey(e));
+    this.root.addEventListener("keydown", (e) => this.onKey(e));
     const c = this.canvas;
     c.addEventListener("pointerdown", (e) => this.onDown(e));
     c.addEventListener("mousedown", (e) => e.preventDefault()); // keep the focus on the slider
@@ -183,7 +81,7 @@ export class PromptEditor {
     c.addEventListener("pointercancel", () => { this.drag = null; this.draw(); });
     c.addEventListener("contextmenu", (e) => { e.preventDefault(); e.stopPropagation(); });
     this.resizeObserver = typeof ResizeObserver === "function" ? new ResizeObserver(() => this.draw()) : null;
-    this.resizeObserver?.observe(view);
+    this.resizeObserver?.observe(this.view);
   }
 
   setStatus(text, isError = false) {
@@ -307,51 +205,21 @@ export class PromptEditor {
   }
 
   refreshMarks() {
-    this.marks.textContent = "";
-    const count = this.source?.count ?? 0;
-    for (const t of promptedFrames(this.doc)) {
-      if (count && t >= count) continue;
-      const mark = make("span", {}, this.marks);
-      mark.dataset.frame = String(t);
-      mark.style.left = count > 1 ? `${(t / (count - 1)) * 100}%` : "0%";
-      mark.style.background = t === this.frame ? "#fff" : "#fc3";
-    }
+    drawMarks(this.marks, promptedFrames(this.doc), this.source?.count ?? 0, this.frame);
   }
 
   // ---------------------------------------------------------------------------- frame source
-  describeSource() {
-    const loader = loaderFor(this.node);
-    if (loader) {
-      const params = loaderParams(loader);
-      return { kind: "loader", key: "L" + JSON.stringify(params), params };
-    }
-    const run = runFrames.get(String(this.node.id));
-    if (run) return { kind: "run", key: "R" + run.refs.map((r) => r.filename).join(",") + run.stamp, run };
-    return null;
-  }
-
   /** After a page reload the node's output may be cached: ask the server for its last run's frames. */
-  async askRunFrames() {
+  askRunFrames() {
     const id = String(this.node.id);
     if (this.runFramesAsked === id || this.node.id == null || Number(this.node.id) < 0) return;
     this.runFramesAsked = id;
-    const url = "/vanish/run_frames?" + new URLSearchParams({ node: id });
-    this.requests.push(url);
-    try {
-      const response = await api.fetchApi(url);
-      if (!response.ok || runFrames.has(id)) return;
-      const found = await response.json();
-      if (Array.isArray(found.vanish_frames) && found.vanish_frames.length) {
-        runFrames.set(id, { refs: found.vanish_frames, size: found.vanish_frame_size, stamp: 0 });
-      }
-    } catch {
-      // no server route (pack absent on the server): frames appear after the next run
-    }
+    fetchRunFrames(api, id, this.requests);
   }
 
   poll() {
     this.syncFromWidget();
-    const wanted = this.describeSource();
+    const wanted = describeSource(this.node);
     if (!wanted) this.askRunFrames();
     const key = wanted?.key ?? null;
     if (key === this.sourceKey) return; // (undefined before the first poll)
@@ -414,15 +282,6 @@ export class PromptEditor {
     this.frameLabel.textContent = `frame ${this.frame} / ${Math.max(count - 1, 0)}`;
   }
 
-  frameUrl(index) {
-    const s = this.source;
-    if (s.kind === "run") {
-      const ref = s.run.refs[index];
-      return "/vanish/run_frame?" + new URLSearchParams({ filename: ref.filename, subfolder: ref.subfolder });
-    }
-    return "/vanish/frame?" + new URLSearchParams({ ...s.params, index: String(index), max_side: String(MAX_SIDE) });
-  }
-
   /** Go to frame `index`; fetches it unless cached (only the newest wanted frame is fetched next). */
   showFrame(index) {
     const count = this.source?.count ?? 0;
@@ -443,7 +302,7 @@ export class PromptEditor {
       this.pendingIndex = null;
       if (this.cache.has(index)) continue;
       this.loadingIndex = index;
-      const url = this.frameUrl(index);
+      const url = frameUrl(this.source, index);
       this.requests.push(url);
       try {
         const response = await api.fetchApi(url);
@@ -570,15 +429,6 @@ export class PromptEditor {
     this.autoTimer = setTimeout(() => this.preview(), AUTO_PREVIEW_MS);
   }
 
-  previewFrameRequest() {
-    const s = this.source;
-    if (s.kind === "run") {
-      const ref = s.run.refs[this.frame];
-      return { filename: ref.filename, subfolder: ref.subfolder };
-    }
-    return { ...s.params, index: this.frame };
-  }
-
   async preview() {
     if (!this.source) {
       this.setStatus("No frames to preview on yet.", true);
@@ -592,7 +442,7 @@ export class PromptEditor {
     const text = this.lastText;
     const colors = {};
     for (const id of this.objectIds()) colors[String(id)] = this.colorFor(id);
-    const body = { frame: this.previewFrameRequest(), index: frame, prompts: serializePrompts(this.doc), colors };
+    const body = { frame: previewFrame(this.source, frame), index: frame, prompts: serializePrompts(this.doc), colors };
     this.requests.push("/vanish/preview#" + frame);
     this.setStatus("Preview: running SAM 2…");
     try {
@@ -615,87 +465,11 @@ export class PromptEditor {
 
   // ---------------------------------------------------------------------------- drawing
   draw() {
-    const c = this.canvas;
-    const dpr = window.devicePixelRatio || 1;
-    const { w, h, size, image } = this.layout();
-    if (!w || !h) return;
-    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
-      c.width = Math.round(w * dpr);
-      c.height = Math.round(h * dpr);
-    }
-    const g = c.getContext("2d");
-    g.setTransform(dpr, 0, 0, dpr, 0, 0);
-    g.clearRect(0, 0, w, h);
-    if (!image) return;
-    const bitmap = this.cache.get(this.frame);
-    if (bitmap) g.drawImage(bitmap, image.x, image.y, image.w, image.h);
-    else {
-      g.fillStyle = "#222";
-      g.fillRect(image.x, image.y, image.w, image.h);
-    }
-    if (this.overlay && this.overlay.frame === this.frame) {
-      g.drawImage(this.overlay.bitmap, image.x, image.y, image.w, image.h);
-    }
-    this.drawPrompts(g, image, size);
-    if (this.drag?.moved) {
-      const toLayout = (p) => {
-        const q = clampToFrame(p, size[0], size[1]);
-        return frameToLayout(q.x, q.y, image, size[0], size[1]);
-      };
-      const a = toLayout(this.drag.start);
-      const b = toLayout(this.drag.now);
-      g.setLineDash([5, 4]);
-      g.strokeStyle = cssColor(this.colorFor(this.selectedId));
-      g.lineWidth = 2;
-      g.strokeRect(a.x, a.y, b.x - a.x, b.y - a.y);
-      g.setLineDash([]);
-    }
-  }
-
-  drawPrompts(g, image, size) {
-    const [fw, fh] = size;
-    const ids = this.objectIds();
-    for (const obj of this.doc.objects) {
-      const fp = obj.frames[String(this.frame)];
-      if (!fp) continue;
-      const rgb = colorOf(Math.max(ids.indexOf(obj.id), 0));
-      const selected = obj.id === this.selectedId;
-      for (const b of fp.boxes || []) {
-        const p0 = frameToLayout(b[0], b[1], image, fw, fh);
-        const p1 = frameToLayout(b[2], b[3], image, fw, fh);
-        g.strokeStyle = cssColor(rgb);
-        g.lineWidth = selected ? 2.5 : 1.5;
-        g.strokeRect(p0.x, p0.y, p1.x - p0.x, p1.y - p0.y);
-        g.fillStyle = cssColor(rgb);
-        g.fillRect(p1.x - 5, p0.y - 5, 10, 10); // the remove handle
-        g.strokeStyle = "#000";
-        g.lineWidth = 1.5;
-        g.beginPath();
-        g.moveTo(p1.x - 3, p0.y - 3); g.lineTo(p1.x + 3, p0.y + 3);
-        g.moveTo(p1.x + 3, p0.y - 3); g.lineTo(p1.x - 3, p0.y + 3);
-        g.stroke();
-      }
-      for (const [kind, list] of [["positive", fp.positive || []], ["negative", fp.negative || []]]) {
-        for (const v of list) this.drawPoint(g, frameToLayout(v[0], v[1], image, fw, fh), rgb, kind, selected);
-      }
-    }
-  }
-
-  drawPoint(g, p, rgb, kind, selected) {
-    const r = selected ? 6.5 : 5.5;
-    g.beginPath();
-    g.arc(p.x, p.y, r, 0, Math.PI * 2);
-    g.fillStyle = kind === "positive" ? cssColor(rgb) : "#111";
-    g.fill();
-    g.lineWidth = 2;
-    g.strokeStyle = kind === "positive" ? "#fff" : cssColor(rgb);
-    g.stroke();
-    g.beginPath();
-    g.strokeStyle = kind === "positive" ? "#000" : "#fff";
-    g.lineWidth = 1.8;
-    g.moveTo(p.x - 3, p.y); g.lineTo(p.x + 3, p.y);
-    if (kind === "positive") { g.moveTo(p.x, p.y - 3); g.lineTo(p.x, p.y + 3); }
-    g.stroke();
+    const overlay = this.overlay && this.overlay.frame === this.frame ? this.overlay.bitmap : null;
+    drawEditor(this.canvas, this.layout(), {
+      bitmap: this.cache.get(this.frame), overlay, doc: this.doc, frame: this.frame,
+      ids: this.objectIds(), selectedId: this.selectedId, drag: this.drag?.moved ? this.drag : null,
+    });
   }
 }
 
@@ -737,13 +511,7 @@ function attachEditor(node) {
 app.registerExtension({
   name: "vanish.promptEditor",
   setup() {
-    api.addEventListener("vanish.run_frames", (event) => {
-      const detail = event.detail || {};
-      if (!detail.node || !Array.isArray(detail.vanish_frames)) return;
-      runFrames.set(String(detail.node), {
-        refs: detail.vanish_frames, size: detail.vanish_frame_size, stamp: Date.now(),
-      });
-    });
+    api.addEventListener("vanish.run_frames", (event) => rememberRunFrames(event.detail));
   },
   async nodeCreated(node) {
     if ((node.comfyClass ?? node.type) === NODE_TYPE) attachEditor(node);
