@@ -7,7 +7,7 @@ tensor (as ComfyUI hands them over), with the same click and the same random tin
 loaded from one file. Each path runs in its own process; peak memory is the highest resident
 set size during the run minus the size just before it (model and decoded clip already loaded).
 
-``--long`` also runs ours on N and 4N frames (the clip repeated) and prints how the peak grows.
+``--long`` also runs both on 4N frames (the clip repeated) and prints how each peak grows.
 
 Usage: python bench/bench_sam2.py [--frames 16] [--image-size 1024] [--threads 2] [--long]
 """
@@ -191,12 +191,16 @@ def main() -> None:
               f"peak memory {ours['peak_added_mb'] / max(official['peak_added_mb'], 1e-6):.3f}; "
               f"mask IoU ours vs official {iou:.3f} (random weights; resize differs: JPEG+PIL vs tensor)")
         if args.long:
-            long = run_child(args, "ours", 4 * args.frames)
-            print(f"ours on {4 * args.frames} frames: {long['seconds'] / long['frames']:.3f} s/frame, "
-                  f"peak +{long['peak_added_mb']:.0f} MB (x{long['peak_added_mb'] / max(ours['peak_added_mb'], 1e-6):.2f} "
-                  f"for x4 frames; the output masks themselves grow by "
-                  f"{3 * args.frames * 240 * 432 / 2**20:.1f} MB)")
-
+            long_official = run_child(args, "official", 4 * args.frames)
+            long_ours = run_child(args, "ours", 4 * args.frames)
+            outputs = 3 * args.frames * 240 * 432 / 2**20  # the extra bool masks of 3N frames
+            for short, long in ((official, long_official), (ours, long_ours)):
+                print(f"{long['path']:>8} on {long['frames']} frames: {long['seconds'] / long['frames']:.3f} "
+                      f"s/frame, peak +{long['peak_added_mb']:.0f} MB, growth over {short['frames']} "
+                      f"frames +{long['peak_added_mb'] - short['peak_added_mb']:.0f} MB")
+            print(f"peak memory ratio ours/official at {4 * args.frames} frames: "
+                  f"{long_ours['peak_added_mb'] / max(long_official['peak_added_mb'], 1e-6):.3f} "
+                  f"(the output masks themselves add {outputs:.1f} MB to both)")
 
 if __name__ == "__main__":
     main()
