@@ -153,6 +153,22 @@ def test_run_frames_are_written_shrunk_and_served(comfy):
     assert routes.run_frame(ref).status == 404
 
 
+def test_run_frames_keep_colours_and_are_not_rewritten_for_the_same_frames(comfy):
+    images = torch.zeros(2, 20, 30, 3)
+    images[0, ..., 0] = 0.5  # frame 0 mid red, frame 1 black
+    ui = editor_frames.write_run_frames(images, comfy.temp, "3")
+    first = comfy.temp / "vanish_editor" / ui["vanish_frames"][0]["filename"]
+    rgb = cv2.cvtColor(cv2.imread(str(first)), cv2.COLOR_BGR2RGB)
+    assert np.abs(rgb.astype(int) - [128, 0, 0]).max() <= 2  # small frames are not resized
+    stamp = first.stat().st_mtime_ns
+    assert editor_frames.write_run_frames(images, comfy.temp, "3") == ui  # new prompts, same frames
+    assert first.stat().st_mtime_ns == stamp
+    images[1] = 1.0  # other frames in the same tensor: rewritten
+    editor_frames.write_run_frames(images, comfy.temp, "3")
+    second = comfy.temp / "vanish_editor" / ui["vanish_frames"][1]["filename"]
+    assert cv2.imread(str(second)).min() >= 253
+
+
 def test_run_frames_are_found_again_by_node_id(comfy):
     assert routes.run_frames({"node": "12"}).status == 404
     ui = editor_frames.write_run_frames(torch.rand(2, 8, 10, 3), comfy.temp, "12")
