@@ -76,13 +76,15 @@ def git_commit() -> str:
         return "unknown"
 
 
-def timed(label: str, fn, frames_count: int) -> float:
-    start = time.perf_counter()
+def timed(label: str, fn, frames_count: int) -> tuple[float, float]:
+    """Run ``fn``; print wall and CPU seconds (CPU time is steadier on a shared machine)."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     fn()
-    seconds = time.perf_counter() - start
-    print(f"{label}: {seconds:.1f} s total, {seconds / frames_count:.2f} s/frame, "
-          f"{seconds / (frames_count - 1):.2f} s/pair (both directions)")
-    return seconds / frames_count
+    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    print(f"{label}: {seconds:.1f} s wall, {seconds / frames_count:.2f} s/frame, "
+          f"{seconds / (frames_count - 1):.2f} s/pair (both directions); "
+          f"CPU {cpu:.1f} s, {cpu / frames_count:.2f} CPU-s/frame")
+    return seconds / frames_count, cpu / frames_count
 
 
 def main() -> None:
@@ -115,14 +117,17 @@ def main() -> None:
     print(f"input: bmx-trees, {frames.shape[1]} frames, {frames.shape[-1]}x{frames.shape[-2]}, "
           f"iters={args.iters}, clips of {CLIP_LENGTH} frames")
     bidirectional_flow(raft, frames[:, :2], iters=1)  # warm-up (allocator, kernels)
-    ours = timed("ours (bidirectional_flow)", lambda: run_ours(raft, frames, args.iters),
-                 frames.shape[1])
-    print(f"official figure: {OFFICIAL_SECONDS_PER_FRAME:.2f} s/frame (2-core CPU, 2 threads)")
-    print(f"ratio official/ours: {OFFICIAL_SECONDS_PER_FRAME / ours:.2f}x")
+    ours, ours_cpu = timed("ours (bidirectional_flow)", lambda: run_ours(raft, frames, args.iters),
+                           frames.shape[1])
+    print(f"official figure: {OFFICIAL_SECONDS_PER_FRAME:.2f} s/frame (2-core CPU, 2 threads, "
+          "load average 1.6-1.9)")
+    print(f"ratio official/ours (wall): {OFFICIAL_SECONDS_PER_FRAME / ours:.2f}x")
     if args.baseline:
-        base = timed("official calling pattern, this machine",
-                     lambda: run_official_pattern(raft, frames, args.iters), frames.shape[1])
-        print(f"ratio official pattern/ours on this machine: {base / ours:.2f}x")
+        base, base_cpu = timed("official calling pattern, this machine",
+                               lambda: run_official_pattern(raft, frames, args.iters),
+                               frames.shape[1])
+        print(f"ratio official pattern/ours on this machine: {base / ours:.2f}x wall, "
+              f"{base_cpu / ours_cpu:.2f}x CPU")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
