@@ -231,6 +231,18 @@ def soft_empty_cache() -> None:
         torch.cuda.empty_cache()
 
 
+class _PatcherHolder(torch.nn.Module):
+    """Container given to ComfyUI's ModelPatcher instead of the model itself.
+
+    ModelPatcher writes attributes such as ``.device`` on its model; SAM 2's predictor makes
+    ``device`` a read-only property, so the patcher gets this holder and we keep the module.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.wrapped = module
+
+
 class ManagedModel:
     """A torch module handed to ComfyUI's model management.
 
@@ -249,13 +261,13 @@ class ManagedModel:
             import comfy.model_patcher  # type: ignore[import-not-found]
 
             self._patcher = comfy.model_patcher.ModelPatcher(
-                module, load_device=load_device, offload_device=self.offload_device)
+                _PatcherHolder(module), load_device=load_device, offload_device=self.offload_device)
 
     def load(self) -> torch.nn.Module:
         """Make sure the module is on ``load_device`` and return it."""
         if self._patcher is not None:  # pragma: no cover - needs ComfyUI
             _mm.load_models_gpu([self._patcher])
-            return self._patcher.model
+            return self.module
         return self.module.to(self.load_device)
 
     def offload(self) -> None:
