@@ -41,8 +41,8 @@ logger = logging.getLogger(__name__)
 # (official model/propainter.py, `fbConsistencyCheck` alpha1=0.01, alpha2=0.5).
 CONSISTENCY_ALPHA1 = 0.01
 CONSISTENCY_ALPHA2 = 0.5
-# A bilinear sample of the known-mask counts as known only when all four neighbours are known.
-_KNOWN_EPS = 1e-4
+# Points per row of the remap maps used for scattered bilinear sampling.
+_REMAP_COLUMNS = 4096
 # The object is smoothed away before DIS over its mask grown by this many pixels (JPEG halo).
 _GREY_FILL_DILATION = 2
 # Camera-motion fit: about this many flow samples, RANSAC inlier distance, and what counts as
@@ -52,7 +52,7 @@ _RANSAC_PX = 1.0
 _OUTLIER_PX = 2.0
 _OUTLIER_FRACTION = 0.15
 _MIN_TRUSTED = 0.2
-# Flow completion works in the hole's bounding box grown by its own size (at least this many px).
+# Flow completion works in the hole's bounding box grown by half its size (at least this many px).
 _COMPLETION_MARGIN = 24
 
 DisPreset = Literal["ultrafast", "fast", "medium"]
@@ -131,7 +131,7 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40
     if hole.all():
         return np.zeros_like(flow)
     ys, xs = np.nonzero(hole)
-    reach = max(_COMPLETION_MARGIN, ys.max() - ys.min(), xs.max() - xs.min())
+    reach = max(_COMPLETION_MARGIN, (ys.max() - ys.min()) // 2, (xs.max() - xs.min()) // 2)
     h, w = hole.shape
     y0, y1 = max(0, ys.min() - reach), min(h, ys.max() + 1 + reach)
     x0, x1 = max(0, xs.min() - reach), min(w, xs.max() + 1 + reach)
@@ -148,9 +148,9 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40
     filled = _push_pull(residual * weight[..., None], weight)
     free = ~trusted  # the hole and the outliers are solved for; trusted pixels stay fixed
     filled = np.where(free[..., None], filled, residual)
+    free_xy = np.broadcast_to(free[..., None], filled.shape)
     for _ in range(relax_iterations):
-        smooth = cv2.blur(filled, (3, 3), borderType=cv2.BORDER_REPLICATE)
-        filled = np.where(free[..., None], smooth, filled)
+        np.copyto(filled, cv2.blur(filled, (3, 3), borderType=cv2.BORDER_REPLICATE), where=free_xy)
     out = flow.copy()
     out[y0:y1, x0:x1] = np.where(box_hole[..., None], camera + filled, box_flow)
     return out
@@ -205,23 +205,36 @@ def _push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- sampling
-def _bilinear(stack: np.ndarray, frame: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Sample ``stack [N, H, W, C]`` at float positions (clamped to the frame); returns ``[K, C]``."""
-    _, h, w, c = stack.shape
-    x = np.clip(x, 0.0, w - 1.0)
-    y = np.clip(y, 0.0, h - 1.0)
-    x0 = np.floor(x).astype(np.int64)
-    y0 = np.floor(y).astype(np.int64)
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    wx = (x - x0).astype(np.float32)[:, None]
-    wy = (y - y0).astype(np.float32)[:, None]
-    flat = stack.reshape(-1, c)  # [N*H*W, C]
-    row0 = (frame * h + y0) * w
-    row1 = (frame * h + y1) * w
-    top = flat[row0 + x0] * (1.0 - wx) + flat[row0 + x1] * wx
-    bottom = flat[row1 + x0] * (1.0 - wx) + flat[row1 + x1] * wx
-    return top * (1.0 - wy) + bottom * wy
+def _sample(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``image [H, W, C]`` (float32) at float positions, clamped to the frame.
+
+    OpenCV's remap does the gather in C (positions quantised to 1/32 px, far below the flow's
+    own accuracy); the points are laid out as a 2-D map because remap's maps are images.
+
+    Returns:
+        ``[K, C]`` float32.
+    """
+    k = y.size
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if k == 0:
+        return np.zeros((0, channels), np.float32)
+    cols = min(k, _REMAP_COLUMNS)
+    rows = -(-k // cols)
+    map_x = np.zeros(rows * cols, np.float32)
+    map_y = np.zeros(rows * cols, np.float32)
+    map_x[:k], map_y[:k] = x, y
+    out = cv2.remap(image, map_x.reshape(rows, cols), map_y.reshape(rows, cols), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * cols, channels)[:k]
+
+
+def _safe_to_sample(known: np.ndarray) -> np.ndarray:
+    """``[n, H, W]`` bool: the 2x2 neighbourhood a bilinear sample at ``(y, x)`` reads is all known."""
+    safe = known.copy()
+    safe[:, :, :-1] &= known[:, :, 1:]
+    safe[:, :-1, :] &= known[:, 1:, :]
+    safe[:, :-1, :-1] &= known[:, 1:, 1:]
+    return safe
 
 
 @dataclass
@@ -234,7 +247,7 @@ class _Window:
 
     start: int
     frames: np.ndarray   # [n, H, W, 3] float32
-    known: np.ndarray    # [n, H, W, 1] float32, 1 = outside the dilated hole
+    safe: np.ndarray     # [n, H, W] bool, see _safe_to_sample
     forward: np.ndarray  # [n-1, H, W, 2]
     backward: np.ndarray  # [n-1, H, W, 2]
 
@@ -259,19 +272,19 @@ def _trace(win: _Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: 
         if dst < 0 or dst >= n or active.size == 0:
             break
         pair = src if direction > 0 else dst  # flow index of the pair (src, dst)
-        idx = np.full(active.size, pair, np.int64)
-        motion = _bilinear(step_flow, idx, py, px)
+        motion = _sample(step_flow[pair], py, px)
         ny, nx = py + motion[:, 1], px + motion[:, 0]
-        back = _bilinear(check_flow, idx, ny, nx)
+        back = _sample(check_flow[pair], ny, nx)
         mismatch = ((motion + back) ** 2).sum(1)
         bound = CONSISTENCY_ALPHA1 * ((motion ** 2).sum(1) + (back ** 2).sum(1)) + CONSISTENCY_ALPHA2
         inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
         alive = inside & (mismatch < bound)
-        frame_idx = np.full(active.size, dst, np.int64)
-        known = _bilinear(win.known, frame_idx, ny, nx)[:, 0] >= 1.0 - _KNOWN_EPS
+        cy = np.clip(ny, 0, h - 1).astype(np.int64)  # floor for in-frame points
+        cx = np.clip(nx, 0, w - 1).astype(np.int64)
+        known = win.safe[dst][cy, cx]
         found = alive & known
         if found.any():
-            colour[active[found]] = _bilinear(win.frames, frame_idx[found], ny[found], nx[found])
+            colour[active[found]] = _sample(win.frames[dst], ny[found], nx[found])
             distance[active[found]] = step
         keep = alive & ~known
         active, py, px = active[keep], ny[keep], nx[keep]
@@ -306,11 +319,10 @@ def _carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous:
     h, w = frame.shape[:2]
     spatial = np.ones(ys.size, bool)
     if previous is not None and to_previous is not None and ys.size:
-        zeros = np.zeros(ys.size, np.int64)
-        motion = _bilinear(to_previous[None], zeros, ys.astype(np.float32), xs.astype(np.float32))
+        motion = _sample(to_previous, ys.astype(np.float32), xs.astype(np.float32))
         qy, qx = ys + motion[:, 1], xs + motion[:, 0]
         inside = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
-        frame[ys[inside], xs[inside]] = _bilinear(previous[None], zeros[inside], qy[inside], qx[inside])
+        frame[ys[inside], xs[inside]] = _sample(previous, qy[inside], qx[inside])
         spatial = ~inside
     if spatial.any():
         mask = np.zeros((h, w), np.uint8)
@@ -429,7 +441,7 @@ def _make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, tuple[n
     return _Window(
         start=first,
         frames=frames[first:last].astype(np.float32),
-        known=(~holes[first:last]).astype(np.float32)[..., None],  # [n, H, W, 1]
+        safe=_safe_to_sample(~holes[first:last]),
         forward=np.stack([flows[p][0] for p in pairs]) if len(pairs) else empty,
         backward=np.stack([flows[p][1] for p in pairs]) if len(pairs) else empty,
     )
