@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+
 # parity: model/recurrent_flow_completion.py:141-147. The temporal conv of each pseudo-3D block
 # has kernel 3 and dilation 2 over time (padding 2 keeps T).
 TEMPORAL_KERNEL = 3
@@ -40,23 +41,6 @@ class PseudoConv3dBlock(nn.Module):
         """``[B, C_in, T, H, W]`` -> ``[B, C_out, T, H / stride, W / stride]``."""
         # parity: use_residual is 0 in every official block, so there is no residual branch.
         return self.conv2(self.conv1(x))
-
-
-class Upsample2xConv(nn.Module):
-    """Bilinear 2x upsampling (``align_corners=True``) followed by a 3x3 convolution.
-
-    The attribute ``conv`` carries the checkpoint key (``decoder2.2.conv.weight``, ...).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``[N, C_in, h, w]`` -> ``[N, C_out, 2h, 2w]``."""
-        # parity: model/recurrent_flow_completion.py:121-125 (align_corners=True).
-        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
-        return self.conv(x)
 
 
 class FlowEdgeHead(nn.Module):

@@ -11,7 +11,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .blocks import FlowEdgeHead, PseudoConv3dBlock, Upsample2xConv
+from ..ops.upsample import Upsample2xConv
+from .blocks import FlowEdgeHead, PseudoConv3dBlock
 from .config import SIZE_MULTIPLE, FlowCompletionConfig
 from .propagation import BidirectionalPropagation
 
