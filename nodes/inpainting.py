@@ -103,10 +103,9 @@ def load_inpaint_model(backend: str, names: dict[str, str], precision: str, devi
             models = load_models(raft=paths["raft"], flow_completion=paths["flow_completion"],
                                  generator=paths["generator"], device="cpu")
         except CheckpointError as error:
+            slots = ", ".join(f"{net}: {name}" for net, name in OFFICIAL_FILES.items())
             raise VanishError(node, None, f"a model file could not be used: {error}",
-                              f"use the official files from {RELEASE_URL}, each in its own slot "
-                              f"(raft: {OFFICIAL_FILES['raft']}, flow_completion: "
-                              f"{OFFICIAL_FILES['flow_completion']}, generator: {OFFICIAL_FILES['generator']}).") from error
+                              f"use the official files from {RELEASE_URL}, each in its own slot ({slots}).") from error
         models.flow_completion.to(dtype)  # RAFT stays fp32 (parity: inference_propainter.py:311)
         models.generator.to(dtype)
         bundle = _Networks(models.raft, models.flow_completion, models.generator)

@@ -269,6 +269,9 @@ def _run_propainter(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, 
         frames, masks = frames.expand(2, -1, -1, -1), masks.expand(2, -1, -1)
     total = frames.shape[0]
     explicit = tuple(frames.shape[1:3]) != size
+    if settings.flow_mask_dilation >= 0 and settings.flow_mask_dilation != settings.mask_dilation:
+        notes.append("flow_mask_dilation is ignored by ProPainter: as in the official pipeline, "
+                     "mask_dilation sets both the hole and the flow mask")
     requested = settings.segment_length or settings.subvideo_length
     segment = choose_segment(size, host.free_memory(), requested, total, DEFAULT_SEGMENT_PADDING, settings.half)
     if segment < min(requested, total):
@@ -315,10 +318,10 @@ def _run_flow_fill(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, i
     small = resize_frames(frames, size).numpy()
     holes_raw = resize_masks(masks, size).numpy()
     defaults = flow_fill.FlowFillSettings()
-    ff_settings = replace(
-        defaults, mask_dilation=settings.mask_dilation,
-        flow_mask_dilation=defaults.flow_mask_dilation if settings.flow_mask_dilation < 0 else settings.flow_mask_dilation,
-        segment_length=settings.segment_length or defaults.segment_length)
+    flow_dilation = settings.flow_mask_dilation
+    ff_settings = replace(defaults, mask_dilation=settings.mask_dilation,
+                          flow_mask_dilation=defaults.flow_mask_dilation if flow_dilation < 0 else flow_dilation,
+                          segment_length=settings.segment_length or defaults.segment_length)
     result = flow_fill.flow_fill_inpaint(small, holes_raw, ff_settings, progress=host.progress,
                                          should_cancel=host.should_cancel)
     holes = flow_fill.dilate_holes(holes_raw, settings.mask_dilation)
