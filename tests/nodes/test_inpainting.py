@@ -213,3 +213,37 @@ def test_fp16_on_cpu_falls_back_to_fp32_and_models_are_cached(comfy, parity_chec
     assert second is first
     networks = first.networks()
     assert networks.generator.training is False and networks.device.type == "cpu"
+
+
+@pytest.fixture(scope="module")
+def random_propainter() -> inpainting.InpaintModel:
+    """ProPainter with random weights (wiring tests only; the parity test checks the values)."""
+    from vanish.nodes import _comfy
+    from vanish.propainter_core.flow_completion import FlowCompletionConfig, build_flow_completion
+    from vanish.propainter_core.generator import GeneratorConfig, build_generator
+    from vanish.propainter_core.raft import RaftConfig, build_raft
+
+    torch.manual_seed(0)
+    bundle = inpainting._Networks(build_raft(RaftConfig()).eval(), build_flow_completion(FlowCompletionConfig()).eval(),
+                                  build_generator(GeneratorConfig()).eval())
+    cpu = torch.device("cpu")
+    return inpainting.InpaintModel("propainter", cpu, torch.float32, _comfy.ManagedModel(bundle, cpu))
+
+
+def test_propainter_single_frame_at_a_size_not_divisible_by_8(random_propainter):
+    frames = torch.rand(1, 130, 140, 3)
+    masks = torch.zeros(1, 130, 140)
+    masks[0, 50:70, 60:90] = 1.0
+    filled, used, crop = run_node(frames, masks, model=random_propainter, raft_iter=1)
+    assert filled.shape == frames.shape and crop == {"x": 0, "y": 0, "width": 140, "height": 130}
+    assert torch.equal(filled[used == 0], frames[used == 0])
+    assert bool(used[masks > 0].all()) and not torch.equal(filled[masks > 0], frames[masks > 0])
+
+
+def test_cancel_stops_the_node(comfy):
+    from vanish.nodes import _comfy
+
+    frames, masks = clip()
+    _comfy.request_cancel(True)
+    with pytest.raises(_comfy.Interrupted):
+        run_node(frames, masks)
