@@ -243,7 +243,8 @@ def check_propagate_prompts(prompts: object, images: torch.Tensor, opts: TrackOp
     outside = sorted(t for t in scaled.prompted_frames() if not start <= t < stop)
     if outside:
         raise VanishError(PROPAGATE, "prompts", f"include frame(s) {outside[:5]} outside the tracked "
-                          f"frames {start} to {stop - 1}.", "widen start_frame/max_frames, or move the prompts.")
+                          f"frames {start} to {stop - 1}.",
+                          "widen start_frame/max_frames, or move the prompts.")
     return scaled
 
 

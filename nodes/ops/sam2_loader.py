@@ -139,9 +139,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                               f"({str(exc).splitlines()[0][:160]}).",
                               f"use the official SAM 2 .pt or a .safetensors file; {DOWNLOAD_HINT}.") from exc
     except Exception as exc:  # torch/safetensors raise many types for a damaged file
+        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
         raise CheckpointError(f"'{path.name}' could not be read: it is damaged or incomplete "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}).",
-                              damaged_fix) from exc
+                              f"({type(exc).__name__}: {detail}).", damaged_fix) from exc
     if isinstance(raw, dict) and isinstance(raw.get("model"), dict):
         raw = raw["model"]  # the official files: {"model": state_dict}
     elif isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
