@@ -32,6 +32,9 @@ def _load_pack_as(name: str):
 
 
 _load_pack_as("vanish")
+# pytest names test modules after their folders relative to tests/ (e.g. propainter_core.test_x)
+# and creates empty parent modules for names not yet imported: import the real core first.
+import propainter_core  # noqa: E402,F401
 
 
 @dataclass
