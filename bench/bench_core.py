@@ -37,6 +37,8 @@ from shared_paths import CLIPS_DIR  # noqa: E402
 #: The official script on this machine class (README "Reference performance", 2 threads).
 OFFICIAL_WALL_S = 155.0
 OFFICIAL_PEAK_RSS_GB = 3.45
+#: CPU seconds of the official run (221 s user + 57 s system): comparable on a shared machine.
+OFFICIAL_CPU_S = 278.0
 OFFICIAL_STAGE_S_PER_FRAME = {"RAFT": 3.15, "flow completion": 0.45, "image propagation": 0.013,
                               "generator": 3.20}
 STAGES = {"estimate_flows": "RAFT", "complete_flows": "flow completion",
@@ -108,7 +110,9 @@ def main() -> None:
     result = propainter_core.inpaint(frames, masks, models, fp16=args.fp16)
     run_s = time.perf_counter() - start
     wall = time.perf_counter() - wall
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_gb = usage.ru_maxrss / 1e6  # kB on Linux
+    cpu_s = usage.ru_utime + usage.ru_stime
     count = len(frames)
     print(f"hardware: {hardware(device)}")
     print(f"commit:   {commit()}")
@@ -119,7 +123,10 @@ def main() -> None:
         ours = seconds[label] / count
         print(f"{label:<18} {ours:>8.3f} {official:>9.3f} {ours / official:>6.2f}")
     print(f"inpaint total      {run_s:>8.1f} s  ({run_s / count:.2f} s/frame)")
-    print(f"wall (load+run)    {wall:>8.1f} s  official {OFFICIAL_WALL_S:.0f} s  ratio {wall / OFFICIAL_WALL_S:.2f}")
+    print(f"wall (load+run)    {wall:>8.1f} s  official {OFFICIAL_WALL_S:.0f} s  "
+          f"ratio {wall / OFFICIAL_WALL_S:.2f}")
+    print(f"CPU time (load+run) {cpu_s:>7.1f} s  official {OFFICIAL_CPU_S:.0f} s  ratio {cpu_s / OFFICIAL_CPU_S:.2f}")
+    print(f"load average       {os.getloadavg()[0]:>8.1f}   (other work on this machine slows wall time)")
     print(f"peak RSS           {peak_gb:>8.2f} GB official {OFFICIAL_PEAK_RSS_GB:.2f} GB ratio "
           f"{peak_gb / OFFICIAL_PEAK_RSS_GB:.2f}")
     if device.type == "cuda":
