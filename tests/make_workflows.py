@@ -97,13 +97,24 @@ def _row(column: int, y: int = 0):
     return (column * 400, y)
 
 
-def remove_object() -> dict:
-    prompt = json.dumps(TENNIS_PROMPT)
+def _sam2_front() -> tuple[list[tuple], list[tuple]]:
+    """Load Video Frames -> SAM 2 Model Loader + SAM 2 Video Prompt -> SAM 2 Propagate."""
     nodes = [
         ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
         ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 600)),
-        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 600)),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": json.dumps(TENNIS_PROMPT)}, _row(1, 600)),
         ("track", "VanishSAM2Propagate", {}, _row(2)),
+    ]
+    links = [
+        ("load", "frames", "prompt", "frames"), ("load", "frames", "track", "frames"),
+        ("sam", "model", "track", "model"), ("prompt", "prompts", "track", "prompts"),
+    ]
+    return nodes, links
+
+
+def remove_object() -> dict:
+    nodes, links = _sam2_front()
+    nodes += [
         ("dilate", "VanishMaskDilateBlur", {"grow": 8, "feather": 2.0, "temporal_sigma": 1.0}, _row(3)),
         ("pp", "VanishProPainterModelLoader", {}, _row(3, 600)),
         ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(4)),
@@ -111,9 +122,7 @@ def remove_object() -> dict:
         ("metric", "VanishWarpErrorMetric", {}, _row(6, 600)),
         ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed"}, _row(6)),
     ]
-    links = [
-        ("load", "frames", "prompt", "frames"), ("load", "frames", "track", "frames"),
-        ("sam", "model", "track", "model"), ("prompt", "prompts", "track", "prompts"),
+    links += [
         ("track", "mask", "dilate", "mask"),
         ("load", "frames", "inpaint", "images"), ("dilate", "hard_mask", "inpaint", "mask"),
         ("pp", "model", "inpaint", "model"),
@@ -171,19 +180,13 @@ def remove_region_no_weights() -> dict:
 
 
 def transparent_subject() -> dict:
-    prompt = json.dumps(TENNIS_PROMPT)
-    nodes = [
-        ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
-        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 600)),
-        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 600)),
-        ("track", "VanishSAM2Propagate", {}, _row(2)),
+    nodes, links = _sam2_front()
+    nodes += [
         ("refine", "VanishMaskDilateBlur", {"grow": 1, "feather": 1.0, "temporal_sigma": 1.0}, _row(3)),
         ("save", "VanishSaveVideo", {"filename_prefix": "vanish/subject_alpha", "format": "vp9-webm"},
          _row(4)),
     ]
-    links = [
-        ("load", "frames", "prompt", "frames"), ("load", "frames", "track", "frames"),
-        ("sam", "model", "track", "model"), ("prompt", "prompts", "track", "prompts"),
+    links += [
         ("track", "mask", "refine", "mask"), ("load", "frames", "refine", "guide"),
         ("load", "frames", "save", "images"), ("refine", "soft_mask", "save", "mask"),
         ("load", "audio", "save", "audio"), ("load", "video_info", "save", "video_info"),
@@ -195,22 +198,16 @@ def transparent_subject() -> dict:
 
 
 def replace_background() -> dict:
-    prompt = json.dumps(TENNIS_PROMPT)
-    nodes = [
-        ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
+    nodes, links = _sam2_front()
+    nodes += [
         ("bg", "VanishLoadVideoFrames", {"video": "running_car.mp4", "custom_width": 432,
                                          "custom_height": 240}, _row(0, 1000)),
-        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 600)),
-        ("prompt", "VanishSAM2VideoPrompt", {"prompts": prompt}, _row(1, 600)),
-        ("track", "VanishSAM2Propagate", {}, _row(2)),
         ("refine", "VanishMaskDilateBlur", {"feather": 1.0, "temporal_sigma": 1.0, "invert": True,
                                             "grow": 0}, _row(3)),
         ("comp", "VanishCompositeFrames", {}, _row(4)),
         ("save", "VanishSaveVideo", {"filename_prefix": "vanish/new_background"}, _row(5)),
     ]
-    links = [
-        ("load", "frames", "prompt", "frames"), ("load", "frames", "track", "frames"),
-        ("sam", "model", "track", "model"), ("prompt", "prompts", "track", "prompts"),
+    links += [
         ("track", "mask", "refine", "mask"), ("load", "frames", "refine", "guide"),
         ("load", "frames", "comp", "original"), ("bg", "frames", "comp", "fill"),
         ("refine", "soft_mask", "comp", "mask"),
