@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import propainter_core  # noqa: E402
+from _common import header  # noqa: E402
 from propainter_core.pipeline import run as pipeline_run  # noqa: E402
 from parity_weights import MANIFESTS, write_checkpoint  # noqa: E402
 from shared_paths import CLIPS_DIR  # noqa: E402
@@ -43,27 +43,6 @@ OFFICIAL_STAGE_S_PER_FRAME = {"RAFT": 3.15, "flow completion": 0.45, "image prop
                               "generator": 3.20}
 STAGES = {"estimate_flows": "RAFT", "complete_flows": "flow completion",
           "propagate_images": "image propagation", "generate_and_composite": "generator"}
-
-
-def commit() -> str:
-    head = (ROOT / ".git" / "HEAD").read_text().strip()
-    if head.startswith("ref: "):
-        ref = ROOT / ".git" / head[5:]
-        return ref.read_text().strip()[:12] if ref.exists() else head
-    return head[:12]
-
-
-def hardware(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    if device.type == "cuda":
-        text += f", GPU {torch.cuda.get_device_name(device)}"
-    return text
 
 
 def read_clip(frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,8 +93,7 @@ def main() -> None:
     peak_gb = usage.ru_maxrss / 1e6  # kB on Linux
     cpu_s = usage.ru_utime + usage.ru_stime
     count = len(frames)
-    print(f"hardware: {hardware(device)}")
-    print(f"commit:   {commit()}")
+    print(header("bench_core", device=device))
     print(f"clip:     bmx-trees, {count} frames {frames.shape[2]}x{frames.shape[1]} -> "
           f"{result.shape[2]}x{result.shape[1]}, device {device}, fp16={args.fp16}")
     print(f"{'stage':<18} {'s/frame':>8} {'official':>9} {'ratio':>6}")

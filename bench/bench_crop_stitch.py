@@ -12,9 +12,6 @@ Usage: python bench/bench_crop_stitch.py [--frames 16] [--size 1920x1080]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from _common import header  # noqa: E402
 from demo_remove import import_pack  # noqa: E402
 
 
@@ -65,10 +63,8 @@ def main() -> int:
     from vanish.nodes.compositing import VanishCompositeFrames
     from vanish.nodes.inpainting import InpaintModel, VanishProPainterInpaint
 
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    print(f"bench_crop_stitch: {platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
-          f"commit {commit}; {args.frames} frames {width}x{height}, flow_fill backend, scale 1.0")
+    print(header("bench_crop_stitch"))
+    print(f"case: {args.frames} frames {width}x{height}, flow_fill backend, scale 1.0")
     images, masks = make_clip(args.frames, width, height)
     print(f"  object: {float(masks.mean()) * 100:.1f} % of the frame per frame on average")
     node, model = VanishProPainterInpaint(), InpaintModel("flow_fill", torch.device("cpu"))

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,27 +21,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _common import header  # noqa: E402
 from propainter_core.flow_completion import FlowCompletionConfig, build_flow_completion, combine_flows  # noqa: E402
 
 OFFICIAL_SECONDS_PER_FRAME = 0.45  # parity README: 9.0 s / 20 frames, 432x240, 2 threads
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _inputs(frames: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,9 +51,7 @@ def main() -> None:
     net = build_flow_completion(FlowCompletionConfig())
     flows_f, flows_b, masks = _inputs(args.frames, height, width)
 
-    print(f"hardware: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
-    print(f"commit: {_commit()}")
+    print(header("bench_flow_completion"))
     print(f"case: {args.frames} frames ({args.frames - 1} flow pairs), {width}x{height}, random weights, "
           f"both directions + combine")
     times, cpu_times = [], []

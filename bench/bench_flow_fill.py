@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from shared_paths import CLIPS_DIR  # noqa: E402
+
+from _common import header  # noqa: E402
 
 sys.path.insert(0, str(ROOT.parent))
 import importlib.util  # noqa: E402
@@ -181,10 +181,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--clips", nargs="+", default=["bmx-trees", "tennis", "running_car"])
     args = parser.parse_args()
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    print(f"bench_flow_fill: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"opencv {cv2.__version__}, numpy {np.__version__}, commit {commit}")
+    print(header("bench_flow_fill", with_torch=False, software=f"opencv {cv2.__version__}, numpy {np.__version__}"))
     results = [run_clip(name, args.frames) for name in args.clips]
     print(f"\n{sum(results)}/{len(results)} clips pass every bar")
     return 0 if all(results) else 1

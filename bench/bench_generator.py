@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _common import header  # noqa: E402
 from propainter_core.generator import GeneratorConfig, build_generator  # noqa: E402
 
 HEIGHT, WIDTH = 240, 432
@@ -36,14 +35,6 @@ OFFICIAL_ENCODED_FRAMES = 41
 CLIP_WINDOWS = ((list(range(0, 6)), [10]), (list(range(0, 11)), []), (list(range(5, 16)), [0]),
                 (list(range(10, 20)), [0]))
 ONE_WINDOW = (list(range(5, 16)), [0])
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _clip(frames: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -85,9 +76,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_generator(GeneratorConfig())
     clip = _clip(OFFICIAL_CLIP_FRAMES, torch.Generator().manual_seed(0))
-    print(f"hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}")
-    print(f"software: torch {torch.__version__}, python {platform.python_version()}, commit {_commit()}")
+    print(header("bench_generator"))
     with torch.inference_mode():
         _run_window(model, clip, list(range(0, 3)), [10])  # warm-up (allocator, oneDNN primitives)
         if args.clip:

@@ -16,8 +16,6 @@ Usage: python bench/bench_gpu_precision.py [--weights models/propainter] [--size
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import propainter_core  # noqa: E402
+from _common import header  # noqa: E402
 from propainter_core import ProPainterModels  # noqa: E402
 from propainter_core.flow_completion import FlowCompletionConfig, build_flow_completion  # noqa: E402
 from propainter_core.generator import GeneratorConfig, build_generator  # noqa: E402
@@ -89,10 +88,8 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("bench_gpu_precision: no CUDA GPU here; nothing measured.")
         return 0
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    print(f"bench_gpu_precision: {torch.cuda.get_device_name()}, torch {torch.__version__}, {platform.machine()}, "
-          f"commit {commit}, weights {'official' if args.weights else 'random'}, "
+    print(header("bench_gpu_precision", device="cuda"))
+    print(f"case: weights {'official' if args.weights else 'random'}, "
           f"{'whole clip' if args.whole_clip else 'streamed (segments of 80)'}")
     for name in args.precisions:
         models = networks(args.weights, DTYPES[name])

@@ -1,7 +1,7 @@
 """Peak working memory of ProPainter Inpaint for 400 vs 100 frames at the same size.
 
 The issue's bar: memory for 400 frames at most 1.25x that for 100 frames. Each run is a fresh
-subprocess that samples its resident memory every 2 ms during the inpaint call. The part that
+process (multiprocessing, spawn) that samples its resident memory every 2 ms during the inpaint call. The part that
 must grow with the clip — the output IMAGE (float32), the runner's uint8 copy of the input and
 the backend's uint8 result — is computed exactly and subtracted: what remains is the working
 memory (flows, windows, features, network activations), the CPU stand-in for accelerator memory,
@@ -15,14 +15,13 @@ Usage: python bench/bench_inpaint_memory.py [--backends flow_fill propainter] [-
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from _common import header, run_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,8 +31,8 @@ def _rss() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def child(backend: str, frames: int, width: int, height: int, segment: int) -> None:
-    """One measured run; prints a JSON line."""
+def child(backend: str, frames: int, width: int, height: int, segment: int) -> dict:
+    """One measured run, in its own process (see ``measure``); returns its figures."""
     sys.path.insert(0, str(ROOT / "bench"))
     from demo_remove import import_pack
 
@@ -81,20 +80,15 @@ def child(backend: str, frames: int, width: int, height: int, segment: int) -> N
     running[0] = False
     sampler.join()
     clip_bytes = result.filled.numel() * 4 + images.numel() * 2  # output float32 + uint8 input + uint8 result
-    print(json.dumps({"peak_delta": peak[0] - baseline, "clip_bytes": clip_bytes, "seconds": seconds,
-                      "segment": result.segment_length}))
+    return {"peak_delta": peak[0] - baseline, "clip_bytes": clip_bytes, "seconds": seconds,
+            "segment": result.segment_length}
 
 
 def measure(backend: str, frames: int, size: tuple[int, int], segment: int) -> dict:
-    command = [sys.executable, __file__, "--child", backend, str(frames), str(size[0]), str(size[1]), str(segment)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_in_fresh_process(child, backend, frames, size[0], size[1], segment)
 
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], *(int(v) for v in sys.argv[3:7]))
-        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["flow_fill", "propainter"])
     parser.add_argument("--size", default="192x128")
@@ -102,10 +96,8 @@ def main() -> int:
     parser.add_argument("--segment", type=int, default=40, help="streamed segment length (0 = from memory)")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    print(f"bench_inpaint_memory: {platform.machine()}, {os.cpu_count()} cpus, commit {commit}, "
-          f"{size[0]}x{size[1]}, segments of {args.segment} frames")
+    print(header("bench_inpaint_memory", threads=2))  # the runs set 2 threads
+    print(f"case: {size[0]}x{size[1]}, segments of {args.segment} frames, each run in a fresh process")
     ok = True
     for backend in args.backends:
         short, long = (measure(backend, n, size, args.segment) for n in args.frames)

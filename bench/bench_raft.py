@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from _common import header  # noqa: E402
 from propainter_core.checkpoints import load_weights  # noqa: E402
 from propainter_core.raft import RAFT, bidirectional_flow, build_raft  # noqa: E402
 from shared_paths import CLIPS_DIR, PARITY_DIR  # noqa: E402
@@ -68,14 +67,6 @@ def run_official_pattern(raft: RAFT, frames: torch.Tensor, iters: int) -> None:
         raft(clip[1:], clip[:-1], iters=iters)
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def timed(label: str, fn, frames_count: int) -> tuple[float, float]:
     """Run ``fn``; print wall and CPU seconds (CPU time is steadier on a shared machine)."""
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -109,11 +100,8 @@ def main() -> None:
     raft = raft.to(device)
     frames = load_frames(args.frames).to(device)
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}; python {platform.python_version()}, "
-          f"torch {torch.__version__}, {args.threads} threads, device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
-    print(f"commit: {git_commit()}; weights: {weights.name if weights.exists() else 'random'}")
+    print(header("bench_raft", device=device))
+    print(f"device: {device}; weights: {weights.name if weights.exists() else 'random'}")
     print(f"input: bmx-trees, {frames.shape[1]} frames, {frames.shape[-1]}x{frames.shape[-2]}, "
           f"iters={args.iters}, clips of {CLIP_LENGTH} frames")
     bidirectional_flow(raft, frames[:, :2], iters=1)  # warm-up (allocator, kernels)

@@ -4,7 +4,7 @@ The official path is what its README shows: ``init_state`` on a JPEG folder (eve
 resized to the model size and kept as float32), one click on frame 0, ``propagate_in_video``
 forward. Ours runs ``track_video`` forward on the same frames already decoded into an IMAGE
 tensor (as ComfyUI hands them over), with the same click and the same random tiny SAM 2.1 weights
-loaded from one file. Each path runs in its own process; peak memory is the highest resident
+loaded from one file. Each path runs in its own process (multiprocessing, spawn); peak memory is the highest resident
 set size during the run minus the size just before it (model and decoded clip already loaded).
 
 ``--long`` also runs both on 4N frames (the clip repeated) and prints how each peak grows.
@@ -14,11 +14,7 @@ Usage: python bench/bench_sam2.py [--frames 16] [--image-size 1024] [--threads 2
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,6 +29,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from shared_paths import CLIPS_DIR  # noqa: E402
+
+from _common import header, run_in_fresh_process  # noqa: E402
 
 CLICK = (300.0, 120.0)  # on the bmx rider in frame 0 of bmx-trees (432x240)
 
@@ -84,7 +82,8 @@ def load_pack():
     spec.loader.exec_module(pack)
 
 
-def child(args) -> None:
+def child(args: argparse.Namespace) -> dict:
+    """One measured path (``args.path``) in its own process (see ``run_child``); returns its figures."""
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")  # the official hole filling warns on every frame without sam2._C
     load_pack()
@@ -128,32 +127,20 @@ def child(args) -> None:
             seconds = time.perf_counter() - t0
         masks = result.masks.numpy()
     np.save(Path(args.workdir) / f"masks_{args.path}_{args.frames}.npy", masks)
-    print(json.dumps({"path": args.path, "frames": args.frames, "seconds": seconds,
-                      "peak_added_mb": peak.added / 2**20}))
+    return {"path": args.path, "frames": args.frames, "seconds": seconds, "peak_added_mb": peak.added / 2**20}
 
 
 def run_child(args, path: str, frames: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", path, "--frames", str(frames), "--image-size",
-           str(args.image_size), "--threads", str(args.threads), "--device", args.device,
-           "--checkpoint", args.checkpoint, "--workdir", args.workdir]
+    case = argparse.Namespace(**{**vars(args), "path": path, "frames": frames})
     # a fixed mmap threshold makes glibc return freed large tensors at once, so the resident
-    # size follows live memory instead of the allocator's history (less noise in the peaks)
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise SystemExit(f"{path} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    # size follows live memory instead of the allocator's history (less noise in the peaks);
+    # it is in the child's environment from its start (glibc reads it before Python runs)
+    return run_in_fresh_process(child, case, env={"MALLOC_MMAP_THRESHOLD_": "131072"})
 
 
-def header(args) -> None:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
-               platform.processor())
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"hardware: {cpu}, {os.cpu_count()} cores, load {load:.1f}; device {args.device}; "
-          f"torch {torch.__version__}, {args.threads} threads")
-    print(f"commit {commit}; SAM 2.1 tiny (random weights), model input {args.image_size}, "
+def print_header(args) -> None:
+    print(header("bench_sam2", device=args.device, threads=args.threads))
+    print(f"case: device {args.device}; SAM 2.1 tiny (random weights), model input {args.image_size}, "
           f"bmx-trees 432x240, {args.frames} frames, one click on frame 0, forward")
 
 
@@ -164,14 +151,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--long", action="store_true")
-    parser.add_argument("--child", choices=["official", "ours"])
-    parser.add_argument("--checkpoint")
-    parser.add_argument("--workdir")
     args = parser.parse_args()
-    if args.child:
-        args.path = args.child
-        child(args)
-        return
     with tempfile.TemporaryDirectory() as work:
         args.workdir = work
         args.checkpoint = str(Path(work) / "sam2.1_hiera_tiny.pt")
@@ -182,7 +162,7 @@ def main() -> None:
         model = sam2_loader.build_predictor(sam2_loader.SAM2Variant("2.1", "tiny"))
         torch.save({"model": model.state_dict()}, args.checkpoint)
         del model
-        header(args)
+        print_header(args)
         official = run_child(args, "official", args.frames)
         ours = run_child(args, "ours", args.frames)
         a = np.load(Path(work) / f"masks_official_{args.frames}.npy")

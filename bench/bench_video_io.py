@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from shared_paths import CLIPS_DIR  # noqa: E402
 
+from _common import header  # noqa: E402
+
 
 def load_pack():
     spec = importlib.util.spec_from_file_location("vanish", ROOT / "__init__.py",
@@ -33,17 +33,6 @@ def load_pack():
     module = importlib.util.module_from_spec(spec)
     sys.modules["vanish"] = module
     spec.loader.exec_module(module)
-
-
-def header() -> None:
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    import av
-    import torch
-
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
-          f"threads, python {platform.python_version()}, torch {torch.__version__}, av {av.__version__}")
-    print(f"commit: {commit}")
 
 
 def channel_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -61,7 +50,7 @@ def main() -> None:
     from vanish.nodes.ops import video_encode as ve
     from vanish.nodes.ops import video_frames as vf
 
-    header()
+    print(header("bench_video_io", software=f"av {av.__version__}"))
     clip = CLIPS_DIR / "running_car" / "running_car.mp4"
     info = vd.probe_video(clip)
     start = time.perf_counter()
