@@ -341,6 +341,17 @@ def prompt_server_routes() -> Any | None:
     return None if instance is None else instance.routes
 
 
+def web_responses() -> Any:
+    """The web-response module ComfyUI's server is built on (aiohttp's ``web``), from ``server``.
+
+    Route handlers build their responses with it; taking it from ComfyUI keeps the pack free of
+    direct network-library imports.
+    """
+    import server  # type: ignore[import-not-found]  # pragma: no cover - needs ComfyUI's server
+
+    return server.web  # pragma: no cover
+
+
 def send_to_frontend(event: str, data: dict, node_id: str | None = None) -> None:
     """Send a websocket message to the frontend (no-op outside ComfyUI)."""
     try:  # pragma: no cover - needs ComfyUI's server

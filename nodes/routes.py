@@ -341,10 +341,9 @@ def preview(body: Any, model_getter: Callable[[], Any] | None = None) -> RouteRe
                        {"X-Vanish-Mask-Areas": json.dumps(areas), "Cache-Control": "no-store"})
 
 
-# --------------------------------------------------------------------------- aiohttp wiring
+# --------------------------------------------------------------------------- server wiring
 def _respond(result: RouteResult):
-    from aiohttp import web  # ComfyUI's server dependency; only imported inside the server
-
+    web = _comfy.web_responses()  # aiohttp's web module, as ComfyUI's server exposes it
     if isinstance(result.body, dict):
         return web.json_response(result.body, status=result.status, headers=result.headers)
     return web.Response(body=result.body, status=result.status, content_type=result.content_type,
