@@ -35,12 +35,10 @@ from typing import Callable, Literal
 import cv2
 import numpy as np
 
+from ...propainter_core.ops.consistency import DEFAULT_ALPHA1, DEFAULT_ALPHA2
+
 logger = logging.getLogger(__name__)
 
-# parity: the forward-backward consistency thresholds of ProPainter's image propagation
-# (official model/propainter.py, `fbConsistencyCheck` alpha1=0.01, alpha2=0.5).
-CONSISTENCY_ALPHA1 = 0.01
-CONSISTENCY_ALPHA2 = 0.5
 # Points per row of the remap maps used for scattered bilinear sampling.
 _REMAP_COLUMNS = 4096
 # The object is smoothed away before DIS over its mask grown by this many pixels (JPEG halo).
@@ -276,7 +274,7 @@ def _trace(win: _Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: 
         ny, nx = py + motion[:, 1], px + motion[:, 0]
         back = _sample(check_flow[pair], ny, nx)
         mismatch = ((motion + back) ** 2).sum(1)
-        bound = CONSISTENCY_ALPHA1 * ((motion ** 2).sum(1) + (back ** 2).sum(1)) + CONSISTENCY_ALPHA2
+        bound = DEFAULT_ALPHA1 * ((motion ** 2).sum(1) + (back ** 2).sum(1)) + DEFAULT_ALPHA2
         inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
         alive = inside & (mismatch < bound)
         cy = np.clip(ny, 0, h - 1).astype(np.int64)  # floor for in-frame points

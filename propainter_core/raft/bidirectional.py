@@ -26,7 +26,7 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
                        max_pairs: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Flows between every pair of neighbouring frames, in both directions.
 
-    Same outputs as the official wrapper (``model/modules/flow_comp_raft.py:RAFT_bi.forward``),
+    Same outputs as the official bidirectional wrapper (``model/modules/flow_comp_raft.py``),
     computed with less work: each frame's matching and context features are computed once and
     shared by both directions (the wrapper encodes every frame up to four times). The encoders
     work per sample, so this changes results only by float jitter.
