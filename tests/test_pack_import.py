@@ -48,3 +48,17 @@ def test_requirements_never_touch_torch():
     names = {l.split(">")[0].split("=")[0].split("<")[0].strip().lower() for l in lines if l}
     assert not names & {"torch", "torchvision", "torchaudio"}
     assert not any("==" in l or "<" in l for l in lines), "pins could force a downgrade"
+
+
+def test_every_input_and_output_has_a_tooltip():
+    import vanish
+
+    for node_id, cls in vanish.NODE_CLASS_MAPPINGS.items():
+        assert cls.DESCRIPTION, node_id
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name, decl in spec.get(section, {}).items():
+                options = decl[1] if len(decl) > 1 and isinstance(decl[1], dict) else {}
+                assert options.get("tooltip"), f"{node_id}.{name} has no tooltip"
+        assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES), node_id
+        assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES), node_id
