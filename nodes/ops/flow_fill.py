@@ -34,8 +34,10 @@ from typing import Callable, Literal
 
 import cv2
 import numpy as np
+import torch
 
 from ...propainter_core.ops.consistency import DEFAULT_ALPHA1, DEFAULT_ALPHA2
+from ...propainter_core.ops.morphology import binary_dilation
 
 logger = logging.getLogger(__name__)
 
@@ -91,16 +93,10 @@ class FlowFillSettings:
 def dilate_holes(masks: np.ndarray, iterations: int) -> np.ndarray:
     """Dilate bool masks ``[T, H, W]`` (or ``[H, W]``) with a 3x3 cross, ``iterations`` times.
 
-    Equals ``scipy.ndimage.binary_dilation(m, iterations=n)`` (the official ``read_mask``) per
-    frame; OpenCV's border never grows the mask, like scipy's ``border_value=0``.
+    The numpy face of ``propainter_core.ops.morphology.binary_dilation``: equals
+    ``scipy.ndimage.binary_dilation(m, iterations=n)`` (the official ``read_mask``) per frame.
     """
-    if iterations <= 0:
-        return masks.astype(bool)
-    kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    frames = masks[None] if masks.ndim == 2 else masks
-    out = np.stack([cv2.dilate(m.astype(np.uint8), kernel, iterations=iterations) for m in frames])
-    out = out.astype(bool)
-    return out[0] if masks.ndim == 2 else out
+    return binary_dilation(torch.from_numpy(np.ascontiguousarray(masks)), iterations).numpy()
 
 
 def dis_flow(source_gray: np.ndarray, target_gray: np.ndarray, preset: DisPreset = "medium") -> np.ndarray:

@@ -15,20 +15,13 @@ from torch import nn
 
 from ..config import (FLOW_COMPLETION_PADDING, PROPAGATION_MAX_CHUNK, PROPAGATION_PADDING,
                       InpaintSettings, raft_clip_length)
-from ..flow_completion import combine_flows
+from ..flow_completion import FlowPair, combine_flows
 from ..raft import bidirectional_flow
 from .chunking import neighbour_windows, overlapping_windows, raft_clip_windows
 from .references import local_reference_count, reference_frames
 
 #: Called between chunks: raises ``Cancelled`` when asked to stop, then counts one step.
 Tick = Callable[[], None]
-
-
-class FlowPair(NamedTuple):
-    """Forward and backward flows, each ``[B, T-1, 2, h, w]`` (``forward[:, t]``: t -> t+1)."""
-
-    forward: torch.Tensor
-    backward: torch.Tensor
 
 
 class Propagated(NamedTuple):
