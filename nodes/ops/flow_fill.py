@@ -6,8 +6,9 @@ networks, so object removal works without a GPU and without model files:
 1. **Flow.** OpenCV's DIS optical flow between neighbouring frames, both directions (instead of
    RAFT).
 2. **Flow completion.** Inside the (dilated) hole the measured flow follows the object, not the
-   background; it is replaced by a smooth membrane interpolated from the flow around the hole
-   (push-pull pyramid, then Jacobi relaxation) instead of the flow-completion network.
+   background; it is replaced by the camera's motion around the hole (a homography fitted with
+   RANSAC) plus a smooth membrane of the residual flow (push-pull pyramid, then Jacobi
+   relaxation) instead of the flow-completion network.
 3. **Propagation.** Every hole pixel is traced along the completed flow, forward and backward in
    time, until it lands on a pixel that is known in some frame (the background revealed as the
    object moves). Positions are composed along the whole path and the colour is sampled once, so
@@ -16,6 +17,11 @@ networks, so object removal works without a GPU and without model files:
    pixels around it, propagated ones included) and then *carried along the flow* into the next
    frames, so the invented content moves with the background instead of flickering. Plain
    per-frame inpainting is exactly what this avoids.
+5. **Steadying and seams.** The fill is blended half and half with the previous output frame
+   carried along the flow (a recursive filter along the motion), then shifted so it meets the
+   pixels around the hole without a step: sources from other frames differ in light, haze and
+   spray, and the jump measured around the outline is spread over the hole as a membrane, as in
+   Poisson cloning.
 
 Long clips stream through windows: each window holds ``segment_length`` output frames plus
 ``max_propagation`` frames of context on either side, and the flows of a frame pair are
@@ -54,6 +60,18 @@ _OUTLIER_FRACTION = 0.15
 _MIN_TRUSTED = 0.2
 # Flow completion works in the hole's bounding box grown by half its size (at least this many px).
 _COMPLETION_MARGIN = 24
+# The boundary match needs at least this many known pixels around a part of the hole.
+_MIN_RING = 8
+# The step along the outline is averaged over windows this wide; ring pixels this far apart
+# count as one independent sample of it (neighbouring steps share texture); Jacobi steps that
+# relax the correction after its push-pull first guess.
+_BOUNDARY_WINDOW = 15
+_RING_CORRELATION = 8.0
+_BOUNDARY_RELAX = 30
+# Weight of a frame's own fill against the previous output frame carried along the flow
+# (a recursive temporal filter of the hole; 1 would switch it off). 0.5 measured best between
+# quality and flicker on the bench clips (bench/bench_flow_fill.py).
+_OWN_WEIGHT = 0.5
 
 DisPreset = Literal["ultrafast", "fast", "medium"]
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -108,12 +126,14 @@ def dis_flow(source_gray: np.ndarray, target_gray: np.ndarray, preset: DisPreset
 def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40) -> np.ndarray:
     """Replace ``flow`` inside ``hole`` by the camera's motion plus a smooth local correction.
 
-    The camera's motion is a homography fitted robustly (RANSAC) to the flow outside the hole;
-    other moving things (a car, a player) are outliers of that fit. The residual flow of the
-    pixels that follow the camera (parallax, lens) is interpolated into the hole by a push-pull
-    pyramid and Jacobi steps of the Laplace equation, with the outliers treated like the hole,
-    so another object's motion next to the hole does not leak into it. Known pixels are
-    returned unchanged.
+    The camera's motion is a homography fitted robustly (RANSAC) to the flow around the hole
+    (its bounding box grown by its size on each side, not the whole frame: with parallax a
+    frame-wide fit follows whichever plane is largest, the distant trees, say, and misses the
+    road under the hole); other moving things (a car, a player) are outliers of that fit. The
+    residual flow of the pixels that follow the camera (parallax, lens) is interpolated into the
+    hole by a push-pull pyramid and Jacobi steps of the Laplace equation, with the outliers
+    treated like the hole, so another object's motion next to the hole does not leak into it.
+    Known pixels are returned unchanged.
 
     Args:
         flow: ``[H, W, 2]`` float32. hole: ``[H, W]`` bool.
@@ -129,53 +149,74 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40
     h, w = hole.shape
     y0, y1 = max(0, ys.min() - reach), min(h, ys.max() + 1 + reach)
     x0, x1 = max(0, xs.min() - reach), min(w, xs.max() + 1 + reach)
-    camera = _camera_flow(flow, ~hole, (y0, y1, x0, x1))  # [h', w', 2] over the box
+    around = np.zeros_like(hole)
+    around[max(0, y0 - reach):y1 + reach, max(0, x0 - reach):x1 + reach] = True
+    camera = camera_flow(fit_camera(flow, around & ~hole), (y0, y1, x0, x1))  # [h', w', 2] over the box
     box_flow, box_hole = flow[y0:y1, x0:x1], hole[y0:y1, x0:x1]
     known = ~box_hole
     residual = box_flow - camera
-    magnitude = np.sqrt((residual ** 2).sum(-1))
-    allowed = _OUTLIER_PX + _OUTLIER_FRACTION * np.sqrt((box_flow ** 2).sum(-1))
-    trusted = known & (magnitude < allowed)
+    trusted = known & _follows_camera(box_flow, camera)
     if trusted.sum() < _MIN_TRUSTED * known.sum():
         trusted = known  # no dominant motion: interpolate all of it
-    weight = trusted.astype(np.float32)
-    filled = _push_pull(residual * weight[..., None], weight)
-    free = ~trusted  # the hole and the outliers are solved for; trusted pixels stay fixed
-    filled = np.where(free[..., None], filled, residual)
-    free_xy = np.broadcast_to(free[..., None], filled.shape)
-    for _ in range(relax_iterations):
-        np.copyto(filled, cv2.blur(filled, (3, 3), borderType=cv2.BORDER_REPLICATE), where=free_xy)
+    # The hole and the outliers are solved for; trusted pixels stay fixed.
+    filled = _membrane(residual, trusted, ~trusted, relax_iterations)
     out = flow.copy()
     out[y0:y1, x0:x1] = np.where(box_hole[..., None], camera + filled, box_flow)
     return out
 
 
-def _camera_flow(flow: np.ndarray, known: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The flow of a homography fitted with RANSAC to ``flow`` at known pixels of the frame.
+def fit_camera(flow: np.ndarray, known: np.ndarray) -> np.ndarray | None:
+    """A homography ``[3, 3]`` fitted with RANSAC to ``flow [H, W, 2]`` at ``known [H, W]`` pixels.
 
-    Args:
-        flow: ``[H, W, 2]``. known: ``[H, W]`` bool. box: ``(y0, y1, x0, x1)`` to evaluate in.
-    Returns:
-        ``[y1-y0, x1-x0, 2]``; zero when the fit fails (too few points, degenerate motion).
+    Returns None when the fit fails (too few points, degenerate motion).
     """
-    y0, y1, x0, x1 = box
-    h, w = known.shape
-    empty = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
-    stride = max(1, int(np.sqrt(h * w / _FIT_POINTS)))
+    stride = max(1, int(np.sqrt(known.sum() / _FIT_POINTS)))
     ys, xs = np.nonzero(known[::stride, ::stride])
     ys, xs = ys * stride, xs * stride
     if ys.size < 16:
-        return empty
+        return None
     source = np.stack([xs, ys], 1).astype(np.float32)
     target = source + flow[ys, xs]
     matrix, _ = cv2.findHomography(source, target, cv2.RANSAC, _RANSAC_PX)
+    return matrix
+
+
+def camera_flow(matrix: np.ndarray | None, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The flow ``[y1-y0, x1-x0, 2]`` that homography ``matrix`` gives over ``box = (y0, y1, x0, x1)``.
+
+    Zero where there is no matrix or the projection is not finite.
+    """
+    y0, y1, x0, x1 = box
     if matrix is None:
-        return empty
+        return np.zeros((y1 - y0, x1 - x0, 2), np.float32)
     gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     grid = np.stack([gx, gy], -1)  # [h', w', 2]
     moved = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), matrix).reshape(grid.shape)
     camera = moved - grid
     return np.where(np.isfinite(camera), camera, 0.0).astype(np.float32)
+
+
+def _follows_camera(flow: np.ndarray, camera: np.ndarray) -> np.ndarray:
+    """``[H, W]`` bool: the flow is within parallax/lens tolerance of the camera's flow."""
+    residual = np.sqrt(((flow - camera) ** 2).sum(-1))
+    return residual < _OUTLIER_PX + _OUTLIER_FRACTION * np.sqrt((flow ** 2).sum(-1))
+
+
+def _membrane(values: np.ndarray, fixed: np.ndarray, free: np.ndarray, iterations: int) -> np.ndarray:
+    """Smooth interpolation of ``values [H, W, C]`` from the ``fixed`` pixels into the ``free`` ones.
+
+    A push-pull pyramid gives the first guess, then Jacobi steps of the Laplace equation (3x3
+    means) relax the ``free`` pixels with the ``fixed`` ones held; pixels that are neither keep
+    their push-pull value and take part in the means. Returns ``[H, W, C]`` float32 equal to
+    ``values`` on ``fixed``.
+    """
+    weight = fixed.astype(np.float32)
+    filled = _push_pull(values * weight[..., None], weight)
+    filled = np.where(fixed[..., None], values, filled).astype(np.float32)
+    free_xy = np.broadcast_to(free[..., None], filled.shape)
+    for _ in range(iterations):
+        np.copyto(filled, cv2.blur(filled, (3, 3), borderType=cv2.BORDER_REPLICATE), where=free_xy)
+    return filled
 
 
 def _push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -329,7 +370,11 @@ def _carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous:
 
 def _fill_frame(win: _Window, local: int, hole: np.ndarray, previous: np.ndarray | None,
                 settings: FlowFillSettings) -> np.ndarray:
-    """One output frame ``[H, W, 3]`` uint8: propagation, then carried/spatial fill for the rest."""
+    """One output frame ``[H, W, 3]`` uint8.
+
+    Propagation, then the carried/spatial fill for the pixels it did not reach, then the blend
+    with the previous output along the flow, then the boundary match.
+    """
     frame = win.frames[local].copy()  # [H, W, 3] float32
     ys, xs = np.nonzero(hole)
     if ys.size:
@@ -339,7 +384,80 @@ def _fill_frame(win: _Window, local: int, hole: np.ndarray, previous: np.ndarray
         to_previous = win.backward[local - 1] if local > 0 else None
         _carry_and_fill(frame, ys[rest], xs[rest], previous if local > 0 else None,
                         to_previous, settings.spatial_radius)
+        if local > 0 and previous is not None:
+            _blend_with_previous(frame, ys, xs, previous, win.backward[local - 1], _OWN_WEIGHT)
+        _match_boundary(frame, hole)
     return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+
+
+def _blend_with_previous(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: np.ndarray,
+                         to_previous: np.ndarray, weight: float) -> None:
+    """Blend hole pixels ``(ys, xs)`` of ``frame`` with the previous output carried along the flow.
+
+    ``frame = weight * frame + (1 - weight) * previous(p + flow)`` in place, where the flow
+    leads inside the frame: a recursive filter along the motion that calms the flicker of
+    fills taken from different source frames, while the boundary match that follows keeps
+    the result seamless. ``to_previous [H, W, 2]`` is the completed flow into the previous frame.
+    """
+    h, w = frame.shape[:2]
+    motion = _sample(to_previous, ys.astype(np.float32), xs.astype(np.float32))
+    qy, qx = ys + motion[:, 1], xs + motion[:, 0]
+    inside = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
+    carried = _sample(previous, qy[inside], qx[inside])
+    frame[ys[inside], xs[inside]] = weight * frame[ys[inside], xs[inside]] + (1.0 - weight) * carried
+
+
+def _window_mean(image: np.ndarray, where: np.ndarray, size: int, fallback: np.ndarray | None = None) -> np.ndarray:
+    """Mean of ``image [H, W, C]`` over the ``where`` pixels of each ``size`` x ``size`` window.
+
+    Windows without such pixels give ``fallback`` (same shape as ``image``), or 0.
+    """
+    kernel = np.ones((size, size), np.float32)
+    total = cv2.filter2D(image * where[..., None], -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.filter2D(where.astype(np.float32), -1, kernel, borderType=cv2.BORDER_CONSTANT)[..., None]
+    mean = total / np.maximum(count, 1.0)
+    return mean if fallback is None else np.where(count > 0, mean, fallback)
+
+
+def _match_boundary(frame: np.ndarray, hole: np.ndarray) -> None:
+    """Shift the fill of ``hole`` so that it meets the frame around it without a step (in place).
+
+    Propagated pixels come from other frames, where light, exposure, haze or spray may differ;
+    the difference shows as an edge along the hole's outline. As in Poisson cloning with the
+    fill's own gradients as guidance, the colour jump across the outline, measured on the ring of
+    known pixels around the hole, is spread smoothly over the hole (a membrane) and removed.
+    Gradients that cross the outline are not counted as a jump (see below), and texture makes
+    jumps of either sign: the jump is averaged along the ring and shrunk towards zero where it
+    does not stand out of that noise (``m^2 / (m^2 + s^2 / n)``), so a fill that already matches
+    is left nearly as it is. ``frame [H, W, 3]`` float32, ``hole [H, W]`` bool.
+    """
+    ys, xs = np.nonzero(hole)
+    h, w = hole.shape
+    y0, y1 = max(0, ys.min() - 3), min(h, ys.max() + 4)
+    x0, x1 = max(0, xs.min() - 3), min(w, xs.max() + 4)
+    box, inside = frame[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+    ring = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~inside
+    if ring.sum() < _MIN_RING:
+        return  # the hole covers (nearly) the whole frame: nothing to match against
+    # The jump across the outline under a piecewise-linear model: known values 1 and 2 px out
+    # (o1, o2), fill values 1 and 2 px in (i1, i2); a ramp running across gives zero, an offset
+    # of the fill gives the offset.
+    square = np.ones((3, 3), np.uint8)
+    first = inside & cv2.dilate(ring.astype(np.uint8), square).astype(bool)
+    second = inside & ~first & cv2.dilate(first.astype(np.uint8), square).astype(bool)
+    outer = ~inside & ~ring & cv2.dilate(ring.astype(np.uint8), square).astype(bool)
+    i1 = _window_mean(box, first, 3)
+    i2 = _window_mean(box, second, 5, fallback=i1)  # a hole 1-2 px thin: no second layer
+    o2 = _window_mean(box, outer, 3, fallback=box)  # the frame's edge: no second ring
+    step = np.where(ring[..., None], (3.0 * box - o2 - 3.0 * i1 + i2) / 2.0, 0.0).astype(np.float32)
+    mean = _window_mean(step, ring, _BOUNDARY_WINDOW)
+    spread = np.maximum(_window_mean(step * step, ring, _BOUNDARY_WINDOW) - mean * mean, 0.0)
+    ring_pixels = cv2.filter2D(ring.astype(np.float32), -1, np.ones((_BOUNDARY_WINDOW,) * 2, np.float32),
+                               borderType=cv2.BORDER_CONSTANT)
+    samples = np.maximum(ring_pixels / _RING_CORRELATION, 1.0)[..., None]
+    settled = mean * (mean * mean / np.maximum(mean * mean + spread / samples, 1e-6))
+    correction = _membrane(settled, ring, inside, _BOUNDARY_RELAX)
+    box[inside] += correction[inside]
 
 
 def _pair_flows(gray: Callable[[int], np.ndarray], raw: np.ndarray, pair: int,

@@ -71,6 +71,34 @@ def test_complete_flow_ignores_another_object_next_to_the_hole():
     assert np.abs(out[hole] - (3.0, 0.0)).max() < 0.2
 
 
+def test_complete_flow_follows_the_plane_around_the_hole_not_the_largest_one():
+    """Parallax: most of the frame (far trees) pans slowly, the road around the hole fast."""
+    h, w = 90, 200
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = 1.0  # far plane: 74 % of the frame, and a strip above the hole
+    flow[48:, :110] = (6.0, 0.0)  # near plane, the lower left, with the hole inside it
+    hole = np.zeros((h, w), bool)
+    hole[60:72, 40:56] = True
+    out = complete_flow(flow, hole)
+    assert np.abs(out[hole] - (6.0, 0.0)).max() < 0.3
+
+
+def test_boundary_match_removes_an_exposure_step_and_keeps_a_matching_fill():
+    h, w = 60, 80
+    gx = np.arange(w, dtype=np.float32)[None, :, None]
+    ramp = np.broadcast_to(60.0 + 1.5 * gx, (h, w, 3)).astype(np.float32).copy()  # a gradient across the hole
+    hole = np.zeros((h, w), bool)
+    hole[20:40, 25:55] = True
+    brighter = ramp.copy()
+    brighter[hole] += 25.0  # the fill came from a frame exposed brighter
+    flow_fill._match_boundary(brighter, hole)
+    assert np.abs(brighter[hole] - ramp[hole]).max() < 3.0
+    textured = np.clip(texture(h, w, seed=11), 0, 255).astype(np.float32)
+    matching = textured.copy()
+    flow_fill._match_boundary(matching, hole)  # the fill IS the truth: leave it (nearly) alone
+    assert np.abs(matching[hole] - textured[hole]).mean() < 1.0
+
+
 def test_propagation_recovers_revealed_background():
     truth, masks = panning_clip()
     out = flow_fill_inpaint(with_object(truth, masks), masks)
