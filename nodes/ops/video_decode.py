@@ -85,6 +85,7 @@ class VideoInfo:
     has_alpha: bool = False
     audio_sample_rate: int = 0
     audio_channels: int = 0
+    rotation: int = 0  # degrees counter-clockwise the player turns the decoded frames (0/90/180/270)
 
 
 # --------------------------------------------------------------------------- probing
@@ -163,11 +164,34 @@ def probe_video(path: Path) -> VideoInfo:
             ctx = stream.codec_context
             alpha = _has_alpha(ctx.format) if ctx.format else False
             alpha = alpha or stream.metadata.get("alpha_mode") == "1"
-            return VideoInfo(str(path), "video", fps, ctx.width, ctx.height, int(count),
+            rotation = _first_frame_rotation(container, stream)
+            width, height = (ctx.height, ctx.width) if rotation in (90, 270) else (ctx.width, ctx.height)
+            return VideoInfo(str(path), "video", fps, width, height, int(count),
                              duration or count / fps, audio is not None, alpha,
-                             audio.rate if audio else 0, audio.channels if audio else 0)
+                             audio.rate if audio else 0, audio.channels if audio else 0, rotation)
     except av.error.FFmpegError as exc:
         raise ValueError(f"{path.name} is not a readable video ({exc})") from exc
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    """How far a player turns ``frame`` (its display matrix), counter-clockwise: 0, 90, 180 or 270.
+
+    Phones store portrait clips as landscape pictures plus this matrix; players, browsers and
+    ffmpeg turn them upright, so the frames a user sees are the turned ones. Mirroring in the
+    matrix (rare) is not applied.
+    """
+    degrees = getattr(frame, "rotation", 0) or 0  # PyAV < 13 has no rotation: 0
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def _first_frame_rotation(container: av.container.InputContainer, stream) -> int:
+    """The rotation of the first decodable frame (0 when none decodes here)."""
+    try:
+        for frame in container.decode(stream):
+            return _rotation(frame)
+    except av.error.FFmpegError:
+        pass  # probing stays lenient: the real decode reports a broken file with its name
+    return 0
 
 
 def _stream_duration(container: av.container.InputContainer, stream) -> float:
@@ -255,17 +279,22 @@ def _interpolation(src: tuple[int, int], dst: tuple[int, int]) -> int:
 
 def frame_to_array(frame: av.VideoFrame, size: tuple[int, int] | None = None,
                    keep_alpha: bool = False) -> np.ndarray:
-    """A decoded frame as uint8 ``[H, W, 3]`` RGB (``[H, W, 4]`` RGBA when asked and present).
+    """A decoded frame as uint8 ``[H, W, 3]`` RGB (``[H, W, 4]`` RGBA when asked and present),
+    turned upright as a player shows it (see :func:`_rotation`).
 
     Args:
-        size: ``(width, height)`` to scale to; None keeps the frame's size.
+        size: ``(width, height)`` of the upright result; None keeps the frame's size.
     """
-    w, h = size if size is not None else (frame.width, frame.height)
+    turns = _rotation(frame) // 90
+    w, h = size if size is not None else (frame.width, frame.height)[::-1 if turns % 2 else 1]
+    if turns % 2:
+        w, h = h, w  # scale the stored picture, then turn it
     fmt = "rgba" if keep_alpha and _has_alpha(frame.format) else "rgb24"
-    return frame.to_ndarray(
+    array = frame.to_ndarray(
         format=fmt, width=w, height=h, src_colorspace=_colorspace(frame),
         src_color_range=_color_range(frame), dst_color_range=int(ColorRange.JPEG),
         interpolation=_interpolation((frame.width, frame.height), (w, h)))
+    return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
 
 def _decoder(stream) -> av.CodecContext:

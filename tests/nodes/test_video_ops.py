@@ -220,3 +220,42 @@ def test_tensor_frames_rounds_and_adds_alpha():
     assert len(frames) == 1 and frames[0].tolist() == [[[0, 128, 255, 64]]]
     with pytest.raises(IndexError):
         frames[1]
+
+
+def rotated_clip(path: Path, degrees: int) -> np.ndarray:
+    """A 64x32 clip stored landscape with a display matrix (as phones do); returns the stored frame."""
+    import av
+
+    stored = np.full((32, 64, 3), 40, np.uint8)
+    stored[:8, :8] = (250, 30, 30)  # a red mark in the stored picture's top-left corner
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv444p"
+        stream.set_display_rotation(degrees)
+        for _ in range(3):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return stored
+
+
+@pytest.mark.parametrize("degrees, mark", [(90, "bottom-left"), (-90, "top-right"), (180, "bottom-right")])
+def test_phone_clips_load_upright(tmp_path, degrees, mark):
+    """The display matrix turns the picture counter-clockwise; frames come out as a player shows them."""
+    path = tmp_path / f"rot{degrees}.mp4"
+    rotated_clip(path, degrees)
+    info = vd.probe_video(path)
+    upright = (32, 64) if degrees in (90, -90) else (64, 32)  # (width, height)
+    assert (info.width, info.height, info.rotation) == (*upright, degrees % 360)
+    frames = list(vd.iter_selected_frames(path, vd.FrameSelection()))
+    single = vd.decode_single_frame(path, 1, vd.FrameSelection())
+    for frame in (frames[0], single):
+        assert frame.shape == (upright[1], upright[0], 3)
+        red = np.argwhere((frame[..., 0] > 180) & (frame[..., 1] < 100))
+        centre_y, centre_x = red.mean(0)
+        vertical = "bottom" if centre_y > frame.shape[0] / 2 else "top"
+        horizontal = "right" if centre_x > frame.shape[1] / 2 else "left"
+        assert f"{vertical}-{horizontal}" == mark
+    half = list(vd.iter_selected_frames(path, vd.FrameSelection(width=16)))[0]  # resize keeps it upright
+    assert half.shape[:2] == (round(16 * upright[1] / upright[0]), 16)
