@@ -60,27 +60,22 @@ def test_complete_flow_keeps_known_and_recovers_camera_motion():
     assert np.abs(out[hole] - flow[hole]).max() < 0.05
 
 
-def test_complete_flow_ignores_another_object_next_to_the_hole():
-    h, w = 40, 60
-    flow = np.zeros((h, w, 2), np.float32)
-    flow[..., 0] = 3.0  # the camera pans
-    flow[5:35, 42:56] = (-6.0, 0.0)  # a car driving the other way right of the hole
-    hole = np.zeros((h, w), bool)
-    hole[12:28, 20:40] = True
+@pytest.mark.parametrize("size, background, other, hole_box, expected", [
+    # the camera pans; a car drives the other way right beside the hole: its motion stays out
+    ((40, 60), 3.0, ((slice(5, 35), slice(42, 56)), -6.0), (slice(12, 28), slice(20, 40)), 3.0),
+    # parallax: the far plane (74 % of the frame, and a strip above the hole) pans slowly, the
+    # near plane around the hole fast: the motion around the hole wins, not the largest plane
+    ((90, 200), 1.0, ((slice(48, None), slice(None, 110)), 6.0), (slice(60, 72), slice(40, 56)), 6.0),
+], ids=["another object beside the hole", "the plane around the hole, not the largest"])
+def test_complete_flow_takes_the_camera_motion_around_the_hole(size, background, other, hole_box, expected):
+    flow = np.zeros((*size, 2), np.float32)
+    flow[..., 0] = background
+    region, speed = other
+    flow[region] = (speed, 0.0)
+    hole = np.zeros(size, bool)
+    hole[hole_box] = True
     out = complete_flow(flow, hole)
-    assert np.abs(out[hole] - (3.0, 0.0)).max() < 0.2
-
-
-def test_complete_flow_follows_the_plane_around_the_hole_not_the_largest_one():
-    """Parallax: most of the frame (far trees) pans slowly, the road around the hole fast."""
-    h, w = 90, 200
-    flow = np.zeros((h, w, 2), np.float32)
-    flow[..., 0] = 1.0  # far plane: 74 % of the frame, and a strip above the hole
-    flow[48:, :110] = (6.0, 0.0)  # near plane, the lower left, with the hole inside it
-    hole = np.zeros((h, w), bool)
-    hole[60:72, 40:56] = True
-    out = complete_flow(flow, hole)
-    assert np.abs(out[hole] - (6.0, 0.0)).max() < 0.3
+    assert np.abs(out[hole] - (expected, 0.0)).max() < 0.3
 
 
 def test_boundary_match_removes_an_exposure_step_and_keeps_a_matching_fill():
