@@ -1,6 +1,7 @@
-"""The /vanish/ routes of the prompt editor, called as plain functions (no server needed)."""
+"""The /vanish/ routes of the prompt editor, called as plain functions, and once over a real aiohttp server."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from fractions import Fraction
@@ -274,3 +275,34 @@ def test_preview_busy_model_is_503(image_folder, monkeypatch):
 
 def test_register_is_a_no_op_outside_comfyui():
     assert routes.register() is None
+
+
+def test_routes_answer_over_http_when_registered(image_folder, video_file, monkeypatch):
+    """register() wired into a real aiohttp server, as ComfyUI's PromptServer would hold it."""
+    aiohttp_web = pytest.importorskip("aiohttp.web")
+    from aiohttp.test_utils import TestClient, TestServer
+
+    table = aiohttp_web.RouteTableDef()
+    monkeypatch.setattr(routes._comfy, "prompt_server_routes", lambda: table)
+    monkeypatch.setattr(routes._comfy, "web_responses", lambda: aiohttp_web)
+    routes.register()
+    app = aiohttp_web.Application()
+    app.add_routes(table)
+
+    async def exchange():
+        async with TestClient(TestServer(app)) as client:
+            info = await client.get(f"{routes.PREFIX}/video_info", params={"file": video_file.name})
+            frame = await client.get(f"{routes.PREFIX}/frame", params={"file": "seq", "index": "3"})
+            missing = await client.get(f"{routes.PREFIX}/frame", params={"file": "nowhere.mp4", "index": "0"})
+            not_json = await client.post(f"{routes.PREFIX}/preview", data=b"{no")
+            return ((info.status, await info.json()), (frame.status, frame.content_type, await frame.read()),
+                    (missing.status, await missing.json()), (not_json.status, await not_json.json()))
+
+    (info_status, info), (frame_status, frame_type, png), (missing_status, missing), (bad_status, bad) = \
+        asyncio.run(exchange())
+    assert info_status == 200 and info["frame_count"] == 12 and (info["width"], info["height"]) == (W, H)
+    assert frame_status == 200 and frame_type == "image/png"
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[:2] == (H, W) and int(image[0, 0, 0]) == 60  # image 3 is grey 60
+    assert missing_status == 404 and "error" in missing
+    assert bad_status == 400 and "not JSON" in bad["error"]
