@@ -5,7 +5,9 @@ clip is cut into segments (``segment_length`` frames each, plus ``segment_paddin
 context on both sides, by the same chunking helper as every stage). Each segment runs
 RAFT -> flow completion -> image propagation -> generator on its own frames; only that segment
 is on the device, and its owned frames go straight into the preallocated uint8 output. Device
-memory therefore depends on the segment, not on the clip length.
+memory therefore depends on the segment, not on the clip length. Neighbouring segments share
+``2 * segment_padding`` frames; the RAFT flows of those pairs are handed from one segment to
+the next instead of being estimated twice (a flow depends only on its two frames).
 
 A segment whose span covers the whole clip is exactly the official pipeline, so clips no
 longer than ``segment_length`` (by default ``subvideo_length``, 80 frames) give the official
@@ -97,18 +99,21 @@ class _Networks:
 
 
 def inpaint_segment(original: torch.Tensor, holes: torch.Tensor, networks: _Networks,
-                    settings: InpaintSettings, tick: Callable[[], None]) -> torch.Tensor:
+                    settings: InpaintSettings, tick: Callable[[], None],
+                    known_flows: FlowPair | None = None) -> tuple[torch.Tensor, FlowPair]:
     """The official pipeline on one segment.
 
     Args:
         original: ``[T, h, w, 3]`` uint8 frames at the processing size, on the device.
         holes: ``[T, h, w]`` bool dilated hole masks, on the device.
+        known_flows: RAFT flows of the segment's first frame pairs, from the previous segment.
 
     Returns:
-        ``[T, h, w, 3]`` uint8 on the device.
+        ``[T, h, w, 3]`` uint8 on the device, and the segment's RAFT flows (fp32, before
+        completion; ``[1, T-1, 2, h, w]`` each) for the next segment to reuse.
     """
     frames, masks = normalise(original, holes)
-    flows = estimate_flows(networks.raft, frames, settings.raft_iter, tick)
+    flows = raft_flows = estimate_flows(networks.raft, frames, settings.raft_iter, tick, known_flows)
     dtype = networks.precision.network
     if dtype != frames.dtype:  # parity: inference_propainter.py:333-335
         frames, masks = frames.to(dtype), masks.to(dtype)
@@ -117,7 +122,7 @@ def inpaint_segment(original: torch.Tensor, holes: torch.Tensor, networks: _Netw
     propagated = propagate_images(networks.generator, frames, masks, flows,
                                   settings.subvideo_length, tick)
     return generate_and_composite(networks.generator, propagated, masks, flows, original,
-                                  settings, tick)
+                                  settings, tick), raft_flows
 
 
 def _check_inputs(frames: torch.Tensor, masks: torch.Tensor) -> None:
@@ -165,15 +170,28 @@ def run_inpaint(frames: torch.Tensor, masks: torch.Tensor, models: NetworkSet,
     segments = plan_segments(num_frames,
                              settings.subvideo_length if segment_length is None else segment_length,
                              DEFAULT_SEGMENT_PADDING if segment_padding is None else segment_padding)
-    total = sum(sum(stage_step_counts(len(s), size[1], settings)) for s in segments)
+    reused = [0] + [_shared_pairs(before, after) for before, after in zip(segments, segments[1:])]
+    total = sum(sum(stage_step_counts(len(s), size[1], settings, r)) for s, r in zip(segments, reused))
     ticker = _Ticker(total, progress, should_cancel)
     output = torch.empty((num_frames, *size, 3), dtype=torch.uint8)
+    carried: FlowPair | None = None  # the previous segment's flows over the next one's first pairs
     with torch.no_grad():
-        for segment in segments:
+        for index, segment in enumerate(segments):
             ticker.check()
             segment_masks = masks[segment.span] if masks.shape[0] > 1 else masks.expand(len(segment), -1, -1)
             original, holes = prepare_segment(frames[segment.span], segment_masks, size,
                                               settings.mask_dilation, torch.device(models.device))
-            result = inpaint_segment(original, holes, networks, settings, ticker)
+            result, raft_flows = inpaint_segment(original, holes, networks, settings, ticker, carried)
             output[segment.core] = result[segment.keep].cpu()
+            carried = None
+            if index + 1 < len(segments) and reused[index + 1]:
+                first = segments[index + 1].start - segment.start  # the next segment's first pair, here
+                carried = FlowPair(raft_flows.forward[:, first:first + reused[index + 1]],
+                                   raft_flows.backward[:, first:first + reused[index + 1]])
+            del result, raft_flows
     return output
+
+
+def _shared_pairs(before: Window, after: Window) -> int:
+    """Frame pairs at the start of ``after`` whose RAFT flows ``before`` already estimated."""
+    return max(0, before.stop - after.start - 1) if after.start >= before.start else 0

@@ -36,25 +36,37 @@ class Propagated(NamedTuple):
     masks: torch.Tensor
 
 
-def stage_step_counts(num_frames: int, width: int, settings: InpaintSettings) -> tuple[int, int, int, int]:
-    """How many chunks each stage runs on a segment of ``num_frames`` frames (for progress)."""
+def stage_step_counts(num_frames: int, width: int, settings: InpaintSettings,
+                      reused_flows: int = 0) -> tuple[int, int, int, int]:
+    """How many chunks each stage runs on a segment of ``num_frames`` frames (for progress),
+    when its first ``reused_flows`` flow pairs come from the previous segment."""
     sub = settings.subvideo_length
-    return (len(raft_clip_windows(num_frames, raft_clip_length(width))),
+    fresh = num_frames - reused_flows
+    return (len(raft_clip_windows(fresh, raft_clip_length(width))) if fresh >= 2 else 0,
             len(overlapping_windows(num_frames - 1, sub, pad_before=FLOW_COMPLETION_PADDING)),
             len(overlapping_windows(num_frames, min(PROPAGATION_MAX_CHUNK, sub),
                                     pad_before=PROPAGATION_PADDING)),
             len(neighbour_windows(num_frames, settings.neighbor_length)))
 
 
-def estimate_flows(raft: nn.Module, frames: torch.Tensor, iters: int, tick: Tick) -> FlowPair:
+def estimate_flows(raft: nn.Module, frames: torch.Tensor, iters: int, tick: Tick,
+                   known: FlowPair | None = None) -> FlowPair:
     """RAFT flows between neighbouring frames, in clips sharing one frame.
 
     Args:
         frames: ``[B, T, 3, h, w]`` float32 in -1..1.
+        known: flows of the first ``k`` frame pairs, already estimated (the previous segment's
+            overlap): only the pairs after them are run. A flow depends only on its two frames,
+            so this changes results by float jitter at most.
 
     parity: inference_propainter.py:302-329 (clip length by width, ``f-1`` overlap, fp32).
     """
-    forward, backward = [], []
+    forward = [known.forward] if known is not None else []
+    backward = [known.backward] if known is not None else []
+    reused = known.forward.shape[1] if known is not None else 0
+    if reused >= frames.shape[1] - 1:
+        return FlowPair(known.forward[:, :frames.shape[1] - 1], known.backward[:, :frames.shape[1] - 1])
+    frames = frames[:, reused:]  # pair `reused` onwards: frames `reused` .. T-1
     for window in raft_clip_windows(frames.shape[1], raft_clip_length(frames.shape[-1])):
         flows_f, flows_b = bidirectional_flow(raft, frames[:, window.span], iters=iters)
         forward.append(flows_f)

@@ -166,6 +166,32 @@ def test_short_segments_keep_every_pixel_outside_the_mask(models):
     assert not np.array_equal(streamed, whole.numpy())  # inside, the context differs
 
 
+def test_segments_estimate_each_flow_pair_once_with_the_same_result(models, monkeypatch):
+    """Overlapping segments reuse the previous segment's RAFT flows instead of running them again."""
+    import propainter_core.pipeline.run as run_module
+
+    frames, masks = make_clip(30, seed=4)
+    settings = InpaintSettings(subvideo_length=8, neighbor_length=6)
+    pairs: list[int] = []
+
+    def counting_flows(raft, clip, *, iters):
+        pairs.append(clip.shape[1] - 1)
+        return stand_in_flows(raft, clip, iters=iters)
+
+    monkeypatch.setattr(stages, "bidirectional_flow", counting_flows)
+    calls: list[tuple[int, int]] = []
+    reused = run_inpaint(torch.from_numpy(frames), torch.from_numpy(masks), models, settings,
+                         segment_length=6, segment_padding=3, progress=lambda done, total: calls.append((done, total)))
+    assert sum(pairs) == 29  # every neighbouring pair once
+    assert calls[-1][0] == calls[-1][1] == len(calls)  # the progress total counts what runs
+    pairs.clear()
+    monkeypatch.setattr(run_module, "_shared_pairs", lambda before, after: 0)
+    fresh = run_inpaint(torch.from_numpy(frames), torch.from_numpy(masks), models, settings,
+                        segment_length=6, segment_padding=3)
+    assert sum(pairs) > 29 * 1.5  # without reuse the overlaps run again
+    assert torch.equal(reused, fresh)
+
+
 def test_progress_counts_every_chunk_and_cancel_stops(models):
     frames, masks = make_clip(23)
     calls = []
