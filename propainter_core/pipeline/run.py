@@ -186,8 +186,9 @@ def run_inpaint(frames: torch.Tensor, masks: torch.Tensor, models: NetworkSet,
             carried = None
             if index + 1 < len(segments) and reused[index + 1]:
                 first = segments[index + 1].start - segment.start  # the next segment's first pair, here
-                carried = FlowPair(raft_flows.forward[:, first:first + reused[index + 1]],
-                                   raft_flows.backward[:, first:first + reused[index + 1]])
+                shared = slice(first, first + reused[index + 1])
+                # copies, so that the rest of this segment's flows is freed with it
+                carried = FlowPair(raft_flows.forward[:, shared].clone(), raft_flows.backward[:, shared].clone())
             del result, raft_flows
     return output
 
