@@ -460,12 +460,15 @@ def _match_boundary(frame: np.ndarray, hole: np.ndarray) -> None:
     box[inside] += correction[inside]
 
 
-def _pair_flows(gray: Callable[[int], np.ndarray], raw: np.ndarray, pair: int,
+def _pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarray], pair: int,
                 settings: FlowFillSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Completed (forward, backward) flow ``[H, W, 2]`` between frames ``pair`` and ``pair + 1``."""
-    first = _smooth_over(gray(pair), dilate_holes(raw[pair], _GREY_FILL_DILATION))
-    second = _smooth_over(gray(pair + 1), dilate_holes(raw[pair + 1], _GREY_FILL_DILATION))
-    region = dilate_holes(raw[pair] | raw[pair + 1], settings.flow_mask_dilation)
+    """Completed (forward, backward) flow ``[H, W, 2]`` between frames ``pair`` and ``pair + 1``.
+
+    ``gray(i)`` and ``raw(i)`` give frame ``i`` in grey and its undilated mask (bool).
+    """
+    first = _smooth_over(gray(pair), dilate_holes(raw(pair), _GREY_FILL_DILATION))
+    second = _smooth_over(gray(pair + 1), dilate_holes(raw(pair + 1), _GREY_FILL_DILATION))
+    region = dilate_holes(raw(pair) | raw(pair + 1), settings.flow_mask_dilation)
     forward = complete_flow(dis_flow(first, second, settings.flow_preset), region)
     backward = complete_flow(dis_flow(second, first, settings.flow_preset), region)
     return forward, backward
@@ -502,22 +505,32 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
     settings = settings or FlowFillSettings()
     if settings.max_propagation < 1 or settings.segment_length < 1:
         raise ValueError("max_propagation and segment_length must be at least 1")
-    raw = masks.astype(bool)
-    holes = dilate_holes(raw, settings.mask_dilation)
     out = frames.copy()
     total = frames.shape[0]
-    if not holes.any():
-        return out
-    if holes.all():
-        logger.warning("the mask covers every pixel of every frame: nothing to propagate, filling flat grey")
-        out[:] = 128
-        return out
+    # Per-frame caches of the window in hand (grey frames, dilated holes): nothing the size of
+    # the clip is made besides the output.
     grey_cache: dict[int, np.ndarray] = {}
+    hole_cache: dict[int, np.ndarray] = {}
+
+    def raw(i: int) -> np.ndarray:
+        return np.asarray(masks[i]) != 0
 
     def gray(i: int) -> np.ndarray:
         if i not in grey_cache:
             grey_cache[i] = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY)
         return grey_cache[i]
+
+    def hole(i: int) -> np.ndarray:
+        if i not in hole_cache:
+            hole_cache[i] = dilate_holes(raw(i), settings.mask_dilation)
+        return hole_cache[i]
+
+    if not any(raw(i).any() for i in range(total)):
+        return out
+    if all(hole(i).all() for i in range(total)):  # stops at the first frame with a known pixel
+        logger.warning("the mask covers every pixel of every frame: nothing to propagate, filling flat grey")
+        out[:] = 128
+        return out
 
     flows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     previous: np.ndarray | None = None
@@ -527,18 +540,19 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
         first, last = max(0, start - reach), min(total, end + reach)
         for stale in [p for p in flows if p < first]:
             del flows[stale]
-        for stale in [i for i in grey_cache if i < first]:
-            del grey_cache[stale]
+        for cache in (grey_cache, hole_cache):
+            for stale in [i for i in cache if i < first]:
+                del cache[stale]
         for pair in range(first, last - 1):
             if pair not in flows:
                 _check_cancel(should_cancel)
                 flows[pair] = _pair_flows(gray, raw, pair, settings)
         win = None  # drop the previous window before building the next (one window in memory)
-        win = _make_window(frames, holes, flows, first, last)
+        win = _make_window(frames, np.stack([hole(i) for i in range(first, last)]), flows, first)
         for index in range(start, end):
             _check_cancel(should_cancel)
-            if holes[index].any():
-                out[index] = _fill_frame(win, index - first, holes[index], previous, settings)
+            if hole(index).any():
+                out[index] = _fill_frame(win, index - first, hole(index), previous, settings)
             previous = out[index].astype(np.float32)
             if progress is not None:
                 progress(index + 1, total)
@@ -546,14 +560,16 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
 
 
 def _make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, tuple[np.ndarray, np.ndarray]],
-                 first: int, last: int) -> _Window:
+                 first: int) -> _Window:
+    """The window of frames ``first .. first + len(holes) - 1``; ``holes`` are theirs (dilated)."""
+    last = first + len(holes)
     h, w = frames.shape[1:3]
     pairs = range(first, last - 1)
     empty = np.zeros((0, h, w, 2), np.float32)
     return _Window(
         start=first,
         frames=frames[first:last].astype(np.float32),
-        safe=_safe_to_sample(~holes[first:last]),
+        safe=_safe_to_sample(~holes),
         forward=np.stack([flows[p][0] for p in pairs]) if len(pairs) else empty,
         backward=np.stack([flows[p][1] for p in pairs]) if len(pairs) else empty,
     )
