@@ -112,6 +112,19 @@ def _sam2_front() -> tuple[list[tuple], list[tuple]]:
     return nodes, links
 
 
+
+# The links every removal graph shares, from the dilated mask on: inpaint (frames, hard mask,
+# model) -> composite into the original (soft mask, crop) -> warp-error metric -> save with audio.
+_REMOVAL_LINKS = [
+    ("load", "frames", "inpaint", "images"), ("dilate", "hard_mask", "inpaint", "mask"),
+    ("pp", "model", "inpaint", "model"),
+    ("load", "frames", "comp", "original"), ("inpaint", "filled", "comp", "fill"),
+    ("dilate", "soft_mask", "comp", "mask"), ("inpaint", "crop", "comp", "crop"),
+    ("comp", "frames", "metric", "frames"), ("dilate", "hard_mask", "metric", "mask"),
+    ("comp", "frames", "save", "images"), ("load", "audio", "save", "audio"),
+    ("load", "video_info", "save", "video_info"),
+]
+
 def remove_object() -> dict:
     nodes, links = _sam2_front()
     nodes += [
@@ -122,16 +135,7 @@ def remove_object() -> dict:
         ("metric", "VanishWarpErrorMetric", {}, _row(6, 600)),
         ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed"}, _row(6)),
     ]
-    links += [
-        ("track", "mask", "dilate", "mask"),
-        ("load", "frames", "inpaint", "images"), ("dilate", "hard_mask", "inpaint", "mask"),
-        ("pp", "model", "inpaint", "model"),
-        ("load", "frames", "comp", "original"), ("inpaint", "filled", "comp", "fill"),
-        ("dilate", "soft_mask", "comp", "mask"), ("inpaint", "crop", "comp", "crop"),
-        ("comp", "frames", "metric", "frames"), ("dilate", "hard_mask", "metric", "mask"),
-        ("comp", "frames", "save", "images"), ("load", "audio", "save", "audio"),
-        ("load", "video_info", "save", "video_info"),
-    ]
+    links += [("track", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
     return build(nodes, links, models=[SAM2_MODEL, *PROPAINTER_MODELS], note=(
         "Remove an object: pick your clip in Load Video Frames, click the object in SAM 2 Video "
         "Prompt (left click = keep, shift/right click = exclude), queue. SAM 2 tracks it through "
@@ -151,16 +155,7 @@ def _region_graph(backend: str, note: str) -> dict:
         ("metric", "VanishWarpErrorMetric", {}, _row(4, 600)),
         ("save", "VanishSaveVideo", {"filename_prefix": "vanish/region_removed"}, _row(4)),
     ]
-    links = [
-        ("load", "mask", "dilate", "mask"),
-        ("load", "frames", "inpaint", "images"), ("dilate", "hard_mask", "inpaint", "mask"),
-        ("pp", "model", "inpaint", "model"),
-        ("load", "frames", "comp", "original"), ("inpaint", "filled", "comp", "fill"),
-        ("dilate", "soft_mask", "comp", "mask"), ("inpaint", "crop", "comp", "crop"),
-        ("comp", "frames", "metric", "frames"), ("dilate", "hard_mask", "metric", "mask"),
-        ("comp", "frames", "save", "images"), ("load", "audio", "save", "audio"),
-        ("load", "video_info", "save", "video_info"),
-    ]
+    links = [("load", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
     models = PROPAINTER_MODELS if backend == "propainter" else []
     return build(nodes, links, models=models, note=note)
 
