@@ -19,6 +19,20 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def import_pack():
+    """Import the pack the way ComfyUI does (as a package named ``vanish`` after its folder), and
+    return it; later imports of ``vanish.…`` then work without ComfyUI."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("vanish", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    pack = importlib.util.module_from_spec(spec)
+    sys.modules["vanish"] = pack
+    spec.loader.exec_module(pack)
+    return pack
+
+
 def _git_dir(root: Path) -> Path | None:
     """The repository's git folder: ``.git`` itself, or where a ``.git`` file points (worktrees)."""
     dot_git = root / ".git"

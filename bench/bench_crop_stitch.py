@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from _common import header  # noqa: E402
-from demo_remove import import_pack  # noqa: E402
+from _common import import_pack  # noqa: E402
 
 
 def make_clip(frames: int, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:

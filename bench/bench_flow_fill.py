@@ -47,7 +47,7 @@ from shared_paths import CLIPS_DIR  # noqa: E402
 
 from _common import header  # noqa: E402
 
-from demo_remove import import_pack  # noqa: E402
+from _common import import_pack  # noqa: E402
 
 import_pack()  # the pack as the package ``vanish``, without ComfyUI
 from vanish.nodes.ops import flow_fill  # noqa: E402

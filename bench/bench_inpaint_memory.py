@@ -34,7 +34,7 @@ def _rss() -> int:
 def child(backend: str, frames: int, width: int, height: int, segment: int) -> dict:
     """One measured run, in its own process (see ``measure``); returns its figures."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from demo_remove import import_pack
+    from _common import import_pack
 
     import_pack()
     import torch

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from shared_paths import CLIPS_DIR  # noqa: E402
 
-from _common import header, run_in_fresh_process  # noqa: E402
+from _common import header, import_pack, run_in_fresh_process  # noqa: E402
 
 CLICK = (300.0, 120.0)  # on the bmx rider in frame 0 of bmx-trees (432x240)
 
@@ -72,21 +72,11 @@ def clip_files(count: int) -> list[Path]:
     return [files[i % len(files)] for i in range(count)]
 
 
-def load_pack():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("vanish", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules["vanish"] = pack
-    spec.loader.exec_module(pack)
-
-
 def child(args: argparse.Namespace) -> dict:
     """One measured path (``args.path``) in its own process (see ``run_child``); returns its figures."""
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")  # the official hole filling warns on every frame without sam2._C
-    load_pack()
+    import_pack()
     from vanish.nodes.ops import sam2_loader, sam2_session
     from vanish.nodes.ops.sam2_prompts import PromptSet
 
@@ -155,7 +145,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         args.workdir = work
         args.checkpoint = str(Path(work) / "sam2.1_hiera_tiny.pt")
-        load_pack()
+        import_pack()
         from vanish.nodes.ops import sam2_loader
 
         torch.manual_seed(0)

@@ -12,7 +12,6 @@ Usage: python bench/bench_video_io.py [--frames 50]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -24,15 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from shared_paths import CLIPS_DIR  # noqa: E402
 
-from _common import header  # noqa: E402
-
-
-def load_pack():
-    spec = importlib.util.spec_from_file_location("vanish", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vanish"] = module
-    spec.loader.exec_module(module)
+from _common import header, import_pack  # noqa: E402
 
 
 def channel_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -43,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=50, help="frames per encode test")
     args = parser.parse_args()
-    load_pack()
+    import_pack()
     import av
 
     from vanish.nodes.ops import video_decode as vd

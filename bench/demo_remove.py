@@ -15,7 +15,6 @@ No model files and no download are needed. Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -27,16 +26,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def import_pack():
-    """Import the pack the way ComfyUI does (as a package named after its folder)."""
-    spec = importlib.util.spec_from_file_location("vanish", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules["vanish"] = pack
-    spec.loader.exec_module(pack)
-    return pack
+sys.path.insert(0, str(ROOT / "bench"))  # also when started from elsewhere
+from _common import import_pack  # noqa: E402
 
 
 def make_clip(folder: Path, frames: int, width: int, height: int) -> np.ndarray:
