@@ -86,11 +86,11 @@ def test_boundary_match_removes_an_exposure_step_and_keeps_a_matching_fill():
     hole[20:40, 25:55] = True
     brighter = ramp.copy()
     brighter[hole] += 25.0  # the fill came from a frame exposed brighter
-    flow_fill._match_boundary(brighter, hole)
+    flow_fill.match_boundary(brighter, hole)
     assert np.abs(brighter[hole] - ramp[hole]).max() < 3.0
     textured = np.clip(texture(h, w, seed=11), 0, 255).astype(np.float32)
     matching = textured.copy()
-    flow_fill._match_boundary(matching, hole)  # the fill IS the truth: leave it (nearly) alone
+    flow_fill.match_boundary(matching, hole)  # the fill IS the truth: leave it (nearly) alone
     assert np.abs(matching[hole] - textured[hole]).mean() < 1.0
 
 

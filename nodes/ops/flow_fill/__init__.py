@@ -1,0 +1,27 @@
+"""Weights-free video inpainting: DIS flow, flow completion, bidirectional propagation.
+
+The same stages as ProPainter's flow-guided propagation, with classical parts instead of
+networks, so object removal works without a GPU and without model files. One module per stage:
+
+1. :mod:`.flow_completion` — OpenCV DIS flow between neighbouring frames, both directions
+   (instead of RAFT); inside the hole the flow is replaced by the camera's motion around it
+   (instead of the flow-completion network).
+2. :mod:`.source_selection` — which pixel of another frame may stand in for a hole pixel.
+3. :mod:`.propagation` — every hole pixel is traced along the completed flow, forward and
+   backward, until it lands on a usable source.
+4. :mod:`.spatial_fill` — what no frame reveals is filled once and carried along the flow.
+5. :mod:`.blending` — the fill is steadied along the motion and meets the frame without a seam.
+
+:mod:`.pipeline` streams the clip through bounded windows. All arrays are numpy on the CPU;
+frames are uint8 ``[T, H, W, 3]`` RGB, masks bool ``[T, H, W]`` with True = hole.
+"""
+from __future__ import annotations
+
+from .blending import blend_with_previous, match_boundary
+from .flow_completion import camera_flow, complete_flow, dis_flow, fit_camera
+from .pipeline import fill_frame, flow_fill_inpaint
+from .settings import DisPreset, FlowFillSettings, InpaintCancelled, dilate_holes
+
+__all__ = ["DisPreset", "FlowFillSettings", "InpaintCancelled", "blend_with_previous", "camera_flow",
+           "complete_flow", "dilate_holes", "dis_flow", "fill_frame", "fit_camera", "flow_fill_inpaint",
+           "match_boundary"]

@@ -1,0 +1,144 @@
+"""Flow and flow completion: DIS flow between neighbours, the hole's flow replaced by the camera's.
+
+Inside the (dilated) hole the measured flow follows the object, not the background; it is
+replaced by the camera's motion around the hole (a homography fitted with RANSAC) plus a smooth
+membrane of the residual flow (push-pull pyramid, then Jacobi relaxation), instead of
+ProPainter's flow-completion network. Arrays are numpy: flows ``[H, W, 2]`` float32 (x, y px).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .numeric import membrane, push_pull
+from .settings import DisPreset, FlowFillSettings, dilate_holes
+
+# The object is smoothed away before DIS over its mask grown by this many pixels (JPEG halo).
+GREY_FILL_DILATION = 2
+# Camera-motion fit: about this many flow samples, RANSAC inlier distance, and what counts as
+# "moving with the camera" (residual below 2 px + 15 % of the flow: parallax, lens distortion).
+_FIT_POINTS = 3000
+_RANSAC_PX = 1.0
+OUTLIER_PX = 2.0
+OUTLIER_FRACTION = 0.15
+_MIN_TRUSTED = 0.2
+# Flow completion works in the hole's bounding box grown by half its size (at least this many px).
+_COMPLETION_MARGIN = 24
+
+_DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+def dis_flow(source_gray: np.ndarray, target_gray: np.ndarray, preset: DisPreset = "medium") -> np.ndarray:
+    """Dense flow ``[H, W, 2]`` (x, y pixels) from ``source`` to ``target`` (uint8 ``[H, W]``)."""
+    dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
+    return dis.calc(source_gray, target_gray, None)
+
+
+def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40) -> np.ndarray:
+    """Replace ``flow`` inside ``hole`` by the camera's motion plus a smooth local correction.
+
+    The camera's motion is a homography fitted robustly (RANSAC) to the flow around the hole
+    (its bounding box grown by its size on each side, not the whole frame: with parallax a
+    frame-wide fit follows whichever plane is largest, the distant trees, say, and misses the
+    road under the hole); other moving things (a car, a player) are outliers of that fit. The
+    residual flow of the pixels that follow the camera (parallax, lens) is interpolated into the
+    hole by a push-pull pyramid and Jacobi steps of the Laplace equation, with the outliers
+    treated like the hole, so another object's motion next to the hole does not leak into it.
+    Known pixels are returned unchanged.
+
+    Args:
+        flow: ``[H, W, 2]`` float32. hole: ``[H, W]`` bool.
+    Returns:
+        ``[H, W, 2]`` float32.
+    """
+    if not hole.any():
+        return flow
+    if hole.all():
+        return np.zeros_like(flow)
+    ys, xs = np.nonzero(hole)
+    reach = max(_COMPLETION_MARGIN, (ys.max() - ys.min()) // 2, (xs.max() - xs.min()) // 2)
+    h, w = hole.shape
+    y0, y1 = max(0, ys.min() - reach), min(h, ys.max() + 1 + reach)
+    x0, x1 = max(0, xs.min() - reach), min(w, xs.max() + 1 + reach)
+    around = np.zeros_like(hole)
+    around[max(0, y0 - reach):y1 + reach, max(0, x0 - reach):x1 + reach] = True
+    camera = camera_flow(fit_camera(flow, around & ~hole), (y0, y1, x0, x1))  # [h', w', 2] over the box
+    box_flow, box_hole = flow[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+    known = ~box_hole
+    residual = box_flow - camera
+    trusted = known & follows_camera(box_flow, camera)
+    if trusted.sum() < _MIN_TRUSTED * known.sum():
+        trusted = known  # no dominant motion: interpolate all of it
+    # The hole and the outliers are solved for; trusted pixels stay fixed.
+    filled = membrane(residual, trusted, ~trusted, relax_iterations)
+    out = flow.copy()
+    out[y0:y1, x0:x1] = np.where(box_hole[..., None], camera + filled, box_flow)
+    return out
+
+
+def fit_camera(flow: np.ndarray, known: np.ndarray) -> np.ndarray | None:
+    """A homography ``[3, 3]`` fitted with RANSAC to ``flow [H, W, 2]`` at ``known [H, W]`` pixels.
+
+    Returns None when the fit fails (too few points, degenerate motion).
+    """
+    stride = max(1, int(np.sqrt(known.sum() / _FIT_POINTS)))
+    ys, xs = np.nonzero(known[::stride, ::stride])
+    ys, xs = ys * stride, xs * stride
+    if ys.size < 16:
+        return None
+    source = np.stack([xs, ys], 1).astype(np.float32)
+    target = source + flow[ys, xs]
+    matrix, _ = cv2.findHomography(source, target, cv2.RANSAC, _RANSAC_PX)
+    return matrix
+
+
+def camera_flow(matrix: np.ndarray | None, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The flow ``[y1-y0, x1-x0, 2]`` that homography ``matrix`` gives over ``box = (y0, y1, x0, x1)``.
+
+    Zero where there is no matrix or the projection is not finite.
+    """
+    y0, y1, x0, x1 = box
+    if matrix is None:
+        return np.zeros((y1 - y0, x1 - x0, 2), np.float32)
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    grid = np.stack([gx, gy], -1)  # [h', w', 2]
+    moved = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), matrix).reshape(grid.shape)
+    camera = moved - grid
+    return np.where(np.isfinite(camera), camera, 0.0).astype(np.float32)
+
+
+def follows_camera(flow: np.ndarray, camera: np.ndarray) -> np.ndarray:
+    """``[H, W]`` bool: the flow is within parallax/lens tolerance of the camera's flow."""
+    residual = np.sqrt(((flow - camera) ** 2).sum(-1))
+    return residual < OUTLIER_PX + OUTLIER_FRACTION * np.sqrt((flow ** 2).sum(-1))
+
+
+def smooth_over(grey: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``grey [H, W]`` uint8 with the hole replaced by a smooth fill from around it.
+
+    The object's own edges would pull DIS's patches along with the object; a featureless blob
+    leaves the flow near the hole to the background.
+    """
+    if not hole.any() or hole.all():
+        return grey
+    known = (~hole).astype(np.float32)
+    smooth = push_pull(grey.astype(np.float32)[..., None] * known[..., None], known)[..., 0]
+    return np.where(hole, np.clip(np.rint(smooth), 0, 255), grey).astype(np.uint8)
+
+
+def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarray], pair: int,
+               settings: FlowFillSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Completed (forward, backward) flow ``[H, W, 2]`` between frames ``pair`` and ``pair + 1``.
+
+    ``gray(i)`` and ``raw(i)`` give frame ``i`` in grey and its undilated mask (bool).
+    """
+    first = smooth_over(gray(pair), dilate_holes(raw(pair), GREY_FILL_DILATION))
+    second = smooth_over(gray(pair + 1), dilate_holes(raw(pair + 1), GREY_FILL_DILATION))
+    region = dilate_holes(raw(pair) | raw(pair + 1), settings.flow_mask_dilation)
+    forward = complete_flow(dis_flow(first, second, settings.flow_preset), region)
+    backward = complete_flow(dis_flow(second, first, settings.flow_preset), region)
+    return forward, backward

@@ -1,0 +1,80 @@
+"""Numerical helpers the stages share: scattered bilinear sampling, push-pull and membranes, window means."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Points per row of the remap maps used for scattered bilinear sampling.
+_REMAP_COLUMNS = 4096
+
+
+def sample(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``image [H, W, C]`` (float32) at float positions, clamped to the frame.
+
+    OpenCV's remap does the gather in C (positions quantised to 1/32 px, far below the flow's
+    own accuracy); the points are laid out as a 2-D map because remap's maps are images.
+
+    Returns:
+        ``[K, C]`` float32.
+    """
+    k = y.size
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if k == 0:
+        return np.zeros((0, channels), np.float32)
+    cols = min(k, _REMAP_COLUMNS)
+    rows = -(-k // cols)
+    map_x = np.zeros(rows * cols, np.float32)
+    map_y = np.zeros(rows * cols, np.float32)
+    map_x[:k], map_y[:k] = x, y
+    out = cv2.remap(image, map_x.reshape(rows, cols), map_y.reshape(rows, cols), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * cols, channels)[:k]
+
+
+def membrane(values: np.ndarray, fixed: np.ndarray, free: np.ndarray, iterations: int) -> np.ndarray:
+    """Smooth interpolation of ``values [H, W, C]`` from the ``fixed`` pixels into the ``free`` ones.
+
+    A push-pull pyramid gives the first guess, then Jacobi steps of the Laplace equation (3x3
+    means) relax the ``free`` pixels with the ``fixed`` ones held; pixels that are neither keep
+    their push-pull value and take part in the means. Returns ``[H, W, C]`` float32 equal to
+    ``values`` on ``fixed``.
+    """
+    weight = fixed.astype(np.float32)
+    filled = push_pull(values * weight[..., None], weight)
+    filled = np.where(fixed[..., None], values, filled).astype(np.float32)
+    free_xy = np.broadcast_to(free[..., None], filled.shape)
+    for _ in range(iterations):
+        np.copyto(filled, cv2.blur(filled, (3, 3), borderType=cv2.BORDER_REPLICATE), where=free_xy)
+    return filled
+
+
+def push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Normalised-convolution pyramid: ``weighted = value * weight`` ``[H, W, C]``, ``weight [H, W]``."""
+    levels = [(weighted, weight)]
+    while min(levels[-1][1].shape) > 2:
+        v, w = levels[-1]
+        size = ((w.shape[1] + 1) // 2, (w.shape[0] + 1) // 2)
+        small = cv2.resize(v, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], v.shape[-1])
+        levels.append((small, cv2.resize(w, size, interpolation=cv2.INTER_AREA)))
+    v, w = levels[-1]
+    total = max(float(w.sum()), 1e-12)
+    estimate = np.broadcast_to(v.reshape(-1, v.shape[-1]).sum(0) / total, v.shape).copy()
+    for v, w in reversed(levels):
+        up = cv2.resize(estimate, (w.shape[1], w.shape[0]), interpolation=cv2.INTER_LINEAR)
+        up = up.reshape(v.shape)
+        alpha = np.clip(w * 4.0, 0.0, 1.0)[..., None]  # trust a level once a quarter is known
+        own = v / np.maximum(w, 1e-12)[..., None]
+        estimate = alpha * own + (1.0 - alpha) * up
+    return estimate.astype(np.float32)
+
+
+def window_mean(image: np.ndarray, where: np.ndarray, size: int, fallback: np.ndarray | None = None) -> np.ndarray:
+    """Mean of ``image [H, W, C]`` over the ``where`` pixels of each ``size`` x ``size`` window.
+
+    Windows without such pixels give ``fallback`` (same shape as ``image``), or 0.
+    """
+    kernel = np.ones((size, size), np.float32)
+    total = cv2.filter2D(image * where[..., None], -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.filter2D(where.astype(np.float32), -1, kernel, borderType=cv2.BORDER_CONSTANT)[..., None]
+    mean = total / np.maximum(count, 1.0)
+    return mean if fallback is None else np.where(count > 0, mean, fallback)

@@ -1,0 +1,117 @@
+"""The driver: streams the clip through bounded windows and runs the stages on every frame.
+
+Long clips stream through windows: each window holds ``segment_length`` output frames plus
+``max_propagation`` frames of context on either side, and the flows of a frame pair are
+computed once and dropped when no later window needs them. Because a pixel never looks further
+than ``max_propagation`` frames away and the carried fill is handed from window to window, the
+streamed result equals the whole-clip result exactly.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .blending import OWN_WEIGHT, blend_with_previous, match_boundary
+from .flow_completion import pair_flows
+from .propagation import Window, make_window, propagate
+from .settings import FlowFillSettings, check_cancel, dilate_holes
+from .spatial_fill import carry_and_fill
+
+logger = logging.getLogger(__name__)
+
+
+def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray | None,
+               settings: FlowFillSettings) -> np.ndarray:
+    """One output frame ``[H, W, 3]`` uint8.
+
+    Propagation, then the carried/spatial fill for the pixels it did not reach, then the blend
+    with the previous output along the flow, then the boundary match.
+    """
+    frame = win.frames[local].copy()  # [H, W, 3] float32
+    ys, xs = np.nonzero(hole)
+    if ys.size:
+        values, reached = propagate(win, local, hole, settings.max_propagation)
+        frame[ys[reached], xs[reached]] = values[reached]
+        rest = ~reached
+        to_previous = win.backward[local - 1] if local > 0 else None
+        carry_and_fill(frame, ys[rest], xs[rest], previous if local > 0 else None,
+                       to_previous, settings.spatial_radius)
+        if local > 0 and previous is not None:
+            blend_with_previous(frame, ys, xs, previous, win.backward[local - 1], OWN_WEIGHT)
+        match_boundary(frame, hole)
+    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+
+
+def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillSettings | None = None, *,
+                      progress: Callable[[int, int], None] | None = None,
+                      should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """Fill the masked object in every frame, streaming the clip through bounded windows.
+
+    Args:
+        frames: uint8 ``[T, H, W, 3]`` RGB.
+        masks: ``[T, H, W]``, nonzero = object to remove (dilated here by
+            ``settings.mask_dilation``, like the official pipeline).
+        settings: see :class:`FlowFillSettings`.
+        progress: called as ``progress(frames_done, T)``.
+        should_cancel: polled between frames; True raises :class:`InpaintCancelled`.
+    Returns:
+        uint8 ``[T, H, W, 3]``; pixels outside the dilated mask equal ``frames`` exactly.
+    """
+    settings = settings or FlowFillSettings()
+    if settings.max_propagation < 1 or settings.segment_length < 1:
+        raise ValueError("max_propagation and segment_length must be at least 1")
+    out = frames.copy()
+    total = frames.shape[0]
+    # Per-frame caches of the window in hand (grey frames, dilated holes): nothing the size of
+    # the clip is made besides the output.
+    grey_cache: dict[int, np.ndarray] = {}
+    hole_cache: dict[int, np.ndarray] = {}
+
+    def raw(i: int) -> np.ndarray:
+        return np.asarray(masks[i]) != 0
+
+    def gray(i: int) -> np.ndarray:
+        if i not in grey_cache:
+            grey_cache[i] = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY)
+        return grey_cache[i]
+
+    def hole(i: int) -> np.ndarray:
+        if i not in hole_cache:
+            hole_cache[i] = dilate_holes(raw(i), settings.mask_dilation)
+        return hole_cache[i]
+
+    if not any(raw(i).any() for i in range(total)):
+        return out
+    if all(hole(i).all() for i in range(total)):  # stops at the first frame with a known pixel
+        logger.warning("the mask covers every pixel of every frame: nothing to propagate, filling flat grey")
+        out[:] = 128
+        return out
+
+    flows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    previous: np.ndarray | None = None
+    reach, seg = settings.max_propagation, settings.segment_length
+    for start in range(0, total, seg):
+        end = min(total, start + seg)
+        first, last = max(0, start - reach), min(total, end + reach)
+        for stale in [p for p in flows if p < first]:
+            del flows[stale]
+        for cache in (grey_cache, hole_cache):
+            for stale in [i for i in cache if i < first]:
+                del cache[stale]
+        for pair in range(first, last - 1):
+            if pair not in flows:
+                check_cancel(should_cancel)
+                flows[pair] = pair_flows(gray, raw, pair, settings)
+        win = None  # drop the previous window before building the next (one window in memory)
+        win = make_window(frames, np.stack([hole(i) for i in range(first, last)]), flows, first)
+        for index in range(start, end):
+            check_cancel(should_cancel)
+            if hole(index).any():
+                out[index] = fill_frame(win, index - first, hole(index), previous, settings)
+            previous = out[index].astype(np.float32)
+            if progress is not None:
+                progress(index + 1, total)
+    return out
