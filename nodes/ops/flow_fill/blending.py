@@ -43,7 +43,7 @@ def blend_with_previous(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previ
     frame[ys[inside], xs[inside]] = weight * frame[ys[inside], xs[inside]] + (1.0 - weight) * carried
 
 
-def match_boundary(frame: np.ndarray, hole: np.ndarray) -> None:
+def match_boundary(frame: np.ndarray, hole: np.ndarray, ignore: np.ndarray | None = None) -> None:
     """Shift the fill of ``hole`` so that it meets the frame around it without a step (in place).
 
     Propagated pixels come from other frames, where light, exposure, haze or spray may differ;
@@ -53,7 +53,9 @@ def match_boundary(frame: np.ndarray, hole: np.ndarray) -> None:
     Gradients that cross the outline are not counted as a jump (see below), and texture makes
     jumps of either sign: the jump is averaged along the ring and shrunk towards zero where it
     does not stand out of that noise (``m^2 / (m^2 + s^2 / n)``), so a fill that already matches
-    is left nearly as it is. ``frame [H, W, 3]`` float32, ``hole [H, W]`` bool.
+    is left nearly as it is. ``frame [H, W, 3]`` float32, ``hole [H, W]`` bool; ``ignore [H, W]``
+    bool: known pixels that are not the background (a thing moving beside the hole), left out of
+    the ring.
     """
     ys, xs = np.nonzero(hole)
     h, w = hole.shape
@@ -61,6 +63,8 @@ def match_boundary(frame: np.ndarray, hole: np.ndarray) -> None:
     x0, x1 = max(0, xs.min() - 3), min(w, xs.max() + 4)
     box, inside = frame[y0:y1, x0:x1], hole[y0:y1, x0:x1]
     ring = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~inside
+    if ignore is not None:
+        ring &= ~ignore[y0:y1, x0:x1]
     if ring.sum() < _MIN_RING:
         return  # the hole covers (nearly) the whole frame: nothing to match against
     # The jump across the outline under a piecewise-linear model: known values 1 and 2 px out

@@ -7,7 +7,7 @@ ProPainter's flow-completion network. Arrays are numpy: flows ``[H, W, 2]`` floa
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
@@ -26,6 +26,10 @@ OUTLIER_FRACTION = 0.15
 _MIN_TRUSTED = 0.2
 # Flow completion works in the hole's bounding box grown by half its size (at least this many px).
 _COMPLETION_MARGIN = 24
+# Motion layers: outliers of the camera's motion are opened with this (specks of noisy flow go)
+# and grown by this (the object's shadow and motion blur follow it).
+_LAYER_OPEN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+_LAYER_GROW = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
 
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                 "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -55,29 +59,74 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40
     Returns:
         ``[H, W, 2]`` float32.
     """
+    return complete_flow_and_layers(flow, hole, relax_iterations=relax_iterations)[0]
+
+
+def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray | None = None,
+                             relax_iterations: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`complete_flow`, and the pixels around the hole that move on their own.
+
+    The second result is the motion layer that is not the camera's: pixels whose measured flow
+    is an outlier of the camera's motion fitted around the hole (see :func:`moving_layer`),
+    searched over the fitted region (the hole's box grown by its size), outside ``unmeasured``
+    (the object itself, whose flow was smoothed away and means nothing).
+
+    Args:
+        flow: ``[H, W, 2]`` float32. hole: ``[H, W]`` bool, the region whose flow is replaced.
+        unmeasured: ``[H, W]`` bool or None.
+    Returns:
+        ``[H, W, 2]`` float32 flow and ``[H, W]`` bool moving layer.
+    """
+    moving = np.zeros(hole.shape, bool)
     if not hole.any():
-        return flow
+        return flow, moving
     if hole.all():
-        return np.zeros_like(flow)
+        return np.zeros_like(flow), moving
     ys, xs = np.nonzero(hole)
     reach = max(_COMPLETION_MARGIN, (ys.max() - ys.min()) // 2, (xs.max() - xs.min()) // 2)
     h, w = hole.shape
     y0, y1 = max(0, ys.min() - reach), min(h, ys.max() + 1 + reach)
     x0, x1 = max(0, xs.min() - reach), min(w, xs.max() + 1 + reach)
+    around_box = (max(0, y0 - reach), min(h, y1 + reach), max(0, x0 - reach), min(w, x1 + reach))
     around = np.zeros_like(hole)
-    around[max(0, y0 - reach):y1 + reach, max(0, x0 - reach):x1 + reach] = True
-    camera = camera_flow(fit_camera(flow, around & ~hole), (y0, y1, x0, x1))  # [h', w', 2] over the box
+    around[around_box[0]:around_box[1], around_box[2]:around_box[3]] = True
+    matrix = fit_camera(flow, around & ~hole)
+    camera = camera_flow(matrix, (y0, y1, x0, x1))  # [h', w', 2] over the box
     box_flow, box_hole = flow[y0:y1, x0:x1], hole[y0:y1, x0:x1]
     known = ~box_hole
     residual = box_flow - camera
     trusted = known & follows_camera(box_flow, camera)
     if trusted.sum() < _MIN_TRUSTED * known.sum():
         trusted = known  # no dominant motion: interpolate all of it
+    elif matrix is not None:
+        moving = moving_layer(flow, matrix, around_box, unmeasured)
     # The hole and the outliers are solved for; trusted pixels stay fixed.
     filled = membrane(residual, trusted, ~trusted, relax_iterations)
     out = flow.copy()
     out[y0:y1, x0:x1] = np.where(box_hole[..., None], camera + filled, box_flow)
-    return out
+    return out, moving
+
+
+def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int, int],
+                 unmeasured: np.ndarray | None = None) -> np.ndarray:
+    """``[H, W]`` bool: the blobs inside ``box`` whose flow the camera's ``matrix`` does not explain.
+
+    A segmentation into two motion layers, the camera's and the rest, rather than a test of
+    single vectors: outliers of the camera's motion (beyond parallax and lens tolerance) are
+    opened (specks of noisy flow in flat areas go) and then grown by a margin, as DIS spreads
+    an object's motion only a few pixels past its outline but its shadow and blur follow it.
+    ``unmeasured`` pixels (the hole, whose flow means nothing) are never part of it.
+    """
+    y0, y1, x0, x1 = box
+    camera = camera_flow(matrix, box)
+    outlier = ~follows_camera(flow[y0:y1, x0:x1], camera)
+    if unmeasured is not None:
+        outlier &= ~unmeasured[y0:y1, x0:x1]
+    blob = cv2.morphologyEx(outlier.astype(np.uint8), cv2.MORPH_OPEN, _LAYER_OPEN)
+    blob = cv2.dilate(blob, _LAYER_GROW)
+    moving = np.zeros(flow.shape[:2], bool)
+    moving[y0:y1, x0:x1] = blob.astype(bool)
+    return moving
 
 
 def fit_camera(flow: np.ndarray, known: np.ndarray) -> np.ndarray | None:
@@ -130,15 +179,33 @@ def smooth_over(grey: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.where(hole, np.clip(np.rint(smooth), 0, 255), grey).astype(np.uint8)
 
 
+class PairFlows(NamedTuple):
+    """Completed flows between frames ``i`` and ``i + 1`` and the moving layers of both frames.
+
+    ``forward`` ``[H, W, 2]`` maps frame i to i+1, ``backward`` i+1 to i; ``moving_first`` and
+    ``moving_second`` ``[H, W]`` bool are the pixels of frames i and i+1 that move on their own
+    (see :func:`moving_layer`).
+    """
+
+    forward: np.ndarray
+    backward: np.ndarray
+    moving_first: np.ndarray
+    moving_second: np.ndarray
+
+
 def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarray], pair: int,
-               settings: FlowFillSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Completed (forward, backward) flow ``[H, W, 2]`` between frames ``pair`` and ``pair + 1``.
+               settings: FlowFillSettings) -> PairFlows:
+    """Completed flows and moving layers between frames ``pair`` and ``pair + 1``.
 
     ``gray(i)`` and ``raw(i)`` give frame ``i`` in grey and its undilated mask (bool).
     """
-    first = smooth_over(gray(pair), dilate_holes(raw(pair), GREY_FILL_DILATION))
-    second = smooth_over(gray(pair + 1), dilate_holes(raw(pair + 1), GREY_FILL_DILATION))
+    first_hole = dilate_holes(raw(pair), GREY_FILL_DILATION)
+    second_hole = dilate_holes(raw(pair + 1), GREY_FILL_DILATION)
+    first = smooth_over(gray(pair), first_hole)
+    second = smooth_over(gray(pair + 1), second_hole)
     region = dilate_holes(raw(pair) | raw(pair + 1), settings.flow_mask_dilation)
-    forward = complete_flow(dis_flow(first, second, settings.flow_preset), region)
-    backward = complete_flow(dis_flow(second, first, settings.flow_preset), region)
-    return forward, backward
+    forward, moving_first = complete_flow_and_layers(dis_flow(first, second, settings.flow_preset), region,
+                                                     first_hole)
+    backward, moving_second = complete_flow_and_layers(dis_flow(second, first, settings.flow_preset), region,
+                                                       second_hole)
+    return PairFlows(forward, backward, moving_first, moving_second)

@@ -37,11 +37,12 @@ def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray |
         frame[ys[reached], xs[reached]] = values[reached]
         rest = ~reached
         to_previous = win.backward[local - 1] if local > 0 else None
+        moving = win.moving[local] & ~hole
         carry_and_fill(frame, ys[rest], xs[rest], previous if local > 0 else None,
-                       to_previous, settings.spatial_radius)
+                       to_previous, settings.spatial_radius, avoid=moving)
         if local > 0 and previous is not None:
             blend_with_previous(frame, ys, xs, previous, win.backward[local - 1], OWN_WEIGHT)
-        match_boundary(frame, hole)
+        match_boundary(frame, hole, ignore=moving)
     return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
 
 

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .numeric import sample
-from .source_selection import consistent, safe_to_sample
+from .flow_completion import PairFlows
+from .source_selection import consistent, safe_to_sample, source_pixels
+
+# Sources kept per direction and the least number of frames between two of them: a thing
+# passing over the spot shows in a few frames, the background in most (see choose_sources).
+CANDIDATES = 3
+CANDIDATE_GAP = 2
+# Candidates within this many levels (max over channels) of the medoid are averaged.
+AGREE = 24.0
 
 
 @dataclass
@@ -26,37 +34,55 @@ class Window:
     start: int
     frames: np.ndarray   # [n, H, W, 3] float32
     safe: np.ndarray     # [n, H, W] bool, see safe_to_sample
+    moving: np.ndarray   # [n, H, W] bool, pixels that move on their own (see source_selection)
     forward: np.ndarray  # [n-1, H, W, 2]
     backward: np.ndarray  # [n-1, H, W, 2]
 
 
-def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, tuple[np.ndarray, np.ndarray]],
-                first: int) -> Window:
-    """The window of frames ``first .. first + len(holes) - 1``; ``holes`` are theirs (dilated)."""
+def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlows], first: int,
+                exclude_moving: bool = True) -> Window:
+    """The window of frames ``first .. first + len(holes) - 1``; ``holes`` are theirs (dilated).
+
+    A pixel is a source where it is known and, with ``exclude_moving``, not part of a moving layer
+    of either of the frame's pairs (see :func:`.source_selection.source_pixels`).
+    """
     last = first + len(holes)
     h, w = frames.shape[1:3]
     pairs = range(first, last - 1)
     empty = np.zeros((0, h, w, 2), np.float32)
+    moving = np.zeros(holes.shape, bool)
+    if exclude_moving:
+        for p in pairs:
+            moving[p - first] |= flows[p].moving_first
+            moving[p - first + 1] |= flows[p].moving_second
     return Window(
         start=first,
         frames=frames[first:last].astype(np.float32),
-        safe=safe_to_sample(~holes),
+        safe=safe_to_sample(source_pixels(holes, moving)),
+        moving=moving,
         forward=np.stack([flows[p][0] for p in pairs]) if len(pairs) else empty,
         backward=np.stack([flows[p][1] for p in pairs]) if len(pairs) else empty,
     )
 
 
 def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int,
-          max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+          max_steps: int, candidates: int = 1, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Follow hole pixels of window frame ``local`` along the flow until they reach known pixels.
 
+    The first ``candidates`` sources on the path are kept, at least ``gap`` frames apart (a
+    pixel goes on being traced after its first source, so that a thing passing over that spot
+    for a few frames can be outvoted by the background seen before or after it).
+
     Returns:
-        colours ``[K, 3]`` float32 and temporal distance ``[K]`` (``inf`` where nothing found).
+        colours ``[K, C, 3]`` float32 and temporal distances ``[K, C]`` (``inf`` where none),
+        ``C = candidates``, nearest first.
     """
     n, h, w = win.frames.shape[:3]
     k = ys.size
-    colour = np.zeros((k, 3), np.float32)
-    distance = np.full(k, np.inf, np.float32)
+    colour = np.zeros((k, candidates, 3), np.float32)
+    distance = np.full((k, candidates), np.inf, np.float32)
+    count = np.zeros(k, np.int64)
+    last = np.full(k, -gap, np.int64)
     active = np.arange(k)
     py, px = ys.astype(np.float32), xs.astype(np.float32)
     step_flow, check_flow = (win.forward, win.backward) if direction > 0 else (win.backward, win.forward)
@@ -74,13 +100,45 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
         cy = np.clip(ny, 0, h - 1).astype(np.int64)  # floor for in-frame points
         cx = np.clip(nx, 0, w - 1).astype(np.int64)
         known = win.safe[dst][cy, cx]
-        found = alive & known
+        found = alive & known & (step - last[active] >= gap)
         if found.any():
-            colour[active[found]] = sample(win.frames[dst], ny[found], nx[found])
-            distance[active[found]] = step
-        keep = alive & ~known
+            who = active[found]
+            colour[who, count[who]] = sample(win.frames[dst], ny[found], nx[found])
+            distance[who, count[who]] = step
+            count[who] += 1
+            last[who] = step
+        keep = alive & (count[active] < candidates)
         active, py, px = active[keep], ny[keep], nx[keep]
     return colour, distance
+
+
+def choose_sources(colours: np.ndarray, distances: np.ndarray, agree: float) -> tuple[np.ndarray, np.ndarray]:
+    """Robust combination of candidate sources: the medoid, then the mean of those that agree with it.
+
+    The background behind a hole is what most frames show there; a thing that moves over that
+    spot (a passing car, its shadow, a limb) shows in a few of them. The medoid (the candidate
+    nearest to all others, L1 over the channels) is the background's vote; the candidates within
+    ``agree`` levels (max over channels) of it are averaged, weighted by inverse temporal
+    distance. With two disagreeing candidates the nearer one wins.
+
+    Args:
+        colours: ``[K, C, 3]`` float32. distances: ``[K, C]`` (``inf`` = no candidate).
+    Returns:
+        values ``[K, 3]`` and reached ``[K]`` bool.
+    """
+    valid = np.isfinite(distances)  # [K, C]
+    reached = valid.any(1)
+    weight = np.where(valid, 1.0 / np.where(valid, distances, 1.0), 0.0).astype(np.float32)
+    # Pairwise L1 distances between candidates: [K, C, C].
+    pair = np.abs(colours[:, :, None, :] - colours[:, None, :, :]).sum(-1)
+    score = (pair * valid[:, None, :]).sum(-1)  # [K, C]
+    # Ties (e.g. two candidates) go to the nearer one in time.
+    score = np.where(valid, score - 1e-3 * weight, np.inf)
+    medoid = colours[np.arange(colours.shape[0]), score.argmin(1)]  # [K, 3]
+    close = valid & (np.abs(colours - medoid[:, None, :]).max(-1) <= agree)
+    w = weight * close
+    values = (colours * w[..., None]).sum(1) / np.maximum(w.sum(1), 1e-12)[:, None]
+    return values.astype(np.float32), reached
 
 
 def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,10 +149,6 @@ def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int) -> tupl
         ``np.nonzero`` order) were reached.
     """
     ys, xs = np.nonzero(hole)
-    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps)
-    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps)
-    w_f = np.where(np.isfinite(dist_f), 1.0 / dist_f, 0.0).astype(np.float32)[:, None]
-    w_b = np.where(np.isfinite(dist_b), 1.0 / dist_b, 0.0).astype(np.float32)[:, None]
-    total = w_f + w_b
-    values = (col_f * w_f + col_b * w_b) / np.maximum(total, 1e-12)
-    return values, total[:, 0] > 0
+    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP)
+    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP)
+    return choose_sources(np.concatenate([col_f, col_b], 1), np.concatenate([dist_f, dist_b], 1), AGREE)

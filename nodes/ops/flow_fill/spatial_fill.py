@@ -13,12 +13,12 @@ from .numeric import sample
 
 
 def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: np.ndarray | None,
-                   to_previous: np.ndarray | None, radius: int) -> np.ndarray:
+                   to_previous: np.ndarray | None, radius: int, avoid: np.ndarray | None = None) -> np.ndarray:
     """Fill never-seen pixels ``(ys, xs)`` of ``frame [H, W, 3]`` (float32, modified in place).
 
     Pixels whose flow leads into the previous output frame take its (already filled) colour, so
     a spatial fill made once moves with the background; the rest get a Telea fill from the
-    pixels around them.
+    pixels around them, never from the ``avoid [H, W]`` pixels (things that move on their own).
     """
     h, w = frame.shape[:2]
     spatial = np.ones(ys.size, bool)
@@ -31,6 +31,8 @@ def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: 
     if spatial.any():
         mask = np.zeros((h, w), np.uint8)
         mask[ys[spatial], xs[spatial]] = 255
+        if avoid is not None:
+            mask[avoid] = 255  # painted over too, so that nothing is drawn from them
         rounded = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
         painted = cv2.inpaint(rounded, mask, radius, cv2.INPAINT_TELEA)
         frame[ys[spatial], xs[spatial]] = painted[ys[spatial], xs[spatial]]
