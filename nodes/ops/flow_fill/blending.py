@@ -86,3 +86,106 @@ def match_boundary(frame: np.ndarray, hole: np.ndarray, ignore: np.ndarray | Non
     settled = mean * (mean * mean / np.maximum(mean * mean + spread / samples, 1e-6))
     correction = membrane(settled, ring, inside, _BOUNDARY_RELAX)
     box[inside] += correction[inside]
+
+
+# Conjugate-gradient steps of the seam removal (the correction is smooth; it converges well
+# within this on holes of a few thousand pixels, and stops early below the tolerance).
+_SEAM_ITERATIONS = 150
+_SEAM_TOLERANCE = 1e-3
+
+
+def remove_seams(frame: np.ndarray, hole: np.ndarray, regions: np.ndarray, ignore: np.ndarray | None = None) -> None:
+    """Gradient-domain blend between source regions of the fill (in place).
+
+    ``regions [H, W]`` int labels say which kind of source each hole pixel came from (later
+    frames, earlier frames, the carried fill, the spatial fill). Within a region, the fill's own
+    gradients are kept; across a boundary between two regions they are unreliable (two times,
+    two exposures), so the gradient there is estimated from either side instead, and the fill
+    that best matches those gradients with the pixels around the hole held (a Poisson equation,
+    Dirichlet boundary, as in Poisson image editing) is solved for by conjugate gradients. A
+    step between regions is spread smoothly over the hole, so that neighbouring pixels never
+    jump between times with different exposure; a fill without one is returned unchanged.
+
+    Args:
+        frame: ``[H, W, 3]`` float32, the fill inside ``hole``. hole: ``[H, W]`` bool.
+        regions: ``[H, W]`` int, read inside the hole.
+        ignore: ``[H, W]`` bool, known pixels that are not the background (a thing moving beside
+            the hole): they hold nothing (a free boundary), like the frame's edge.
+    """
+    ys, xs = np.nonzero(hole)
+    if ys.size == 0:
+        return
+    h, w = hole.shape
+    y0, y1 = max(0, ys.min() - 1), min(h, ys.max() + 2)
+    x0, x1 = max(0, xs.min() - 1), min(w, xs.max() + 2)
+    box, inside, label = frame[y0:y1, x0:x1], hole[y0:y1, x0:x1], regions[y0:y1, x0:x1]
+    # Guidance for each hole pixel p and neighbour q: g_pq = F_p - F_q within a region and
+    # across the hole's outline. Across a boundary between two regions the step F_p - F_q mixes
+    # two sources; it is replaced by the mean of the
+    # gradients on either side, each measured within its own region (p' behind p, q' beyond
+    # q), or 0 where those are not available. Known neighbours contribute their value.
+    known_label = np.iinfo(np.int16).min
+    free = known_label + 1  # the frame's edge and ignored pixels: no region, no constraint
+    lab = np.where(inside, label, known_label).astype(np.int16)
+    if ignore is not None:
+        lab = np.where(ignore[y0:y1, x0:x1] & ~inside, free, lab).astype(np.int16)
+    b = np.zeros_like(box)
+    count = np.zeros(inside.shape, np.float32)  # neighbours that take part, per pixel
+    seams = False
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        q_in = _shift(inside, dy, dx, False)
+        q_val = _shift(box, dy, dx, 0.0)
+        q_lab = _shift(lab, dy, dx, free)
+        p_back, p_back_lab = _shift(box, -dy, -dx, 0.0), _shift(lab, -dy, -dx, free)
+        q_next, q_next_lab = _shift(box, 2 * dy, 2 * dx, 0.0), _shift(lab, 2 * dy, 2 * dx, free)
+        # The outline keeps the fill's own step (match_boundary has removed what stands out of
+        # the texture; holding the ring's noise here would make the fill flicker).
+        same = (q_lab == lab) | (q_lab == known_label)
+        across = inside & ~same & (q_lab != free)
+        count += (q_lab != free)
+        seams |= bool(across.any())
+        ok_p = (p_back_lab == lab)[..., None]
+        ok_q = (q_next_lab == q_lab)[..., None]
+        estimate = (np.where(ok_p, p_back - box, 0.0) + np.where(ok_q, q_val - q_next, 0.0)) / \
+            np.maximum(ok_p.astype(np.float32) + ok_q, 1.0)
+        guidance = np.where(same[..., None], box - q_val, estimate)
+        b += np.where((inside & (q_lab != free))[..., None], guidance, 0.0)
+        b += np.where((inside & ~q_in & (q_lab == known_label))[..., None], q_val, 0.0)
+    if not seams:
+        return
+    x = np.where(inside[..., None], box, 0.0).astype(np.float32)
+
+    degree = count[..., None]
+    if not (inside & (count > 0)).any() or not ((lab == known_label) & ~inside).any():
+        return  # nothing holds the solution in place (no known background around the hole)
+
+    def apply(u: np.ndarray) -> np.ndarray:
+        total = degree * u
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            total -= _shift(u, dy, dx, 0.0)  # u is 0 outside the hole
+        return np.where(inside[..., None], total, 0.0)
+
+    r = np.where(inside[..., None], b - apply(x), 0.0)
+    p = r.copy()
+    rr = (r * r).sum((0, 1))
+    start = float(np.sqrt(rr.sum()))
+    for _ in range(_SEAM_ITERATIONS):
+        if float(np.sqrt(rr.sum())) <= _SEAM_TOLERANCE * max(start, 1e-6):
+            break
+        ap = apply(p)
+        alpha = rr / np.maximum((p * ap).sum((0, 1)), 1e-12)
+        x += alpha * p
+        r -= alpha * ap
+        new = (r * r).sum((0, 1))
+        p = r + (new / np.maximum(rr, 1e-12)) * p
+        rr = new
+    box[inside] = x[inside]
+
+
+def _shift(image: np.ndarray, dy: int, dx: int, fill: float | bool | int) -> np.ndarray:
+    """``out[y, x] = image[y + dy, x + dx]``, ``fill`` where that falls outside."""
+    out = np.full_like(image, fill)
+    h, w = image.shape[:2]
+    out[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] = \
+        image[max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
+    return out

@@ -69,7 +69,8 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     The second result is the motion layer that is not the camera's: pixels whose measured flow
     is an outlier of the camera's motion fitted around the hole (see :func:`moving_layer`),
     searched over the fitted region (the hole's box grown by its size), outside ``unmeasured``
-    (the object itself, whose flow was smoothed away and means nothing).
+    (the object itself, whose flow was smoothed away and means nothing). Within the hole's box
+    their flow is replaced like the hole's, by the background's motion.
 
     Args:
         flow: ``[H, W, 2]`` float32. hole: ``[H, W]`` bool, the region whose flow is replaced.
@@ -103,7 +104,10 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     # The hole and the outliers are solved for; trusted pixels stay fixed.
     filled = membrane(residual, trusted, ~trusted, relax_iterations)
     out = flow.copy()
-    out[y0:y1, x0:x1] = np.where(box_hole[..., None], camera + filled, box_flow)
+    # Things that move on their own are replaced too: a path traced through them must go on
+    # with the background, not ride along with them.
+    replaced = box_hole | moving[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = np.where(replaced[..., None], camera + filled, box_flow)
     return out, moving
 
 

@@ -14,7 +14,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .blending import OWN_WEIGHT, blend_with_previous, match_boundary
+from .blending import OWN_WEIGHT, blend_with_previous, match_boundary, remove_seams
 from .flow_completion import pair_flows
 from .propagation import Window, make_window, propagate
 from .settings import FlowFillSettings, check_cancel, dilate_holes
@@ -22,19 +22,25 @@ from .spatial_fill import carry_and_fill
 
 logger = logging.getLogger(__name__)
 
+# The region label of the carried or spatial fill (propagated pixels: their source's frame offset).
+_CARRIED_REGION = 1000
+
 
 def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray | None,
                settings: FlowFillSettings) -> np.ndarray:
     """One output frame ``[H, W, 3]`` uint8.
 
     Propagation, then the carried/spatial fill for the pixels it did not reach, then the blend
-    with the previous output along the flow, then the boundary match.
+    with the previous output along the flow, then the boundary match, then the gradient-domain
+    blend between the source regions.
     """
     frame = win.frames[local].copy()  # [H, W, 3] float32
     ys, xs = np.nonzero(hole)
     if ys.size:
-        values, reached = propagate(win, local, hole, settings.max_propagation)
+        values, reached, offset = propagate(win, local, hole, settings.max_propagation)
         frame[ys[reached], xs[reached]] = values[reached]
+        regions = np.zeros(hole.shape, np.int16)
+        regions[ys, xs] = np.where(reached, offset, _CARRIED_REGION)
         rest = ~reached
         to_previous = win.backward[local - 1] if local > 0 else None
         moving = win.moving[local] & ~hole
@@ -43,6 +49,7 @@ def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray |
         if local > 0 and previous is not None:
             blend_with_previous(frame, ys, xs, previous, win.backward[local - 1], OWN_WEIGHT)
         match_boundary(frame, hole, ignore=moving)
+        remove_seams(frame, hole, regions, ignore=moving)
     return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
 
 

@@ -112,7 +112,8 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
     return colour, distance
 
 
-def choose_sources(colours: np.ndarray, distances: np.ndarray, agree: float) -> tuple[np.ndarray, np.ndarray]:
+def choose_sources(colours: np.ndarray, distances: np.ndarray,
+                   agree: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Robust combination of candidate sources: the medoid, then the mean of those that agree with it.
 
     The background behind a hole is what most frames show there; a thing that moves over that
@@ -124,7 +125,8 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray, agree: float) -> 
     Args:
         colours: ``[K, C, 3]`` float32. distances: ``[K, C]`` (``inf`` = no candidate).
     Returns:
-        values ``[K, 3]`` and reached ``[K]`` bool.
+        values ``[K, 3]``, reached ``[K]`` bool, and ``[K]`` int64 the index of the candidate that
+        weighs most in each value (which source region a pixel belongs to).
     """
     valid = np.isfinite(distances)  # [K, C]
     reached = valid.any(1)
@@ -138,17 +140,22 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray, agree: float) -> 
     close = valid & (np.abs(colours - medoid[:, None, :]).max(-1) <= agree)
     w = weight * close
     values = (colours * w[..., None]).sum(1) / np.maximum(w.sum(1), 1e-12)[:, None]
-    return values.astype(np.float32), reached
+    return values.astype(np.float32), reached, w.argmax(1)
 
 
-def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def propagate(win: Window, local: int, hole: np.ndarray,
+              max_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bidirectional propagation into ``hole [H, W]`` of window frame ``local``.
 
     Returns:
-        values ``[K, 3]`` and a bool ``[K]`` saying which of the ``K`` hole pixels (in
-        ``np.nonzero`` order) were reached.
+        values ``[K, 3]``, a bool ``[K]`` saying which of the ``K`` hole pixels (in ``np.nonzero``
+        order) were reached, and ``[K]`` int16 the frame offset of their main source (the
+        candidate that weighs most; negative: earlier frames; 0: none).
     """
     ys, xs = np.nonzero(hole)
     col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP)
     col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP)
-    return choose_sources(np.concatenate([col_f, col_b], 1), np.concatenate([dist_f, dist_b], 1), AGREE)
+    values, reached, main = choose_sources(np.concatenate([col_f, col_b], 1),
+                                           np.concatenate([dist_f, dist_b], 1), AGREE)
+    distance = np.concatenate([dist_f, -dist_b], 1)[np.arange(ys.size), main]
+    return values, reached, np.where(reached, distance, 0).astype(np.int16)

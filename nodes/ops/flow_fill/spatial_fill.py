@@ -1,8 +1,8 @@
 """Spatial fill of never-seen pixels: what no frame reveals.
 
-It is filled spatially once (OpenCV Telea, from the pixels around it, propagated ones included)
-and then *carried along the flow* into the next frames, so the invented content moves with the
-background instead of flickering.
+It is filled spatially once, by copying patches from around it (exemplar-based, so texture and
+edges go on through the hole instead of a smooth silhouette), and then *carried along the flow*
+into the next frames, so the invented content moves with the background instead of flickering.
 """
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: 
     """Fill never-seen pixels ``(ys, xs)`` of ``frame [H, W, 3]`` (float32, modified in place).
 
     Pixels whose flow leads into the previous output frame take its (already filled) colour, so
-    a spatial fill made once moves with the background; the rest get a Telea fill from the
-    pixels around them, never from the ``avoid [H, W]`` pixels (things that move on their own).
+    a spatial fill made once moves with the background; the rest get an exemplar fill
+    (:func:`exemplar_fill`) from the pixels around them, never from the ``avoid [H, W]`` pixels
+    (things that move on their own).
     """
     h, w = frame.shape[:2]
     spatial = np.ones(ys.size, bool)
@@ -29,11 +30,109 @@ def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: 
         frame[ys[inside], xs[inside]] = sample(previous, qy[inside], qx[inside])
         spatial = ~inside
     if spatial.any():
-        mask = np.zeros((h, w), np.uint8)
-        mask[ys[spatial], xs[spatial]] = 255
-        if avoid is not None:
-            mask[avoid] = 255  # painted over too, so that nothing is drawn from them
-        rounded = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
-        painted = cv2.inpaint(rounded, mask, radius, cv2.INPAINT_TELEA)
-        frame[ys[spatial], xs[spatial]] = painted[ys[spatial], xs[spatial]]
+        fill = np.zeros((h, w), bool)
+        fill[ys[spatial], xs[spatial]] = True
+        exemplar_fill(frame, fill, avoid, fallback_radius=radius)
     return frame
+
+
+# Exemplar fill: patch side (odd), and how far around the fill region sources are searched (in
+# patch sides, at least; or half the region's size, whichever is larger).
+PATCH = 9
+_SEARCH_PATCHES = 4
+# Priority = confidence x (structure + this): a flat front still gets filled, edges go first.
+_FLAT_PRIORITY = 0.05
+
+
+def exemplar_fill(image: np.ndarray, fill: np.ndarray, avoid: np.ndarray | None = None,
+                  patch: int = PATCH, fallback_radius: int = 5) -> np.ndarray:
+    """Structure-aware patch-based fill of ``fill [H, W]`` in ``image [H, W, 3]`` float32 (in place).
+
+    Exemplar-based inpainting in the manner of Criminisi, Perez and Toyama (2004): the fill
+    grows from its outline inwards, one patch at a time; the next patch is the one on the front
+    with the most known pixels and the strongest structure (so edges are carried in first and
+    go on straight through the hole), and its missing pixels are copied from the most similar
+    fully known patch near the hole (sum of squared differences over the pixels already known,
+    ``cv2.matchTemplate`` with a mask). Copying whole patches keeps texture and sharp edges,
+    where a diffusion (Telea, membranes) leaves a smooth silhouette. Sources never include
+    ``avoid`` pixels (things moving on their own) nor other hole pixels.
+
+    Falls back to OpenCV Telea where no fully known patch exists (a tiny frame or a hole that
+    covers nearly everything).
+
+    Returns:
+        ``image``, filled.
+    """
+    if not fill.any():
+        return image
+    h, w = fill.shape
+    half = patch // 2
+    ys, xs = np.nonzero(fill)
+    size = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+    margin = max(_SEARCH_PATCHES * patch, size // 2) + half
+    y0, y1 = max(0, ys.min() - margin), min(h, ys.max() + 1 + margin)
+    x0, x1 = max(0, xs.min() - margin), min(w, xs.max() + 1 + margin)
+    box = image[y0:y1, x0:x1]  # a view: writes go to image
+    todo = fill[y0:y1, x0:x1].copy()
+    source = ~todo if avoid is None else ~todo & ~avoid[y0:y1, x0:x1]
+    square = np.ones((patch, patch), np.uint8)
+    # Top-left corners of fully known source patches (matchTemplate's result grid).
+    whole = cv2.erode(source.astype(np.uint8), square, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    valid = whole[half:box.shape[0] - half, half:box.shape[1] - half].astype(bool)
+    if not valid.any() or box.shape[0] < patch or box.shape[1] < patch:
+        return _telea(image, fill, fallback_radius)
+    invalid_cost = np.where(valid, 0.0, np.inf).astype(np.float32)
+    confidence = (~todo).astype(np.float32)
+    grey = cv2.cvtColor(np.clip(box, 0, 255).astype(np.float32), cv2.COLOR_RGB2GRAY)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    structure = np.sqrt(gx * gx + gy * gy) / (4.0 * 255.0)
+    # Structure is measured from known pixels only; the hole's content (the object) is unknown.
+    padded = cv2.copyMakeBorder(box, half, half, half, half, cv2.BORDER_REFLECT)
+    todo_p = cv2.copyMakeBorder(todo.astype(np.uint8), half, half, half, half, cv2.BORDER_CONSTANT, value=1)
+    known_structure = structure * (~todo) * (source | todo)
+    for _ in range(int(todo.sum()) + 1):
+        if not todo.any():
+            break
+        front = todo & cv2.dilate((~todo).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if not front.any():
+            break
+        conf = cv2.blur(confidence, (patch, patch), borderType=cv2.BORDER_CONSTANT)
+        data = cv2.blur(known_structure, (patch, patch), borderType=cv2.BORDER_CONSTANT)
+        priority = np.where(front, conf * (data + _FLAT_PRIORITY), -1.0)
+        cy, cx = np.unravel_index(int(priority.argmax()), priority.shape)
+        # The target patch in padded coordinates is [cy, cy + patch) x [cx, cx + patch).
+        target = padded[cy:cy + patch, cx:cx + patch]
+        missing = todo_p[cy:cy + patch, cx:cx + patch].astype(bool)
+        mask = np.repeat((~missing).astype(np.float32)[..., None], 3, -1)
+        cost = cv2.matchTemplate(box, target, cv2.TM_SQDIFF, mask=mask) + invalid_cost
+        sy, sx = np.unravel_index(int(cost.argmin()), cost.shape)
+        src = box[sy:sy + patch, sx:sx + patch]
+        src_structure = known_structure[sy:sy + patch, sx:sx + patch]
+        # Write the missing pixels of the target patch (clipped to the box).
+        ty0, tx0 = cy - half, cx - half
+        ly0, lx0 = max(0, -ty0), max(0, -tx0)
+        ly1 = min(patch, box.shape[0] - ty0)
+        lx1 = min(patch, box.shape[1] - tx0)
+        sub = missing[ly0:ly1, lx0:lx1]
+        region = (slice(ty0 + ly0, ty0 + ly1), slice(tx0 + lx0, tx0 + lx1))
+        box[region][sub] = src[ly0:ly1, lx0:lx1][sub]
+        padded[cy + ly0:cy + ly1, cx + lx0:cx + lx1][sub] = src[ly0:ly1, lx0:lx1][sub]
+        known_structure[region][sub] = src_structure[ly0:ly1, lx0:lx1][sub]
+        confidence[region][sub] = conf[cy, cx]  # Criminisi: the patch's confidence before the copy
+        todo[region][sub] = False
+        todo_p[cy + ly0:cy + ly1, cx + lx0:cx + lx1][sub] = 0
+    if todo.any():  # nothing left to copy from for some pixels
+        rest = np.zeros_like(fill)
+        rest[y0:y1, x0:x1] = todo
+        _telea(image, rest, fallback_radius)
+    return image
+
+
+def _telea(image: np.ndarray, fill: np.ndarray, radius: int) -> np.ndarray:
+    """OpenCV Telea over ``fill`` (in place), from the rounded image."""
+    mask = fill.astype(np.uint8) * 255
+    rounded = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    painted = cv2.inpaint(rounded, mask, radius, cv2.INPAINT_TELEA)
+    image[fill] = painted[fill]
+    return image
