@@ -1,0 +1,30 @@
+"""flow_fill.source_selection: which pixels may stand in for the hole."""
+from __future__ import annotations
+
+import numpy as np
+
+from vanish.nodes.ops.flow_fill.source_selection import consistent, safe_to_sample, source_pixels
+
+
+def test_moving_pixels_are_no_source_and_known_ones_are():
+    holes = np.zeros((2, 6, 6), bool)
+    holes[0, 1:3, 1:3] = True
+    moving = np.zeros_like(holes)
+    moving[1, 4, 4] = True
+    sources = source_pixels(holes, moving)
+    assert not sources[0, 1, 1] and not sources[1, 4, 4] and sources[1, 0, 0]
+    np.testing.assert_array_equal(source_pixels(holes, None), ~holes)
+
+
+def test_a_bilinear_sample_is_safe_only_where_its_four_pixels_are_known():
+    known = np.ones((1, 4, 4), bool)
+    known[0, 2, 2] = False
+    safe = safe_to_sample(known)
+    assert not safe[0, 1, 1] and not safe[0, 1, 2] and not safe[0, 2, 1] and not safe[0, 2, 2]
+    assert safe[0, 0, 0] and safe[0, 3, 3]
+
+
+def test_forward_backward_consistency():
+    motion = np.array([[3.0, 0.0], [3.0, 0.0]], np.float32)
+    back = np.array([[-3.0, 0.0], [3.0, 0.0]], np.float32)
+    np.testing.assert_array_equal(consistent(motion, back), [True, False])
