@@ -27,7 +27,7 @@ def test_an_unmasked_object_crossing_beside_the_hole_leaves_no_ghost_inside():
     Traced forward, the hole's pixels are uncovered exactly when the block arrives over them: a
     source that is not the background. Nothing red may appear inside the hole.
     """
-    t, h, w, speed = 14, 96, 160, 4
+    t, h, w, speed = 24, 96, 200, 4
     background = texture(h, w, seed=1)
     block = texture(24, 20, seed=2) * 0.3 + np.array([170.0, 0.0, 0.0], np.float32)  # red, textured
     truth = np.zeros((t, h, w, 3), np.float32)
@@ -45,7 +45,7 @@ def test_an_unmasked_object_crossing_beside_the_hole_leaves_no_ghost_inside():
     redness = inside[:, 0] - inside[:, 1:].max(1)
     assert (redness > 60).mean() < 0.01, f"{(redness > 60).mean():.1%} of the hole is a copy of the red block"
     error = np.abs(out[masks] - truth[masks].astype(np.float32)).mean()
-    assert error < 12.0
+    assert error < 16.0  # a strong random texture: a pixel of misplacement costs many levels
 
 
 def test_never_revealed_background_continues_its_structure_through_the_hole():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .numeric import membrane, sample, window_mean
+from .numeric import carried_motion, membrane, sample, window_mean
 
 # The boundary match needs at least this many known pixels around a part of the hole.
 _MIN_RING = 8
@@ -36,7 +36,7 @@ def blend_with_previous(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previ
     the result seamless. ``to_previous [H, W, 2]`` is the completed flow into the previous frame.
     """
     h, w = frame.shape[:2]
-    motion = sample(to_previous, ys.astype(np.float32), xs.astype(np.float32))
+    motion = carried_motion(to_previous, ys, xs)
     qy, qx = ys + motion[:, 1], xs + motion[:, 0]
     inside = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
     carried = sample(previous, qy[inside], qx[inside])

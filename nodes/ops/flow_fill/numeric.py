@@ -78,3 +78,15 @@ def window_mean(image: np.ndarray, where: np.ndarray, size: int, fallback: np.nd
     count = cv2.filter2D(where.astype(np.float32), -1, kernel, borderType=cv2.BORDER_CONSTANT)[..., None]
     mean = total / np.maximum(count, 1.0)
     return mean if fallback is None else np.where(count > 0, mean, fallback)
+
+
+# Motion components below this (px) are taken as none when a fill is carried to the next frame:
+# DIS measures a still background with a few tenths of a pixel of noise, and resampling a
+# textured fill at such offsets every frame makes it shimmer and slowly blur.
+STILL_PX = 0.5
+
+
+def carried_motion(flow: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """The flow ``[H, W, 2]`` at integer pixels ``(ys, xs)``, ``[K, 2]``, with sub-noise components zeroed."""
+    motion = flow[ys, xs]
+    return np.where(np.abs(motion) < STILL_PX, 0.0, motion).astype(np.float32)

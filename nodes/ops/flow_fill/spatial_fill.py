@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .numeric import sample
+from .numeric import carried_motion, sample
 
 
 def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: np.ndarray | None,
@@ -24,7 +24,7 @@ def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: 
     h, w = frame.shape[:2]
     spatial = np.ones(ys.size, bool)
     if previous is not None and to_previous is not None and ys.size:
-        motion = sample(to_previous, ys.astype(np.float32), xs.astype(np.float32))
+        motion = carried_motion(to_previous, ys, xs)
         qy, qx = ys + motion[:, 1], xs + motion[:, 0]
         inside = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
         frame[ys[inside], xs[inside]] = sample(previous, qy[inside], qx[inside])
