@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .numeric import membrane, push_pull
-from .settings import DisPreset, FlowFillSettings, dilate_holes
+from .settings import DisPreset, FlowFillSettings, check_cancel, dilate_holes
 
 # The object is smoothed away before DIS over its mask grown by this many pixels (JPEG halo).
 GREY_FILL_DILATION = 2
@@ -198,18 +198,21 @@ class PairFlows(NamedTuple):
 
 
 def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarray], pair: int,
-               settings: FlowFillSettings) -> PairFlows:
+               settings: FlowFillSettings, should_cancel: Callable[[], bool] | None = None) -> PairFlows:
     """Completed flows and moving layers between frames ``pair`` and ``pair + 1``.
 
-    ``gray(i)`` and ``raw(i)`` give frame ``i`` in grey and its undilated mask (bool).
+    ``gray(i)`` and ``raw(i)`` give frame ``i`` in grey and its undilated mask (bool);
+    ``should_cancel`` is polled before each direction.
     """
     first_hole = dilate_holes(raw(pair), GREY_FILL_DILATION)
     second_hole = dilate_holes(raw(pair + 1), GREY_FILL_DILATION)
     first = smooth_over(gray(pair), first_hole)
     second = smooth_over(gray(pair + 1), second_hole)
     region = dilate_holes(raw(pair) | raw(pair + 1), settings.flow_mask_dilation)
+    check_cancel(should_cancel)
     forward, moving_first = complete_flow_and_layers(dis_flow(first, second, settings.flow_preset), region,
                                                      first_hole)
+    check_cancel(should_cancel)
     backward, moving_second = complete_flow_and_layers(dis_flow(second, first, settings.flow_preset), region,
                                                        second_hole)
     return PairFlows(forward, backward, moving_first, moving_second)

@@ -27,7 +27,7 @@ _CARRIED_REGION = 1000
 
 
 def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray | None,
-               settings: FlowFillSettings) -> np.ndarray:
+               settings: FlowFillSettings, should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
     """One output frame ``[H, W, 3]`` uint8.
 
     Propagation, then the carried/spatial fill for the pixels it did not reach, then the blend
@@ -38,6 +38,7 @@ def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray |
     ys, xs = np.nonzero(hole)
     if ys.size:
         values, reached, offset = propagate(win, local, hole, settings.max_propagation)
+        check_cancel(should_cancel)
         frame[ys[reached], xs[reached]] = values[reached]
         regions = np.zeros(hole.shape, np.int16)
         regions[ys, xs] = np.where(reached, offset, _CARRIED_REGION)
@@ -45,10 +46,11 @@ def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray |
         to_previous = win.backward[local - 1] if local > 0 else None
         moving = win.moving[local] & ~hole
         carry_and_fill(frame, ys[rest], xs[rest], previous if local > 0 else None,
-                       to_previous, settings.spatial_radius, avoid=moving)
+                       to_previous, settings.spatial_radius, avoid=moving, should_cancel=should_cancel)
         if local > 0 and previous is not None:
             blend_with_previous(frame, ys, xs, previous, win.backward[local - 1], OWN_WEIGHT)
         match_boundary(frame, hole, ignore=moving)
+        check_cancel(should_cancel)
         remove_seams(frame, hole, regions, ignore=moving)
     return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
 
@@ -112,13 +114,13 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
         for pair in range(first, last - 1):
             if pair not in flows:
                 check_cancel(should_cancel)
-                flows[pair] = pair_flows(gray, raw, pair, settings)
+                flows[pair] = pair_flows(gray, raw, pair, settings, should_cancel)
         win = None  # drop the previous window before building the next (one window in memory)
         win = make_window(frames, np.stack([hole(i) for i in range(first, last)]), flows, first)
         for index in range(start, end):
             check_cancel(should_cancel)
             if hole(index).any():
-                out[index] = fill_frame(win, index - first, hole(index), previous, settings)
+                out[index] = fill_frame(win, index - first, hole(index), previous, settings, should_cancel)
             previous = out[index].astype(np.float32)
             if progress is not None:
                 progress(index + 1, total)

@@ -6,14 +6,18 @@ into the next frames, so the invented content moves with the background instead 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
 from .numeric import carried_motion, sample
+from .settings import check_cancel
 
 
 def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: np.ndarray | None,
-                   to_previous: np.ndarray | None, radius: int, avoid: np.ndarray | None = None) -> np.ndarray:
+                   to_previous: np.ndarray | None, radius: int, avoid: np.ndarray | None = None,
+                   should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
     """Fill never-seen pixels ``(ys, xs)`` of ``frame [H, W, 3]`` (float32, modified in place).
 
     Pixels whose flow leads into the previous output frame take its (already filled) colour, so
@@ -32,7 +36,7 @@ def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: 
     if spatial.any():
         fill = np.zeros((h, w), bool)
         fill[ys[spatial], xs[spatial]] = True
-        exemplar_fill(frame, fill, avoid, fallback_radius=radius)
+        exemplar_fill(frame, fill, avoid, fallback_radius=radius, should_cancel=should_cancel)
     return frame
 
 
@@ -40,25 +44,31 @@ def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: 
 # patch sides, at least; or half the region's size, whichever is larger).
 PATCH = 9
 _SEARCH_PATCHES = 4
+# Sources are searched within this many patches of the target first (further where none is
+# fully known there); cancel is polled every this many patches.
+_LOCAL_PATCHES = 5
+_CANCEL_EVERY = 16
 # Priority = confidence x (structure + this): a flat front still gets filled, edges go first.
 _FLAT_PRIORITY = 0.05
 
 
 def exemplar_fill(image: np.ndarray, fill: np.ndarray, avoid: np.ndarray | None = None,
-                  patch: int = PATCH, fallback_radius: int = 5) -> np.ndarray:
+                  patch: int = PATCH, fallback_radius: int = 5,
+                  should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
     """Structure-aware patch-based fill of ``fill [H, W]`` in ``image [H, W, 3]`` float32 (in place).
 
     Exemplar-based inpainting in the manner of Criminisi, Perez and Toyama (2004): the fill
     grows from its outline inwards, one patch at a time; the next patch is the one on the front
     with the most known pixels and the strongest structure (so edges are carried in first and
     go on straight through the hole), and its missing pixels are copied from the most similar
-    fully known patch near the hole (sum of squared differences over the pixels already known,
-    ``cv2.matchTemplate`` with a mask). Copying whole patches keeps texture and sharp edges,
+    fully known patch near it (sum of squared differences over the pixels already known,
+    ``cv2.matchTemplate`` with a mask; searched within a few patches of the target first, further
+    only where nothing there is fully known). Copying whole patches keeps texture and sharp edges,
     where a diffusion (Telea, membranes) leaves a smooth silhouette. Sources never include
     ``avoid`` pixels (things moving on their own) nor other hole pixels.
 
     Falls back to OpenCV Telea where no fully known patch exists (a tiny frame or a hole that
-    covers nearly everything).
+    covers nearly everything). ``should_cancel`` is polled every few patches.
 
     Returns:
         ``image``, filled.
@@ -91,9 +101,11 @@ def exemplar_fill(image: np.ndarray, fill: np.ndarray, avoid: np.ndarray | None 
     padded = cv2.copyMakeBorder(box, half, half, half, half, cv2.BORDER_REFLECT)
     todo_p = cv2.copyMakeBorder(todo.astype(np.uint8), half, half, half, half, cv2.BORDER_CONSTANT, value=1)
     known_structure = structure * (~todo) * (source | todo)
-    for _ in range(int(todo.sum()) + 1):
+    for step in range(int(todo.sum()) + 1):
         if not todo.any():
             break
+        if step % _CANCEL_EVERY == 0:
+            check_cancel(should_cancel)
         front = todo & cv2.dilate((~todo).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         if not front.any():
             break
@@ -105,8 +117,7 @@ def exemplar_fill(image: np.ndarray, fill: np.ndarray, avoid: np.ndarray | None 
         target = padded[cy:cy + patch, cx:cx + patch]
         missing = todo_p[cy:cy + patch, cx:cx + patch].astype(bool)
         mask = np.repeat((~missing).astype(np.float32)[..., None], 3, -1)
-        cost = cv2.matchTemplate(box, target, cv2.TM_SQDIFF, mask=mask) + invalid_cost
-        sy, sx = np.unravel_index(int(cost.argmin()), cost.shape)
+        sy, sx = _best_source(box, target, mask, invalid_cost, cy, cx, patch)
         src = box[sy:sy + patch, sx:sx + patch]
         src_structure = known_structure[sy:sy + patch, sx:sx + patch]
         # Write the missing pixels of the target patch (clipped to the box).
@@ -127,6 +138,29 @@ def exemplar_fill(image: np.ndarray, fill: np.ndarray, avoid: np.ndarray | None 
         rest[y0:y1, x0:x1] = todo
         _telea(image, rest, fallback_radius)
     return image
+
+
+def _best_source(box: np.ndarray, target: np.ndarray, mask: np.ndarray, invalid_cost: np.ndarray,
+                 cy: int, cx: int, patch: int) -> tuple[int, int]:
+    """Top-left corner (in ``box``) of the fully known patch most like ``target`` around ``(cy, cx)``.
+
+    The window grows from a few patches around the target to the whole box until it holds a
+    fully known patch (``invalid_cost`` is 0 there, inf elsewhere, on matchTemplate's grid).
+    """
+    radius = _LOCAL_PATCHES * patch
+    while True:
+        ty0, tx0 = max(0, cy - radius), max(0, cx - radius)
+        ty1 = min(invalid_cost.shape[0], cy + radius + 1)
+        tx1 = min(invalid_cost.shape[1], cx + radius + 1)
+        window = invalid_cost[ty0:ty1, tx0:tx1]
+        whole = ty0 == 0 and tx0 == 0 and ty1 == invalid_cost.shape[0] and tx1 == invalid_cost.shape[1]
+        if np.isfinite(window).any() or whole:
+            break
+        radius *= 2
+    region = box[ty0:ty1 + patch - 1, tx0:tx1 + patch - 1]
+    cost = cv2.matchTemplate(region, target, cv2.TM_SQDIFF, mask=mask) + window
+    sy, sx = np.unravel_index(int(cost.argmin()), cost.shape)
+    return ty0 + int(sy), tx0 + int(sx)
 
 
 def _telea(image: np.ndarray, fill: np.ndarray, radius: int) -> np.ndarray:
