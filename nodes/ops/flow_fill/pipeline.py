@@ -17,6 +17,7 @@ import numpy as np
 from .blending import OWN_WEIGHT, blend_with_previous, match_boundary, remove_seams
 from .flow_completion import pair_flows
 from .propagation import Window, make_window, propagate
+from .source_selection import hole_layer
 from .settings import FlowFillSettings, check_cancel, dilate_holes
 from .spatial_fill import carry_and_fill
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 # The region label of the carried or spatial fill (propagated pixels: their source's frame offset).
 _CARRIED_REGION = 1000
+_NEAR = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
 
 
 def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray | None,
@@ -44,7 +46,10 @@ def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray |
         regions[ys, xs] = np.where(reached, offset, _CARRIED_REGION)
         rest = ~reached
         to_previous = win.backward[local - 1] if local > 0 else None
-        moving = win.moving[local] & ~hole
+        # Moving pixels beside the background part of the hole are not drawn from; beside a part
+        # of the hole that belongs to the moving thing itself, they are its surroundings.
+        own = cv2.dilate(hole_layer(win.moving[local], hole).astype(np.uint8), _NEAR).astype(bool)
+        moving = win.moving[local] & ~hole & ~own
         carry_and_fill(frame, ys[rest], xs[rest], previous if local > 0 else None,
                        to_previous, settings.spatial_radius, avoid=moving, should_cancel=should_cancel)
         if local > 0 and previous is not None:

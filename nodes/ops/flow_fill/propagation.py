@@ -13,7 +13,7 @@ import numpy as np
 
 from .numeric import sample
 from .flow_completion import PairFlows
-from .source_selection import consistent, safe_to_sample, source_pixels
+from .source_selection import consistent, hole_layer, safe_to_sample, source_pixels
 
 # Sources kept per direction and the least number of frames between two of them: a thing
 # passing over the spot shows in a few frames, the background in most (see choose_sources).
@@ -33,7 +33,8 @@ class Window:
 
     start: int
     frames: np.ndarray   # [n, H, W, 3] float32
-    safe: np.ndarray     # [n, H, W] bool, see safe_to_sample
+    safe: np.ndarray     # [n, H, W] bool, see safe_to_sample: known and not moving
+    safe_all: np.ndarray  # [n, H, W] bool: known, moving or not (sources of a moving layer's pixels)
     moving: np.ndarray   # [n, H, W] bool, pixels that move on their own (see source_selection)
     forward: np.ndarray  # [n-1, H, W, 2]
     backward: np.ndarray  # [n-1, H, W, 2]
@@ -59,6 +60,7 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
         start=first,
         frames=frames[first:last].astype(np.float32),
         safe=safe_to_sample(source_pixels(holes, moving)),
+        safe_all=safe_to_sample(~holes),
         moving=moving,
         forward=np.stack([flows[p][0] for p in pairs]) if len(pairs) else empty,
         backward=np.stack([flows[p][1] for p in pairs]) if len(pairs) else empty,
@@ -66,12 +68,14 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
 
 
 def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int,
-          max_steps: int, candidates: int = 1, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
+          max_steps: int, candidates: int = 1, gap: int = 1,
+          in_moving_layer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Follow hole pixels of window frame ``local`` along the flow until they reach known pixels.
 
     The first ``candidates`` sources on the path are kept, at least ``gap`` frames apart (a
     pixel goes on being traced after its first source, so that a thing passing over that spot
-    for a few frames can be outvoted by the background seen before or after it).
+    for a few frames can be outvoted by the background seen before or after it). Pixels of the
+    background take no moving pixel as a source; those ``in_moving_layer [K]`` (bool) may.
 
     Returns:
         colours ``[K, C, 3]`` float32 and temporal distances ``[K, C]`` (``inf`` where none),
@@ -84,6 +88,7 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
     count = np.zeros(k, np.int64)
     last = np.full(k, -gap, np.int64)
     active = np.arange(k)
+    layer = np.zeros(k, bool) if in_moving_layer is None else in_moving_layer
     py, px = ys.astype(np.float32), xs.astype(np.float32)
     step_flow, check_flow = (win.forward, win.backward) if direction > 0 else (win.backward, win.forward)
     for step in range(1, max_steps + 1):
@@ -99,7 +104,7 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
         alive = inside & consistent(motion, back)
         cy = np.clip(ny, 0, h - 1).astype(np.int64)  # floor for in-frame points
         cx = np.clip(nx, 0, w - 1).astype(np.int64)
-        known = win.safe[dst][cy, cx]
+        known = np.where(layer[active], win.safe_all[dst][cy, cx], win.safe[dst][cy, cx])
         found = alive & known & (step - last[active] >= gap)
         if found.any():
             who = active[found]
@@ -153,8 +158,9 @@ def propagate(win: Window, local: int, hole: np.ndarray,
         candidate that weighs most; negative: earlier frames; 0: none).
     """
     ys, xs = np.nonzero(hole)
-    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP)
-    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP)
+    layer = hole_layer(win.moving[local], hole)[ys, xs]
+    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer)
+    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer)
     values, reached, main = choose_sources(np.concatenate([col_f, col_b], 1),
                                            np.concatenate([dist_f, dist_b], 1), AGREE)
     distance = np.concatenate([dist_f, -dist_b], 1)[np.arange(ys.size), main]

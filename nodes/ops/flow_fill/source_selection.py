@@ -7,6 +7,7 @@ disagrees with the camera's motion around the hole: see ``flow_completion.moving
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ....propainter_core.ops.consistency import DEFAULT_ALPHA1, DEFAULT_ALPHA2
@@ -40,3 +41,30 @@ def consistent(motion: np.ndarray, back: np.ndarray) -> np.ndarray:
     mismatch = ((motion + back) ** 2).sum(1)
     bound = DEFAULT_ALPHA1 * ((motion ** 2).sum(1) + (back ** 2).sum(1)) + DEFAULT_ALPHA2
     return mismatch < bound
+
+
+def hole_layer(moving: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``[H, W]`` bool: the hole pixels that belong to the moving layer, not to the background.
+
+    A hole may hide background next to a moving thing (its shadow's place, the space it just
+    left) or a part of that thing itself (a hole over a walking animal's back). Each connected
+    part of the hole takes the layer that most of the known pixels around it belong to
+    (more than :data:`MOVING_MAJORITY`): surrounded by the moving thing, it is part of it, and
+    that thing's pixels are its sources; touching it on one side only, it is background.
+    """
+    layer = np.zeros_like(hole)
+    if not moving.any() or not hole.any():
+        return layer
+    count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    ring = cv2.dilate(hole.astype(np.uint8), _RING) .astype(bool) & ~hole
+    # The ring pixel's part: the label of the hole part it borders (the largest label nearby).
+    near = cv2.dilate(labels.astype(np.float32), _RING).astype(np.int64)
+    totals = np.bincount(near[ring], minlength=count)
+    movers = np.bincount(near[ring & moving], minlength=count)
+    owned = movers > MOVING_MAJORITY * np.maximum(totals, 1)
+    owned[0] = False
+    return owned[labels] & hole
+
+
+MOVING_MAJORITY = 0.6
+_RING = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))

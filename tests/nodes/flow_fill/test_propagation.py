@@ -30,7 +30,7 @@ def test_trace_keeps_several_sources_at_least_gap_frames_apart():
     holes = np.zeros((n, h, w), bool)
     holes[0] = True  # the hole is frame 0 only; every later frame shows the spot
     zero = np.zeros((n - 1, h, w, 2), np.float32)
-    win = Window(0, frames, ~holes, np.zeros((n, h, w), bool), zero, zero)
+    win = Window(0, frames, ~holes, ~holes, np.zeros((n, h, w), bool), zero, zero)
     colour, distance = trace(win, 0, np.array([5]), np.array([6]), +1, max_steps=7, candidates=3, gap=2)
     np.testing.assert_array_equal(distance[0], [1, 3, 5])
     np.testing.assert_allclose(colour[0, :, 0], [10, 30, 50])

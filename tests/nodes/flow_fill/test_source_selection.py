@@ -28,3 +28,17 @@ def test_forward_backward_consistency():
     motion = np.array([[3.0, 0.0], [3.0, 0.0]], np.float32)
     back = np.array([[-3.0, 0.0], [3.0, 0.0]], np.float32)
     np.testing.assert_array_equal(consistent(motion, back), [True, False])
+
+
+def test_a_hole_inside_a_moving_thing_belongs_to_it_and_one_beside_it_to_the_background():
+    from vanish.nodes.ops.flow_fill.source_selection import hole_layer
+
+    moving = np.zeros((40, 60), bool)
+    moving[5:35, 5:30] = True  # the moving thing
+    hole = np.zeros_like(moving)
+    hole[12:20, 12:20] = True  # inside it
+    hole[12:20, 40:50] = True  # beside it, in the background
+    moving &= ~hole
+    layer = hole_layer(moving, hole)
+    assert layer[12:20, 12:20].all() and not layer[12:20, 40:50].any()
+    assert not hole_layer(np.zeros_like(moving), hole).any()
