@@ -242,7 +242,8 @@ def run_case(clip: str, hole_set: str, frames: int = FRAMES, threads: int = 0) -
 
 
 def _worker(args: tuple[str, str, int, int]) -> CaseResult:
-    import_pack()
+    if "vanish" not in sys.modules:
+        import_pack()
     return run_case(*args)
 
 
