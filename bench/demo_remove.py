@@ -81,11 +81,11 @@ def main() -> int:
     from vanish.nodes.inpainting import VanishProPainterInpaint, VanishProPainterModelLoader
     from vanish.nodes.masks import VanishMaskDilateBlur
     from vanish.nodes.metrics import VanishWarpErrorMetric
-    from vanish.nodes.video_io import LoadVideoFrames, SaveVideo
+    from vanish.nodes.video_io import VanishLoadVideoFrames, VanishSaveVideo
 
     started = time.perf_counter()
     truth = make_clip(base / "input" / "demo", args.frames, width, height)
-    frames, mask, *_ = LoadVideoFrames().load("", 0, 0, 1, 0.0, 0, 0, path="demo/frames",
+    frames, mask, *_ = VanishLoadVideoFrames().load("", 0, 0, 1, 0.0, 0, 0, path="demo/frames",
                                               mask_path="demo/masks", mask_threshold=0.0)
     soft, hard, _ = VanishMaskDilateBlur().refine(mask, grow=3, shape="disk", fill_holes=False, min_island_area=0,
                                                   feather=1.0, temporal_sigma=0.0, invert=False)
@@ -99,7 +99,7 @@ def main() -> int:
     error, _, _ = VanishWarpErrorMetric().measure(result, "filled region", "dis", "result", True, mask=used)
     truth_t = torch.from_numpy(truth).float() / 255.0
     floor, _, _ = VanishWarpErrorMetric().measure(truth_t, "filled region", "dis", "result", True, mask=used)
-    saved = SaveVideo().save("vanish/demo_removed", "h264-mp4", 19, 25.0, images=result)
+    saved = VanishSaveVideo().save("vanish/demo_removed", "h264-mp4", 19, 25.0, images=result)
     inside = used > 0
     print(f"Vanish demo: {args.frames} frames {width}x{height}, flow_fill backend, crop {crop}")
     print(f"  PSNR inside the removed object vs the true background: {psnr(result, truth_t, inside):.2f} dB "

@@ -151,7 +151,7 @@ def audio_for(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection, co
 
 
 # --------------------------------------------------------------------------- Load Video Frames
-class LoadVideoFrames:
+class VanishLoadVideoFrames:
     """Load a video, an image folder or an image as IMAGE frames, with audio, mask and info."""
 
     @classmethod
@@ -316,7 +316,7 @@ def _new_target(prefix: str, size: tuple[int, int], extension: str, folder_suffi
                       "choose another prefix.")
 
 
-class SaveVideo:
+class VanishSaveVideo:
     """Encode IMAGE (+ MASK as alpha, + AUDIO) into the output folder and preview it."""
 
     @classmethod
@@ -422,8 +422,8 @@ def preview_entries(target: Path, subfolder: str, fmt: str) -> dict:
 
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {
-    "VanishLoadVideoFrames": LoadVideoFrames,
-    "VanishSaveVideo": SaveVideo,
+    "VanishLoadVideoFrames": VanishLoadVideoFrames,
+    "VanishSaveVideo": VanishSaveVideo,
 }
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "VanishLoadVideoFrames": LOAD,
