@@ -24,6 +24,7 @@ def test_loads_like_comfyui_with_folder_name():
         assert module.WEB_DIRECTORY == "./web"
         for node_id, cls in mappings.items():
             assert node_id.startswith("Vanish"), node_id
+            assert cls.__name__ == node_id, f"class {cls.__name__} should be named like its id {node_id}"
             assert node_id not in CORE_IDS
             assert hasattr(cls, "INPUT_TYPES") and hasattr(cls, "FUNCTION")
             assert getattr(cls, "CATEGORY", "").startswith("Vanish"), node_id
