@@ -17,6 +17,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
 
 import conftest  # noqa: E402,F401  (registers the pack as `vanish`)
 from vanish import NODE_CLASS_MAPPINGS  # noqa: E402
+from vanish.nodes.inpainting import NO_FILE  # noqa: E402
 from workflow_tools import link_inputs, widget_specs  # noqa: E402
 
 WORKFLOWS = Path(__file__).parents[1] / "workflows"
@@ -145,6 +146,8 @@ def remove_object() -> dict:
 
 def _region_graph(backend: str, note: str) -> dict:
     loader_values = {"backend": backend}
+    if backend == NO_FILE:  # no file names at all: nothing for the frontend to report missing
+        loader_values.update(raft=NO_FILE, flow_completion=NO_FILE, generator=NO_FILE)
     nodes = [
         ("load", "VanishLoadVideoFrames", {"video": "running_car.mp4", "mask_path": "mask_logo.png",
                                            "mask_threshold": 0.5}, _row(0)),
@@ -168,7 +171,7 @@ def remove_region() -> dict:
 
 
 def remove_region_no_weights() -> dict:
-    return _region_graph("flow_fill (no weights)", (
+    return _region_graph(NO_FILE, (
         "Remove a region with no model weights at all: the flow_fill backend (OpenCV DIS flow, "
         "smooth flow completion, pixels carried along the flow from other frames, a spatial fill "
         "carried along the flow where nothing was ever visible). Runs on any CPU."))

@@ -1,0 +1,77 @@
+"""What ComfyUI's frontend makes of the shipped workflows: missing-model offers, layout, templates.
+
+These mirror the frontend's own rules (read in Comfy-Org/ComfyUI_frontend; cited per test) on the
+workflow JSON, so they run without a browser or a ComfyUI.
+"""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from shared_paths import ROOT
+from vanish import NODE_CLASS_MAPPINGS
+from workflow_tools import NOTE_TYPES, load_workflow, widget_specs
+
+WORKFLOW_FILES = sorted((ROOT / "workflows").glob("*.json"))
+# platform/missingModel/missingModelScan.ts: MODEL_FILE_EXTENSIONS
+MODEL_FILE_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft", ".onnx", ".gguf")
+
+
+def missing_models(workflow: dict) -> dict[str, dict]:
+    """The frontend's missing-model report for ``workflow`` with the node definitions of now.
+
+    missingModelScan.ts: a COMBO widget whose value looks like a model file and is not among the
+    widget's options is a missing candidate; its url/directory (the download offer) come from the
+    node's ``properties.models`` entries selected in its widgets, and from the workflow's top-level
+    ``models`` (enrichWithEmbeddedMetadata). Returns name -> {"url", "directory"} (None if absent).
+    """
+    embedded = list(workflow.get("models", []))
+    candidates: dict[str, dict] = {}
+    for node in workflow["nodes"]:
+        if node["type"] in NOTE_TYPES or node.get("mode") in (2, 4):  # NEVER / BYPASS
+            continue
+        values = node.get("widgets_values", [])
+        selected = {v for v in values if isinstance(v, str) and v.strip()}
+        embedded += [m for m in node.get("properties", {}).get("models", []) if m["name"] in selected]
+        for spec, value in zip(widget_specs(NODE_CLASS_MAPPINGS[node["type"]]), values):
+            if (spec.kind == "COMBO" and isinstance(value, str) and value.lower().endswith(MODEL_FILE_EXTENSIONS)
+                    and value not in spec.choices):
+                candidates[value] = {"url": None, "directory": None}
+    for model in embedded:
+        if model["name"] in candidates:
+            entry = candidates[model["name"]]
+            entry["url"] = entry["url"] or model.get("url")
+            entry["directory"] = entry["directory"] or model.get("directory")
+    return candidates
+
+
+def _model_widget_values(workflow: dict) -> set[str]:
+    return {v for n in workflow["nodes"] for v in n.get("widgets_values", [])
+            if isinstance(v, str) and v.lower().endswith(MODEL_FILE_EXTENSIONS)}
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.stem)
+def test_empty_model_folders_offer_every_download(path, comfy):
+    workflow = load_workflow(path)
+    missing = missing_models(workflow)
+    # Every model file a widget names is reported missing, with a download the frontend can offer
+    # into the folder the loader reads.
+    assert set(missing) == _model_widget_values(workflow)
+    folders = {"sam2.1_hiera_small.pt": "sam2"}
+    for name, offer in missing.items():
+        assert offer["url"] and offer["url"].startswith("https://") and offer["url"].endswith("/" + name)
+        assert offer["directory"] == folders.get(name, "propainter"), name
+    if "no_weights" in path.stem:
+        assert missing == {}
+    if path.stem in ("vanish_remove_object", "vanish_remove_region"):
+        assert {"raft-things.pth", "recurrent_flow_completion.pth", "ProPainter.pth"} <= set(missing)
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.stem)
+def test_nothing_missing_once_the_files_are_there(path, comfy):
+    workflow = load_workflow(path)
+    for name in _model_widget_values(workflow):
+        folder = "sam2" if name.startswith("sam2") else "propainter"
+        (comfy.models(folder) / name).write_bytes(b"weights")
+    assert missing_models(workflow) == {}
