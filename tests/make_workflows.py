@@ -1,6 +1,7 @@
 """Write the shipped example graphs in ``workflows/`` (UI format, as ComfyUI saves them).
 
-Run ``.venv/bin/python tests/make_workflows.py`` after changing a node's inputs; the workflow
+Run ``.venv/bin/python tests/make_workflows.py`` after changing a node's inputs (``--check`` only
+compares, ``--help`` lists the options); the workflow
 tests (``tests/test_workflows.py``) lint the files and execute them on real clips, so a stale
 file fails CI rather than silently shifting widget values in users' graphs.
 
@@ -9,6 +10,7 @@ Each graph is described by name: node ``(key, type, widget values by name)`` and
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -227,13 +229,31 @@ GRAPHS = {
 }
 
 
-def main() -> None:
-    WORKFLOWS.mkdir(exist_ok=True)
+def render(make) -> str:
+    """The file text of one graph, exactly as written."""
+    return json.dumps(make(), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 and name the files that differ from what this script makes")
+    args = parser.parse_args(argv)
+    stale = []
     for name, make in GRAPHS.items():
         path = WORKFLOWS / f"{name}.json"
-        path.write_text(json.dumps(make(), indent=2) + "\n")
+        text = render(make)
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path)
+            continue
+        WORKFLOWS.mkdir(exist_ok=True)
+        path.write_text(text)
         print("wrote", path)
+    for path in stale:
+        print(f"stale: {path} (run tests/make_workflows.py to rewrite it)", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
