@@ -7,6 +7,8 @@ file fails CI rather than silently shifting widget values in users' graphs.
 
 Each graph is described by name: node ``(key, type, widget values by name)`` and links
 ``(source key, output name, target key, input name)``. Widgets not named keep their defaults.
+Positions, sizes and the opening view come from the links (``tests/workflow_layout.py``): list
+a graph's nodes in the order they should stack within a column.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
 import conftest  # noqa: E402,F401  (registers the pack as `vanish`)
 from vanish import NODE_CLASS_MAPPINGS  # noqa: E402
 from vanish.nodes.inpainting import NO_FILE  # noqa: E402
+from workflow_layout import GAP, node_size, note_size, place, rect, view  # noqa: E402
 from workflow_tools import link_inputs, widget_specs  # noqa: E402
 
 WORKFLOWS = Path(__file__).parents[1] / "workflows"
@@ -63,13 +66,16 @@ def _default_values(cls, values: dict) -> list:
 def build(nodes: list[tuple], links: list[tuple], *, models: list[dict], note: str) -> dict:
     """A UI-format workflow dict from a compact description."""
     ids = {key: i + 1 for i, (key, *_rest) in enumerate(nodes)}
+    keys = [key for key, *_rest in nodes]
+    sizes = {key: node_size(NODE_CLASS_MAPPINGS[ntype]) for key, ntype, _values in nodes}
+    positions = place(keys, sizes, links)
     graph_nodes, graph_links = [], []
-    for order, (key, ntype, values, pos) in enumerate(nodes):
+    for order, (key, ntype, values) in enumerate(nodes):
         cls = NODE_CLASS_MAPPINGS[ntype]
         inputs = [{"name": name, "type": typ, "link": None} for name, typ in link_inputs(cls).items()]
         outputs = [{"name": name, "type": typ, "links": [], "slot_index": slot}
                    for slot, (typ, name) in enumerate(zip(cls.RETURN_TYPES, cls.RETURN_NAMES))]
-        node = {"id": ids[key], "type": ntype, "pos": list(pos), "size": [330, 300], "flags": {},
+        node = {"id": ids[key], "type": ntype, "pos": positions[key], "size": list(sizes[key]), "flags": {},
                 "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
                 "properties": {"Node name for S&R": ntype, "cnr_id": "vanish"},
                 "widgets_values": _default_values(cls, values)}
@@ -87,26 +93,23 @@ def build(nodes: list[tuple], links: list[tuple], *, models: list[dict], note: s
         out_slot["links"].append(link_id)
         graph_links.append([link_id, src_node["id"], out_slot["slot_index"], dst_node["id"], in_index,
                             out_slot["type"]])
-    note_node = {"id": len(graph_nodes) + 1, "type": "Note", "pos": [0, -260], "size": [560, 200],
-                 "flags": {}, "order": len(graph_nodes), "mode": 0, "inputs": [], "outputs": [],
-                 "properties": {}, "widgets_values": [note]}
+    note_w, note_h = note_size(note)
+    note_node = {"id": len(graph_nodes) + 1, "type": "Note", "pos": [0, -(note_h + GAP)],
+                 "size": [note_w, note_h], "flags": {}, "order": len(graph_nodes), "mode": 0,
+                 "inputs": [], "outputs": [], "properties": {}, "widgets_values": [note]}
+    every = graph_nodes + [note_node]
     return {"last_node_id": note_node["id"], "last_link_id": len(graph_links),
-            "nodes": graph_nodes + [note_node], "links": graph_links, "groups": [], "config": {},
-            "extra": {"ds": {"scale": 0.8, "offset": [40, 260]}}, "version": 0.4, "models": models}
-
-
-def _row(column: int, y: int = 0):
-    """Grid position: columns 400 px apart (nodes are ~330 px wide); y 0 or 600 for a second row."""
-    return (column * 400, y)
+            "nodes": every, "links": graph_links, "groups": [], "config": {},
+            "extra": {"ds": view([rect(n) for n in every])}, "version": 0.4, "models": models}
 
 
 def _sam2_front() -> tuple[list[tuple], list[tuple]]:
     """Load Video Frames -> SAM 2 Model Loader + SAM 2 Video Prompt -> SAM 2 Propagate."""
     nodes = [
-        ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
-        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 600)),
-        ("prompt", "VanishSAM2VideoPrompt", {"prompts": json.dumps(TENNIS_PROMPT)}, _row(1, 600)),
-        ("track", "VanishSAM2Propagate", {}, _row(2)),
+        ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}),
+        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": json.dumps(TENNIS_PROMPT)}),
+        ("track", "VanishSAM2Propagate", {}),
     ]
     links = [
         ("load", "frames", "prompt", "frames"), ("load", "frames", "track", "frames"),
@@ -131,12 +134,12 @@ _REMOVAL_LINKS = [
 def remove_object() -> dict:
     nodes, links = _sam2_front()
     nodes += [
-        ("dilate", "VanishMaskDilateBlur", {"grow": 8, "feather": 2.0, "temporal_sigma": 1.0}, _row(3)),
-        ("pp", "VanishProPainterModelLoader", {}, _row(3, 600)),
-        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(4)),
-        ("comp", "VanishCompositeFrames", {}, _row(5)),
-        ("metric", "VanishWarpErrorMetric", {}, _row(6, 600)),
-        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed"}, _row(6)),
+        ("dilate", "VanishMaskDilateBlur", {"grow": 8, "feather": 2.0, "temporal_sigma": 1.0}),
+        ("pp", "VanishProPainterModelLoader", {}),
+        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}),
+        ("comp", "VanishCompositeFrames", {}),
+        ("metric", "VanishWarpErrorMetric", {}),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed"}),
     ]
     links += [("track", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
     return build(nodes, links, models=[SAM2_MODEL, *PROPAINTER_MODELS], note=(
@@ -152,13 +155,13 @@ def _region_graph(backend: str, note: str) -> dict:
         loader_values.update(raft=NO_FILE, flow_completion=NO_FILE, generator=NO_FILE)
     nodes = [
         ("load", "VanishLoadVideoFrames", {"video": "running_car.mp4", "mask_path": "mask_logo.png",
-                                           "mask_threshold": 0.5}, _row(0)),
-        ("dilate", "VanishMaskDilateBlur", {"grow": 6, "feather": 2.0}, _row(1)),
-        ("pp", "VanishProPainterModelLoader", loader_values, _row(1, 600)),
-        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(2)),
-        ("comp", "VanishCompositeFrames", {}, _row(3)),
-        ("metric", "VanishWarpErrorMetric", {}, _row(4, 600)),
-        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/region_removed"}, _row(4)),
+                                           "mask_threshold": 0.5}),
+        ("dilate", "VanishMaskDilateBlur", {"grow": 6, "feather": 2.0}),
+        ("pp", "VanishProPainterModelLoader", loader_values),
+        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}),
+        ("comp", "VanishCompositeFrames", {}),
+        ("metric", "VanishWarpErrorMetric", {}),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/region_removed"}),
     ]
     links = [("load", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
     models = PROPAINTER_MODELS if backend == "propainter" else []
@@ -182,9 +185,8 @@ def remove_region_no_weights() -> dict:
 def transparent_subject() -> dict:
     nodes, links = _sam2_front()
     nodes += [
-        ("refine", "VanishMaskDilateBlur", {"grow": 1, "feather": 1.0, "temporal_sigma": 1.0}, _row(3)),
-        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/subject_alpha", "format": "vp9-webm"},
-         _row(4)),
+        ("refine", "VanishMaskDilateBlur", {"grow": 1, "feather": 1.0, "temporal_sigma": 1.0}),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/subject_alpha", "format": "vp9-webm"}),
     ]
     links += [
         ("track", "mask", "refine", "mask"), ("load", "frames", "refine", "guide"),
@@ -201,11 +203,11 @@ def replace_background() -> dict:
     nodes, links = _sam2_front()
     nodes += [
         ("bg", "VanishLoadVideoFrames", {"video": "running_car.mp4", "custom_width": 432,
-                                         "custom_height": 240}, _row(0, 1000)),
+                                         "custom_height": 240}),
         ("refine", "VanishMaskDilateBlur", {"feather": 1.0, "temporal_sigma": 1.0, "invert": True,
-                                            "grow": 0}, _row(3)),
-        ("comp", "VanishCompositeFrames", {}, _row(4)),
-        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/new_background"}, _row(5)),
+                                            "grow": 0}),
+        ("comp", "VanishCompositeFrames", {}),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/new_background"}),
     ]
     links += [
         ("track", "mask", "refine", "mask"), ("load", "frames", "refine", "guide"),

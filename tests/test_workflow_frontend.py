@@ -11,6 +11,7 @@ import pytest
 
 from shared_paths import ROOT
 from vanish import NODE_CLASS_MAPPINGS
+from workflow_layout import MIN_SCALE, SIDEBAR_W, TOPBAR_H, VIEWPORT, editor_node_size, node_size, rect
 from workflow_tools import NOTE_TYPES, load_workflow, widget_specs
 
 WORKFLOW_FILES = sorted((ROOT / "workflows").glob("*.json"))
@@ -75,3 +76,52 @@ def test_nothing_missing_once_the_files_are_there(path, comfy):
         folder = "sam2" if name.startswith("sam2") else "propainter"
         (comfy.models(folder) / name).write_bytes(b"weights")
     assert missing_models(workflow) == {}
+
+
+# --------------------------------------------------------------------------- layout and view
+def _rects(workflow: dict) -> dict[int, tuple]:
+    """Each node's rectangle (title bar included) at max(saved size, computed size), as the
+    frontend sizes it on load (app.ts loadGraphData: size = max(node.size, node.computeSize()))."""
+    out = {}
+    for node in workflow["nodes"]:
+        w, h = node["size"]
+        if node["type"] not in NOTE_TYPES:
+            cw, ch = node_size(NODE_CLASS_MAPPINGS[node["type"]])
+            w, h = max(w, cw), max(h, ch)
+        out[node["id"]] = rect({"pos": node["pos"], "size": [w, h]})
+    return out
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.stem)
+def test_saved_sizes_hold_the_content(path):
+    # a saved size below the computed one grows on load, over the neighbours
+    for node in load_workflow(path)["nodes"]:
+        if node["type"] in NOTE_TYPES:
+            continue
+        least = node_size(NODE_CLASS_MAPPINGS[node["type"]])
+        assert node["size"][0] >= least[0] and node["size"][1] >= least[1], (node["type"], node["size"], least)
+        if node["type"] == "VanishSAM2VideoPrompt":
+            assert tuple(node["size"]) >= editor_node_size()
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.stem)
+def test_no_two_nodes_overlap(path):
+    rects = _rects(load_workflow(path))
+    ids = sorted(rects)
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:]:
+            ra, rb = rects[a], rects[b]
+            apart = ra[2] + 10 <= rb[0] or rb[2] + 10 <= ra[0] or ra[3] + 10 <= rb[1] or rb[3] + 10 <= ra[1]
+            assert apart, f"nodes {a} and {b} overlap (or touch): {ra} {rb}"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.stem)
+def test_the_saved_view_shows_everything_clear_of_the_sidebar_and_tabs(path):
+    workflow = load_workflow(path)
+    ds = workflow["extra"]["ds"]
+    scale, (ox, oy) = ds["scale"], ds["offset"]
+    assert scale >= MIN_SCALE  # the frontend draws widgets from this zoom on
+    for node_id, (left, top, right, bottom) in _rects(workflow).items():
+        screen = ((left + ox) * scale, (top + oy) * scale, (right + ox) * scale, (bottom + oy) * scale)
+        assert screen[0] >= SIDEBAR_W + 8 and screen[1] >= TOPBAR_H + 8, (node_id, screen)
+        assert screen[2] <= VIEWPORT[0] - 8 and screen[3] <= VIEWPORT[1] - 8, (node_id, screen)
