@@ -223,12 +223,26 @@ def replace_background() -> dict:
 
 
 GRAPHS = {
-    "vanish_remove_object": remove_object,
-    "vanish_remove_region": remove_region,
-    "vanish_remove_region_no_weights": remove_region_no_weights,
-    "vanish_transparent_subject": transparent_subject,
-    "vanish_replace_background": replace_background,
+    "remove_object": remove_object,
+    "remove_region": remove_region,
+    "remove_region_no_weights": remove_region_no_weights,
+    "transparent_subject": transparent_subject,
+    "replace_background": replace_background,
 }
+# The file names, which ComfyUI's template browser shows as the titles of a custom node's templates
+# (it reads no other title); each has its thumbnail <title>.jpg beside it (tests/make_thumbnails.py).
+TITLES = {
+    "remove_object": "Vanish - Remove an object",
+    "remove_region": "Vanish - Remove a fixed region",
+    "remove_region_no_weights": "Vanish - Remove a region without weights",
+    "transparent_subject": "Vanish - Transparent background",
+    "replace_background": "Vanish - Replace the background",
+}
+
+
+def workflow_path(key: str) -> Path:
+    """The shipped file of graph ``key``."""
+    return WORKFLOWS / f"{TITLES[key]}.json"
 
 
 def render(make) -> str:
@@ -243,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stale = []
     for name, make in GRAPHS.items():
-        path = WORKFLOWS / f"{name}.json"
+        path = workflow_path(name)
         text = render(make)
         if args.check:
             if not path.is_file() or path.read_text() != text:

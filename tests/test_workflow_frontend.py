@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from make_workflows import TITLES, workflow_path
 from shared_paths import ROOT
 from vanish import NODE_CLASS_MAPPINGS
 from workflow_layout import MIN_SCALE, SIDEBAR_W, TOPBAR_H, VIEWPORT, editor_node_size, node_size, rect
@@ -63,9 +64,9 @@ def test_empty_model_folders_offer_every_download(path, comfy):
     for name, offer in missing.items():
         assert offer["url"] and offer["url"].startswith("https://") and offer["url"].endswith("/" + name)
         assert offer["directory"] == folders.get(name, "propainter"), name
-    if "no_weights" in path.stem:
+    if path == workflow_path("remove_region_no_weights"):
         assert missing == {}
-    if path.stem in ("vanish_remove_object", "vanish_remove_region"):
+    if path in (workflow_path("remove_object"), workflow_path("remove_region")):
         assert {"raft-things.pth", "recurrent_flow_completion.pth", "ProPainter.pth"} <= set(missing)
 
 
@@ -125,3 +126,31 @@ def test_the_saved_view_shows_everything_clear_of_the_sidebar_and_tabs(path):
         screen = ((left + ox) * scale, (top + oy) * scale, (right + ox) * scale, (bottom + oy) * scale)
         assert screen[0] >= SIDEBAR_W + 8 and screen[1] >= TOPBAR_H + 8, (node_id, screen)
         assert screen[2] <= VIEWPORT[0] - 8 and screen[3] <= VIEWPORT[1] - 8, (node_id, screen)
+
+
+# --------------------------------------------------------------------------- template browser
+# ComfyUI lists a custom node's workflows/*.json as templates (app/custom_node_manager.py); the
+# frontend titles each with its file name and shows <name>.jpg from the same folder as its picture
+# (workflowTemplatesStore.ts: custom templates get title = name, mediaSubtype 'jpg').
+def test_every_template_has_a_readable_title_and_its_thumbnail():
+    import hashlib
+    import re
+
+    import cv2
+
+    assert {p.stem for p in WORKFLOW_FILES} == set(TITLES.values())
+    digests = set()
+    for path in WORKFLOW_FILES:
+        title = path.stem
+        assert re.fullmatch(r"Vanish - [A-Z][a-z]+( [a-z0-9]+)+", title), f"not a readable title: {title!r}"
+        thumb = path.with_suffix(".jpg")
+        assert thumb.is_file(), f"{path.name} has no thumbnail {thumb.name}"
+        data = thumb.read_bytes()
+        assert data[:3] == b"\xff\xd8\xff" and len(data) < 60_000, (thumb.name, len(data))
+        image = cv2.imdecode(__import__("numpy").frombuffer(data, "uint8"), cv2.IMREAD_COLOR)
+        assert image is not None and min(image.shape[:2]) >= 256 and image.std() > 10, thumb.name
+        digests.add(hashlib.sha256(data).hexdigest())
+    assert len(digests) == len(WORKFLOW_FILES), "two templates share a picture"
+    stray = {p.name for p in (ROOT / "workflows").iterdir()} - {
+        n for p in WORKFLOW_FILES for n in (p.name, p.with_suffix(".jpg").name)}
+    assert not stray, f"files the template browser would list or never show: {stray}"
