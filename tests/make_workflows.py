@@ -234,7 +234,7 @@ GRAPHS = {
 TITLES = {
     "remove_object": "Vanish - Remove an object",
     "remove_region": "Vanish - Remove a fixed region",
-    "remove_region_no_weights": "Vanish - Remove a region without weights",
+    "remove_region_no_weights": "Vanish - Remove with no weights",
     "transparent_subject": "Vanish - Transparent background",
     "replace_background": "Vanish - Replace the background",
 }

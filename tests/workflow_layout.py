@@ -35,10 +35,12 @@ PAD_H = 24
 NODE_W = 340
 GAP = 40  # between nodes, and between columns
 # The window the view is made for, and the frontend's chrome inside it: the sidebar (icons, left)
-# and the menu plus workflow tabs (top); the margin keeps title bars off their edges.
+# and the workflow tabs plus the floating Run bar (top); the margin keeps title bars off their
+# edges. Measured in ComfyUI 0.33.0 with frontend 1.49.6 in a 1920x950 page
+# (tests/web/genuine_comfyui.mjs): sidebar 59 px, tab bar 38 px, Run bar down to 82 px.
 VIEWPORT = (1920, 950)
-SIDEBAR_W = 56
-TOPBAR_H = 80
+SIDEBAR_W = 60
+TOPBAR_H = 84
 MARGIN = 24
 MIN_SCALE = 0.6  # below this zoom the frontend draws nodes without their widgets (low quality)
 
