@@ -91,6 +91,26 @@ try {
     if (shots) await page.screenshot({ path: `${shots}/${name}.png` });
     await page.keyboard.press("Escape");
   }
+  // a new prompt node at 100 % zoom: its editor canvas is at least 512 px wide
+  await page.evaluate(() => window.app.graph.clear());
+  await page.evaluate(() => {
+    const node = window.LiteGraph.createNode("VanishSAM2VideoPrompt");
+    node.pos = [100, 100];
+    window.app.graph.add(node);
+    window.app.canvas.ds.scale = 1;
+    window.app.canvas.ds.offset = [0, 0];
+    window.app.graph.setDirtyCanvas(true, true);
+  });
+  await page.waitForTimeout(2000);
+  const editor = await page.evaluate(() => {
+    const c = document.querySelector(".vanish-editor canvas");
+    const n = window.app.graph.nodes.find((x) => x.type === "VanishSAM2VideoPrompt");
+    return { canvas: c ? [c.clientWidth, c.clientHeight] : null, node: n ? [...n.size] : null };
+  });
+  console.log("new prompt node:", JSON.stringify(editor));
+  check("a new prompt node's canvas is >= 512 px wide at 100 % zoom", editor.canvas && editor.canvas[0] >= 512 && editor.canvas[1] >= 200,
+    JSON.stringify(editor));
+  if (shots) await page.screenshot({ path: `${shots}/new_prompt_node.png` });
   if (shots) {
     await page.evaluate(() => window.app.extensionManager?.command?.execute?.("Comfy.BrowseTemplates"));
     await page.waitForTimeout(3000);
