@@ -67,25 +67,68 @@ def psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
     return 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
 
 
-def main() -> int:
+MIN_SIDE, MAX_SIDE = 32, 4096  # below 32 px the ball and the DIS flow of the metric have no room
+MAX_FRAMES = 10_000
+
+
+def _frames(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. --frames 40") from None
+    if not 2 <= value <= MAX_FRAMES:
+        raise argparse.ArgumentTypeError(f"{value} frames: give 2 to {MAX_FRAMES} (the fill and the "
+                                         "warp error need at least two frames)")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT; give e.g. --size 320x180")
+    width, height = (int(p) for p in parts)
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise argparse.ArgumentTypeError(f"{width}x{height}: each side must be {MIN_SIDE} to {MAX_SIDE} pixels")
+    return width, height
+
+
+def _out_folder(text: str) -> Path:
+    path = Path(text).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file, not a folder; give a folder")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the parent folder {path.parent} does not exist; create it "
+                                         "first or give a folder inside an existing one")
+    return path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; bad values exit with status 2 and a message naming the option."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="base folder (default: a new temp folder)")
-    parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--size", default="320x180", help="WIDTHxHEIGHT of the generated clip")
-    args = parser.parse_args()
-    base = (args.out or Path(tempfile.mkdtemp(prefix="vanish_demo_"))).resolve()
+    parser.add_argument("--out", type=_out_folder, default=None,
+                        help="base folder, created if missing inside an existing folder "
+                             "(default: a new temp folder)")
+    parser.add_argument("--frames", type=_frames, default=40, help=f"frames to generate, 2 to {MAX_FRAMES}")
+    parser.add_argument("--size", type=_size, default=(320, 180),
+                        help=f"WIDTHxHEIGHT of the generated clip, each side {MIN_SIDE} to {MAX_SIDE}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    base = args.out or Path(tempfile.mkdtemp(prefix="vanish_demo_")).resolve()
     os.environ["VANISH_BASE_DIR"] = str(base)
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    width, height = args.size
     import_pack()
     from vanish.nodes.compositing import VanishCompositeFrames
     from vanish.nodes.inpainting import VanishProPainterInpaint, VanishProPainterModelLoader
     from vanish.nodes.masks import VanishMaskDilateBlur
     from vanish.nodes.metrics import VanishWarpErrorMetric
-    from vanish.nodes.video_io import LoadVideoFrames, SaveVideo
+    from vanish.nodes.video_io import VanishLoadVideoFrames, VanishSaveVideo
 
     started = time.perf_counter()
     truth = make_clip(base / "input" / "demo", args.frames, width, height)
-    frames, mask, *_ = LoadVideoFrames().load("", 0, 0, 1, 0.0, 0, 0, path="demo/frames",
+    frames, mask, *_ = VanishLoadVideoFrames().load("", 0, 0, 1, 0.0, 0, 0, path="demo/frames",
                                               mask_path="demo/masks", mask_threshold=0.0)
     soft, hard, _ = VanishMaskDilateBlur().refine(mask, grow=3, shape="disk", fill_holes=False, min_island_area=0,
                                                   feather=1.0, temporal_sigma=0.0, invert=False)
@@ -99,7 +142,7 @@ def main() -> int:
     error, _, _ = VanishWarpErrorMetric().measure(result, "filled region", "dis", "result", True, mask=used)
     truth_t = torch.from_numpy(truth).float() / 255.0
     floor, _, _ = VanishWarpErrorMetric().measure(truth_t, "filled region", "dis", "result", True, mask=used)
-    saved = SaveVideo().save("vanish/demo_removed", "h264-mp4", 19, 25.0, images=result)
+    saved = VanishSaveVideo().save("vanish/demo_removed", "h264-mp4", 19, 25.0, images=result)
     inside = used > 0
     print(f"Vanish demo: {args.frames} frames {width}x{height}, flow_fill backend, crop {crop}")
     print(f"  PSNR inside the removed object vs the true background: {psnr(result, truth_t, inside):.2f} dB "

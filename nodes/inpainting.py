@@ -29,6 +29,10 @@ OFFICIAL_FILES = {"raft": "raft-things.pth", "flow_completion": "recurrent_flow_
                   "generator": "ProPainter.pth"}
 RELEASE_URL = "https://github.com/sczhou/ProPainter/releases/tag/v0.1.0"
 BACKENDS = {"propainter": "propainter", "flow_fill (no weights)": "flow_fill"}
+#: The file slots' one choice that is not a file: always listed, so a graph that runs the
+#: weights-free backend validates with an empty models/propainter. It does not look like a model
+#: file name (.pth/.safetensors), so the frontend's missing-model scan never flags it.
+NO_FILE = "flow_fill (no weights)"
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 _comfy.register_model_folder(MODEL_FOLDER, MODEL_EXTENSIONS)
@@ -134,13 +138,15 @@ class VanishProPainterModelLoader:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
-        files = _comfy.list_models(MODEL_FOLDER)
+        # Only files that exist: the frontend reports a model file as missing (and offers the
+        # download the workflow names) exactly when the widget's value is not among the choices.
+        files = sorted(set(_comfy.list_models(MODEL_FOLDER)))
 
         def choices(net: str) -> tuple[list[str], dict]:
-            options = sorted(set(files) | {OFFICIAL_FILES[net]})
-            return (options, {"default": OFFICIAL_FILES[net],
-                              "tooltip": f"The {net.replace('_', ' ')} checkpoint in models/{MODEL_FOLDER} "
-                                         f"(official: {OFFICIAL_FILES[net]}). Ignored by flow_fill."})
+            return (files + [NO_FILE], {
+                "default": OFFICIAL_FILES[net],
+                "tooltip": f"The {net.replace('_', ' ')} checkpoint in models/{MODEL_FOLDER} "
+                           f"(official: {OFFICIAL_FILES[net]}); '{NO_FILE}' with the flow_fill backend."})
 
         return {"required": {
             "backend": (list(BACKENDS), {"default": "propainter",
@@ -163,7 +169,23 @@ class VanishProPainterModelLoader:
             raise VanishError(node, "backend", f"is {backend!r}; expected one of {list(BACKENDS)}.",
                               "pick a backend from the list.")
         names = {"raft": raft, "flow_completion": flow_completion, "generator": generator}
+        if BACKENDS[backend] == "propainter":
+            for net, name in names.items():
+                if name == NO_FILE:
+                    raise VanishError(node, net, f"is '{NO_FILE}', but the backend is propainter.",
+                                      f"choose the {net.replace('_', ' ')} file ({OFFICIAL_FILES[net]}), "
+                                      f"or set backend to '{NO_FILE}'.")
         return (load_inpaint_model(BACKENDS[backend], names, precision, device, node),)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, raft: str, flow_completion: str, generator: str) -> bool:
+        """Exempts the file slots from ComfyUI's "value not in list" check (naming them here does).
+
+        A graph saved with official names still runs the flow_fill backend when the folder is empty,
+        and a missing file gets :func:`resolve_model_files`' error (names, folders, release URL) when
+        the node runs, once. Returning a message here would be shown once per input named above.
+        """
+        return True
 
 
 class VanishProPainterInpaint:

@@ -35,7 +35,7 @@ PALETTE = ((1.0, 0.25, 0.25), (0.25, 0.6, 1.0), (0.3, 0.9, 0.3), (1.0, 0.8, 0.2)
            (0.85, 0.35, 1.0), (0.2, 0.9, 0.9))
 
 
-class SAM2ModelLoader:
+class VanishSAM2ModelLoader:
     """Load a SAM 2 / SAM 2.1 checkpoint from ComfyUI/models/sam2."""
 
     @classmethod
@@ -79,7 +79,7 @@ class SAM2ModelLoader:
         return (handle,)
 
 
-class SAM2VideoPrompt:
+class VanishSAM2VideoPrompt:
     """Positive/negative clicks and boxes per object, on any frames, as one JSON widget."""
 
     @classmethod
@@ -165,7 +165,7 @@ def merge_xy_points(prompt_set: PromptSet, positive: str | None, negative: str |
     return prompt_set
 
 
-class SAM2Propagate:
+class VanishSAM2Propagate:
     """Track the prompted objects through every frame: masks at the frames' resolution."""
 
     @classmethod
@@ -261,9 +261,9 @@ def overlay_preview(images: torch.Tensor, result: TrackResult, alpha: float = 0.
 
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {
-    "VanishSAM2ModelLoader": SAM2ModelLoader,
-    "VanishSAM2VideoPrompt": SAM2VideoPrompt,
-    "VanishSAM2Propagate": SAM2Propagate,
+    "VanishSAM2ModelLoader": VanishSAM2ModelLoader,
+    "VanishSAM2VideoPrompt": VanishSAM2VideoPrompt,
+    "VanishSAM2Propagate": VanishSAM2Propagate,
 }
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "VanishSAM2ModelLoader": LOADER,

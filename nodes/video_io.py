@@ -49,14 +49,6 @@ def resolve_source(video: str, path: str = "") -> Path | None:
     return _comfy.annotated_path(video.strip())
 
 
-def _missing_problem(source: Path | None, input_name: str) -> str | None:
-    """VALIDATE_INPUTS text for a named file that is not there (empty values may be links)."""
-    if source is not None and not source.exists():
-        return (f"{LOAD}: input '{input_name}' points to {source}, which does not exist.\n"
-                "Fix: upload the file with the widget, or give an existing file or folder path.")
-    return None
-
-
 def _probe(source: Path | None, input_name: str) -> vd.VideoInfo:
     if source is None:
         raise VanishError(LOAD, input_name, "names no file.",
@@ -151,7 +143,7 @@ def audio_for(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection, co
 
 
 # --------------------------------------------------------------------------- Load Video Frames
-class LoadVideoFrames:
+class VanishLoadVideoFrames:
     """Load a video, an image folder or an image as IMAGE frames, with audio, mask and info."""
 
     @classmethod
@@ -213,6 +205,8 @@ class LoadVideoFrames:
         source = resolve_source(video, path)
         input_name = "path" if (path or "").strip() else "video"
         info = _probe(source, input_name)
+        if (mask_path or "").strip():  # a missing mask fails now, not after the whole clip decoded
+            _probe(resolve_source("", mask_path), "mask_path")
         selection = _make_selection(skip_first_frames, frame_load_cap, select_every_nth,
                                     force_rate, custom_width, custom_height)
         frames, alpha = load_selected(source, info, selection, info.has_alpha, input_name)
@@ -238,12 +232,14 @@ class LoadVideoFrames:
         return key
 
     @classmethod
-    def VALIDATE_INPUTS(cls, video: str, path: str = "", mask_path: str = ""):
-        problem = _missing_problem(resolve_source(video, path),
-                                   "path" if (path or "").strip() else "video")
-        if problem is None and (mask_path or "").strip():
-            problem = _missing_problem(resolve_source("", mask_path), "mask_path")
-        return True if problem is None else problem
+    def VALIDATE_INPUTS(cls, video: str):
+        """Exempts ``video`` from ComfyUI's list check ('path' may override it; "[output]" names).
+
+        ComfyUI repeats a message returned here once for every input named in this signature, so
+        it names only ``video`` and judges nothing: whether 'video', 'path' or 'mask_path' is
+        missing needs all three, and :meth:`load` says which, once, before decoding anything.
+        """
+        return True
 
 
 def _make_selection(skip: int, cap: int, nth: int, force_rate: float, width: int, height: int
@@ -316,7 +312,7 @@ def _new_target(prefix: str, size: tuple[int, int], extension: str, folder_suffi
                       "choose another prefix.")
 
 
-class SaveVideo:
+class VanishSaveVideo:
     """Encode IMAGE (+ MASK as alpha, + AUDIO) into the output folder and preview it."""
 
     @classmethod
@@ -422,8 +418,8 @@ def preview_entries(target: Path, subfolder: str, fmt: str) -> dict:
 
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {
-    "VanishLoadVideoFrames": LoadVideoFrames,
-    "VanishSaveVideo": SaveVideo,
+    "VanishLoadVideoFrames": VanishLoadVideoFrames,
+    "VanishSaveVideo": VanishSaveVideo,
 }
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "VanishLoadVideoFrames": LOAD,

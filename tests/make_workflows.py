@@ -1,14 +1,18 @@
 """Write the shipped example graphs in ``workflows/`` (UI format, as ComfyUI saves them).
 
-Run ``.venv/bin/python tests/make_workflows.py`` after changing a node's inputs; the workflow
+Run ``.venv/bin/python tests/make_workflows.py`` after changing a node's inputs (``--check`` only
+compares, ``--help`` lists the options); the workflow
 tests (``tests/test_workflows.py``) lint the files and execute them on real clips, so a stale
 file fails CI rather than silently shifting widget values in users' graphs.
 
 Each graph is described by name: node ``(key, type, widget values by name)`` and links
 ``(source key, output name, target key, input name)``. Widgets not named keep their defaults.
+Positions, sizes and the opening view come from the links (``tests/workflow_layout.py``): list
+a graph's nodes in the order they should stack within a column.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,6 +21,8 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
 
 import conftest  # noqa: E402,F401  (registers the pack as `vanish`)
 from vanish import NODE_CLASS_MAPPINGS  # noqa: E402
+from vanish.nodes.inpainting import NO_FILE  # noqa: E402
+from workflow_layout import GAP, node_size, note_size, place, rect, view  # noqa: E402
 from workflow_tools import link_inputs, widget_specs  # noqa: E402
 
 WORKFLOWS = Path(__file__).parents[1] / "workflows"
@@ -60,13 +66,16 @@ def _default_values(cls, values: dict) -> list:
 def build(nodes: list[tuple], links: list[tuple], *, models: list[dict], note: str) -> dict:
     """A UI-format workflow dict from a compact description."""
     ids = {key: i + 1 for i, (key, *_rest) in enumerate(nodes)}
+    keys = [key for key, *_rest in nodes]
+    sizes = {key: node_size(NODE_CLASS_MAPPINGS[ntype]) for key, ntype, _values in nodes}
+    positions = place(keys, sizes, links)
     graph_nodes, graph_links = [], []
-    for order, (key, ntype, values, pos) in enumerate(nodes):
+    for order, (key, ntype, values) in enumerate(nodes):
         cls = NODE_CLASS_MAPPINGS[ntype]
         inputs = [{"name": name, "type": typ, "link": None} for name, typ in link_inputs(cls).items()]
         outputs = [{"name": name, "type": typ, "links": [], "slot_index": slot}
                    for slot, (typ, name) in enumerate(zip(cls.RETURN_TYPES, cls.RETURN_NAMES))]
-        node = {"id": ids[key], "type": ntype, "pos": list(pos), "size": [330, 300], "flags": {},
+        node = {"id": ids[key], "type": ntype, "pos": positions[key], "size": list(sizes[key]), "flags": {},
                 "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
                 "properties": {"Node name for S&R": ntype, "cnr_id": "vanish"},
                 "widgets_values": _default_values(cls, values)}
@@ -84,26 +93,23 @@ def build(nodes: list[tuple], links: list[tuple], *, models: list[dict], note: s
         out_slot["links"].append(link_id)
         graph_links.append([link_id, src_node["id"], out_slot["slot_index"], dst_node["id"], in_index,
                             out_slot["type"]])
-    note_node = {"id": len(graph_nodes) + 1, "type": "Note", "pos": [0, -260], "size": [560, 200],
-                 "flags": {}, "order": len(graph_nodes), "mode": 0, "inputs": [], "outputs": [],
-                 "properties": {}, "widgets_values": [note]}
+    note_w, note_h = note_size(note)
+    note_node = {"id": len(graph_nodes) + 1, "type": "Note", "pos": [0, -(note_h + GAP)],
+                 "size": [note_w, note_h], "flags": {}, "order": len(graph_nodes), "mode": 0,
+                 "inputs": [], "outputs": [], "properties": {}, "widgets_values": [note]}
+    every = graph_nodes + [note_node]
     return {"last_node_id": note_node["id"], "last_link_id": len(graph_links),
-            "nodes": graph_nodes + [note_node], "links": graph_links, "groups": [], "config": {},
-            "extra": {"ds": {"scale": 0.8, "offset": [40, 260]}}, "version": 0.4, "models": models}
-
-
-def _row(column: int, y: int = 0):
-    """Grid position: columns 400 px apart (nodes are ~330 px wide); y 0 or 600 for a second row."""
-    return (column * 400, y)
+            "nodes": every, "links": graph_links, "groups": [], "config": {},
+            "extra": {"ds": view([rect(n) for n in every])}, "version": 0.4, "models": models}
 
 
 def _sam2_front() -> tuple[list[tuple], list[tuple]]:
     """Load Video Frames -> SAM 2 Model Loader + SAM 2 Video Prompt -> SAM 2 Propagate."""
     nodes = [
-        ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}, _row(0)),
-        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0, 600)),
-        ("prompt", "VanishSAM2VideoPrompt", {"prompts": json.dumps(TENNIS_PROMPT)}, _row(1, 600)),
-        ("track", "VanishSAM2Propagate", {}, _row(2)),
+        ("load", "VanishLoadVideoFrames", {"video": "tennis.mp4"}),
+        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": json.dumps(TENNIS_PROMPT)}),
+        ("track", "VanishSAM2Propagate", {}),
     ]
     links = [
         ("load", "frames", "prompt", "frames"), ("load", "frames", "track", "frames"),
@@ -128,12 +134,12 @@ _REMOVAL_LINKS = [
 def remove_object() -> dict:
     nodes, links = _sam2_front()
     nodes += [
-        ("dilate", "VanishMaskDilateBlur", {"grow": 8, "feather": 2.0, "temporal_sigma": 1.0}, _row(3)),
-        ("pp", "VanishProPainterModelLoader", {}, _row(3, 600)),
-        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(4)),
-        ("comp", "VanishCompositeFrames", {}, _row(5)),
-        ("metric", "VanishWarpErrorMetric", {}, _row(6, 600)),
-        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed"}, _row(6)),
+        ("dilate", "VanishMaskDilateBlur", {"grow": 8, "feather": 2.0, "temporal_sigma": 1.0}),
+        ("pp", "VanishProPainterModelLoader", {}),
+        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}),
+        ("comp", "VanishCompositeFrames", {}),
+        ("metric", "VanishWarpErrorMetric", {}),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed"}),
     ]
     links += [("track", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
     return build(nodes, links, models=[SAM2_MODEL, *PROPAINTER_MODELS], note=(
@@ -145,15 +151,17 @@ def remove_object() -> dict:
 
 def _region_graph(backend: str, note: str) -> dict:
     loader_values = {"backend": backend}
+    if backend == NO_FILE:  # no file names at all: nothing for the frontend to report missing
+        loader_values.update(raft=NO_FILE, flow_completion=NO_FILE, generator=NO_FILE)
     nodes = [
         ("load", "VanishLoadVideoFrames", {"video": "running_car.mp4", "mask_path": "mask_logo.png",
-                                           "mask_threshold": 0.5}, _row(0)),
-        ("dilate", "VanishMaskDilateBlur", {"grow": 6, "feather": 2.0}, _row(1)),
-        ("pp", "VanishProPainterModelLoader", loader_values, _row(1, 600)),
-        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(2)),
-        ("comp", "VanishCompositeFrames", {}, _row(3)),
-        ("metric", "VanishWarpErrorMetric", {}, _row(4, 600)),
-        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/region_removed"}, _row(4)),
+                                           "mask_threshold": 0.5}),
+        ("dilate", "VanishMaskDilateBlur", {"grow": 6, "feather": 2.0}),
+        ("pp", "VanishProPainterModelLoader", loader_values),
+        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}),
+        ("comp", "VanishCompositeFrames", {}),
+        ("metric", "VanishWarpErrorMetric", {}),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/region_removed"}),
     ]
     links = [("load", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
     models = PROPAINTER_MODELS if backend == "propainter" else []
@@ -168,7 +176,7 @@ def remove_region() -> dict:
 
 
 def remove_region_no_weights() -> dict:
-    return _region_graph("flow_fill (no weights)", (
+    return _region_graph(NO_FILE, (
         "Remove a region with no model weights at all: the flow_fill backend (OpenCV DIS flow, "
         "smooth flow completion, pixels carried along the flow from other frames, a spatial fill "
         "carried along the flow where nothing was ever visible). Runs on any CPU."))
@@ -177,9 +185,8 @@ def remove_region_no_weights() -> dict:
 def transparent_subject() -> dict:
     nodes, links = _sam2_front()
     nodes += [
-        ("refine", "VanishMaskDilateBlur", {"grow": 1, "feather": 1.0, "temporal_sigma": 1.0}, _row(3)),
-        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/subject_alpha", "format": "vp9-webm"},
-         _row(4)),
+        ("refine", "VanishMaskDilateBlur", {"grow": 1, "feather": 1.0, "temporal_sigma": 1.0}),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/subject_alpha", "format": "vp9-webm"}),
     ]
     links += [
         ("track", "mask", "refine", "mask"), ("load", "frames", "refine", "guide"),
@@ -196,11 +203,11 @@ def replace_background() -> dict:
     nodes, links = _sam2_front()
     nodes += [
         ("bg", "VanishLoadVideoFrames", {"video": "running_car.mp4", "custom_width": 432,
-                                         "custom_height": 240}, _row(0, 1000)),
+                                         "custom_height": 240}),
         ("refine", "VanishMaskDilateBlur", {"feather": 1.0, "temporal_sigma": 1.0, "invert": True,
-                                            "grow": 0}, _row(3)),
-        ("comp", "VanishCompositeFrames", {}, _row(4)),
-        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/new_background"}, _row(5)),
+                                            "grow": 0}),
+        ("comp", "VanishCompositeFrames", {}),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/new_background"}),
     ]
     links += [
         ("track", "mask", "refine", "mask"), ("load", "frames", "refine", "guide"),
@@ -216,21 +223,53 @@ def replace_background() -> dict:
 
 
 GRAPHS = {
-    "vanish_remove_object": remove_object,
-    "vanish_remove_region": remove_region,
-    "vanish_remove_region_no_weights": remove_region_no_weights,
-    "vanish_transparent_subject": transparent_subject,
-    "vanish_replace_background": replace_background,
+    "remove_object": remove_object,
+    "remove_region": remove_region,
+    "remove_region_no_weights": remove_region_no_weights,
+    "transparent_subject": transparent_subject,
+    "replace_background": replace_background,
+}
+# The file names, which ComfyUI's template browser shows as the titles of a custom node's templates
+# (it reads no other title); each has its thumbnail <title>.jpg beside it (tests/make_thumbnails.py).
+TITLES = {
+    "remove_object": "Vanish - Remove an object",
+    "remove_region": "Vanish - Remove a fixed region",
+    "remove_region_no_weights": "Vanish - Remove with no weights",
+    "transparent_subject": "Vanish - Transparent background",
+    "replace_background": "Vanish - Replace the background",
 }
 
 
-def main() -> None:
-    WORKFLOWS.mkdir(exist_ok=True)
+def workflow_path(key: str) -> Path:
+    """The shipped file of graph ``key``."""
+    return WORKFLOWS / f"{TITLES[key]}.json"
+
+
+def render(make) -> str:
+    """The file text of one graph, exactly as written."""
+    return json.dumps(make(), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 and name the files that differ from what this script makes")
+    args = parser.parse_args(argv)
+    stale = []
     for name, make in GRAPHS.items():
-        path = WORKFLOWS / f"{name}.json"
-        path.write_text(json.dumps(make(), indent=2) + "\n")
+        path = workflow_path(name)
+        text = render(make)
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path)
+            continue
+        WORKFLOWS.mkdir(exist_ok=True)
+        path.write_text(text)
         print("wrote", path)
+    for path in stale:
+        print(f"stale: {path} (run tests/make_workflows.py to rewrite it)", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

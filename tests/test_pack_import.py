@@ -24,6 +24,7 @@ def test_loads_like_comfyui_with_folder_name():
         assert module.WEB_DIRECTORY == "./web"
         for node_id, cls in mappings.items():
             assert node_id.startswith("Vanish"), node_id
+            assert cls.__name__ == node_id, f"class {cls.__name__} should be named like its id {node_id}"
             assert node_id not in CORE_IDS
             assert hasattr(cls, "INPUT_TYPES") and hasattr(cls, "FUNCTION")
             assert getattr(cls, "CATEGORY", "").startswith("Vanish"), node_id
@@ -47,7 +48,13 @@ def test_requirements_never_touch_torch():
     lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
     names = {l.split(">")[0].split("=")[0].split("<")[0].strip().lower() for l in lines if l}
     assert not names & {"torch", "torchvision", "torchaudio"}
-    assert not any("==" in l or "<" in l for l in lines), "pins could force a downgrade"
+    assert not any("==" in l for l in lines), "pins could force a downgrade"
+    # One upper bound, and only to keep the user's numpy where it is: OpenCV 4.12 needs numpy
+    # >=2,<2.3 and 4.13+ numpy >= 2 (their METADATA; .ci/check_install_numpy.sh installs both ways).
+    bounded = [l for l in lines if "<" in l]
+    assert bounded == ["opencv-python-headless>=4.10.0.84,<4.12"], bounded
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"opencv-python-headless>=4.10.0.84,<4.12"' in pyproject
 
 
 def test_every_input_and_output_has_a_tooltip():

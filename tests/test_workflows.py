@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from make_workflows import TITLES, workflow_path
 from parity_weights import MANIFESTS, OFFICIAL_FILE_NAMES, write_checkpoint
 from shared_paths import ROOT
 from vanish import NODE_CLASS_MAPPINGS
@@ -59,8 +60,7 @@ def workflow_env(comfy, clips_dir, parity_checkpoints, monkeypatch):
 
 def test_workflows_are_shipped():
     names = {p.stem for p in WORKFLOW_FILES}
-    assert {"vanish_remove_object", "vanish_remove_region", "vanish_remove_region_no_weights",
-            "vanish_transparent_subject", "vanish_replace_background"} <= names
+    assert set(TITLES.values()) <= names
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.stem)
@@ -75,7 +75,7 @@ def test_workflow_lint(path, workflow_env):
 
 
 def test_lint_catches_a_shifted_widget_value(workflow_env):
-    workflow = load_workflow(ROOT / "workflows" / "vanish_remove_region.json")
+    workflow = load_workflow(workflow_path("remove_region"))
     node = next(n for n in workflow["nodes"] if n["type"] == "VanishMaskDilateBlur")
     node["widgets_values"].insert(0, 3)  # what a renamed/added input does to saved graphs
     assert any("widget values" in p for p in lint_workflow(workflow, NODE_CLASS_MAPPINGS))

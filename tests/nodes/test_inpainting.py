@@ -194,9 +194,27 @@ def test_flow_fill_backend_needs_no_files(comfy):
     assert model.backend == "flow_fill"
 
 
-def test_loader_lists_the_official_names_even_before_download(comfy):
-    inputs = inpainting.VanishProPainterModelLoader.INPUT_TYPES()["required"]
-    assert "raft-things.pth" in inputs["raft"][0] and inputs["generator"][1]["default"] == "ProPainter.pth"
+def test_loader_lists_only_files_that_exist(comfy):
+    # The frontend reports a model as missing (and offers its download) only when the widget's
+    # value is not among the choices, so an empty folder must not list the official names.
+    loader = inpainting.VanishProPainterModelLoader
+    inputs = loader.INPUT_TYPES()["required"]
+    for net in ("raft", "flow_completion", "generator"):
+        assert inputs[net][0] == [inpainting.NO_FILE]
+        assert inputs[net][1]["default"] == inpainting.OFFICIAL_FILES[net]
+    (comfy.models("propainter") / "raft-things.pth").write_bytes(b"x")
+    assert loader.INPUT_TYPES()["required"]["raft"][0] == ["raft-things.pth", inpainting.NO_FILE]
+    # The slots are exempt from ComfyUI's list check, so graphs saved with official names still run
+    # flow_fill on an empty folder; the loader says what is missing when it runs.
+    assert loader.VALIDATE_INPUTS("ProPainter.pth", "x.pth", "y.pth") is True
+
+
+def test_no_file_choice_needs_the_flow_fill_backend(comfy):
+    no_file = inpainting.NO_FILE
+    (model,) = inpainting.VanishProPainterModelLoader().load(no_file, no_file, no_file, no_file, "fp32", "cpu")
+    assert model.backend == "flow_fill"
+    with pytest.raises(VanishError, match=r"input 'raft' is 'flow_fill \(no weights\)'(.|\n)*Fix: choose the raft"):
+        inpainting.VanishProPainterModelLoader().load("propainter", no_file, "x.pth", "y.pth", "fp32", "cpu")
 
 
 def test_fp16_on_cpu_falls_back_to_fp32_and_models_are_cached(comfy, parity_checkpoints, caplog):

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from sam2_testing import IMAGE_SIZE, fake_state, tiny_predictor
 from vanish.nodes._errors import VanishError
 from vanish.nodes.ops import sam2_loader as L
-from vanish.nodes.segmentation import SAM2ModelLoader
+from vanish.nodes.segmentation import VanishSAM2ModelLoader
 
 SIZES = ("tiny", "small", "base_plus", "large")
 
@@ -136,9 +136,9 @@ def test_loader_node_lists_the_sam2_folder_and_explains_a_missing_file(comfy):
     (comfy.models("sam2") / "sub" / "a.safetensors").write_bytes(b"")
     (comfy.models("sam2") / "notes.txt").write_text("x")
     L._comfy.register_model_folder("sam2", L.MODEL_EXTENSIONS)
-    assert SAM2ModelLoader.INPUT_TYPES()["required"]["checkpoint"][0] == ["sub/a.safetensors"]
+    assert VanishSAM2ModelLoader.INPUT_TYPES()["required"]["checkpoint"][0] == ["sub/a.safetensors"]
     with pytest.raises(VanishError) as info:
-        SAM2ModelLoader().load("sam2.1_hiera_large.pt")
+        VanishSAM2ModelLoader().load("sam2.1_hiera_large.pt")
     text = str(info.value)
     assert text.startswith("SAM 2 Model Loader: input 'checkpoint' the checkpoint 'sam2.1_hiera_large.pt' "
                            "was not found in ")
@@ -151,14 +151,14 @@ def test_loader_node_wraps_a_wrong_file(comfy, tmp_path):
     save_file({"encoder.layers.0.weight": torch.zeros(2), "transformers.0.x": torch.zeros(1)},
               str(comfy.models("sam2") / "ProPainter.safetensors"))
     with pytest.raises(VanishError, match="looks like ProPainter's inpainting checkpoint"):
-        SAM2ModelLoader().load("ProPainter.safetensors", "auto", "cpu")
+        VanishSAM2ModelLoader().load("ProPainter.safetensors", "auto", "cpu")
 
 
 def test_loader_node_reruns_when_the_file_changes(comfy):
     L._comfy.register_model_folder("sam2", L.MODEL_EXTENSIONS)
     path = comfy.models("sam2") / "sam2.1_hiera_tiny.pt"
-    assert SAM2ModelLoader.IS_CHANGED("sam2.1_hiera_tiny.pt").endswith("missing:auto:auto")
+    assert VanishSAM2ModelLoader.IS_CHANGED("sam2.1_hiera_tiny.pt").endswith("missing:auto:auto")
     path.write_bytes(b"x")
-    first = SAM2ModelLoader.IS_CHANGED("sam2.1_hiera_tiny.pt")
+    first = VanishSAM2ModelLoader.IS_CHANGED("sam2.1_hiera_tiny.pt")
     os.utime(path, (time.time() + 10, time.time() + 10))
-    assert SAM2ModelLoader.IS_CHANGED("sam2.1_hiera_tiny.pt") != first
+    assert VanishSAM2ModelLoader.IS_CHANGED("sam2.1_hiera_tiny.pt") != first

@@ -14,7 +14,7 @@ from sam2_testing import FakePredictor, fake_handle
 from vanish.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from vanish.nodes._errors import VanishError
 from vanish.nodes.ops.sam2_prompts import PromptSet
-from vanish.nodes.segmentation import PALETTE, SAM2Propagate
+from vanish.nodes.segmentation import PALETTE, VanishSAM2Propagate
 
 TWO = {"objects": [{"id": 2, "frames": {"1": {"positive": [[4, 4]]}}},
                    {"id": 5, "frames": {"3": {"boxes": [[1, 1, 7, 5]]}}}]}
@@ -39,7 +39,7 @@ def test_registered_ids_and_names():
 
 def test_propagate_outputs_union_object_and_preview():
     frames = _frames()
-    mask, object_mask, preview = SAM2Propagate().propagate(
+    mask, object_mask, preview = VanishSAM2Propagate().propagate(
         fake_handle(FakePredictor()), frames, PromptSet.from_json(TWO), object_id=5)
     assert mask.shape == (5, 6, 8) and mask.dtype == torch.float32 and mask.device.type == "cpu"
     expected = torch.zeros(5, 6, 8)
@@ -54,7 +54,7 @@ def test_propagate_outputs_union_object_and_preview():
 
 
 def test_default_object_is_the_first_and_unknown_id_is_an_error():
-    node = SAM2Propagate()
+    node = VanishSAM2Propagate()
     _, object_mask, _ = node.propagate(fake_handle(FakePredictor()), _frames(), PromptSet.from_json(TWO))
     assert bool(object_mask[:, :, 2].all()) and not bool(object_mask[:, :, 5].any())
     with pytest.raises(VanishError, match=r"input 'object_id' is 9 but the prompts have objects \[2, 5\]"):
@@ -65,7 +65,7 @@ def test_prompts_are_scaled_from_their_image_size():
     fake = FakePredictor()
     ps = PromptSet.from_json({"image_size": [16, 12], "objects": [
         {"id": 1, "frames": {"0": {"positive": [[8, 6]], "boxes": [[2, 2, 16, 12]]}}}]})
-    SAM2Propagate().propagate(fake_handle(fake), _frames(2), ps, direction="forward")
+    VanishSAM2Propagate().propagate(fake_handle(fake), _frames(2), ps, direction="forward")
     frame, obj, points, labels, box = fake.points_added[0]
     np.testing.assert_array_equal(points, [[4, 3]])
     np.testing.assert_array_equal(labels, [1])
@@ -81,13 +81,13 @@ def test_prompts_are_scaled_from_their_image_size():
 ])
 def test_propagate_input_errors(prompts, kwargs, fragment):
     with pytest.raises(VanishError) as info:
-        SAM2Propagate().propagate(fake_handle(FakePredictor()), _frames(), PromptSet.from_json(prompts), **kwargs)
+        VanishSAM2Propagate().propagate(fake_handle(FakePredictor()), _frames(), PromptSet.from_json(prompts), **kwargs)
     assert str(info.value).startswith("SAM 2 Propagate: input ")
     assert fragment in str(info.value)
 
 
 def test_wrong_connections_are_named():
-    node = SAM2Propagate()
+    node = VanishSAM2Propagate()
     with pytest.raises(VanishError, match="input 'model' must come from SAM 2 Model Loader"):
         node.propagate("model", _frames(), PromptSet.from_json(TWO))
     with pytest.raises(VanishError, match="input 'prompts' must come from SAM 2 Video Prompt"):

@@ -8,7 +8,7 @@ import pytest
 from vanish.nodes._errors import VanishError
 from vanish.nodes.ops.sam2_prompts import (FramePrompts, ObjectPrompts, PromptError, PromptSet,
                                            parse_xy_points)
-from vanish.nodes.segmentation import EXAMPLE_PROMPTS, SAM2VideoPrompt, merge_xy_points
+from vanish.nodes.segmentation import EXAMPLE_PROMPTS, VanishSAM2VideoPrompt, merge_xy_points
 
 FULL = {"version": 1, "image_size": [64, 48], "frame_count": 5, "objects": [
     {"id": 1, "name": "rider", "frames": {
@@ -121,7 +121,7 @@ def test_merge_kjnodes_points_into_object_and_frame():
 def test_prompt_node_accepts_points_editor_output_and_checks_frames():
     import torch
 
-    node = SAM2VideoPrompt()
+    node = VanishSAM2VideoPrompt()
     frames = torch.zeros(3, 48, 64, 3)
     (ps,) = node.build(EXAMPLE_PROMPTS, frames=frames, points_positive='[{"x": 10, "y": 12}]',
                        frame_index=2, object_id=1)

@@ -15,8 +15,8 @@ from vanish.nodes._errors import VanishError
 from vanish.nodes.ops import video_decode as vd
 from vanish.nodes.ops import video_encode as ve
 
-LOAD = video_io.LoadVideoFrames()
-SAVE = video_io.SaveVideo()
+LOAD = video_io.VanishLoadVideoFrames()
+SAVE = video_io.VanishSaveVideo()
 
 
 def load(path: Path | str, skip: int = 0, cap: int = 0, nth: int = 1, rate: float = 0.0,
@@ -50,17 +50,17 @@ def channel_shift(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_registration_and_upload_widget(comfy):
     (comfy.input / "clip.mp4").write_bytes(b"")
     (comfy.input / "notes.txt").write_text("x")
-    assert video_io.NODE_CLASS_MAPPINGS["VanishLoadVideoFrames"] is video_io.LoadVideoFrames
+    assert video_io.NODE_CLASS_MAPPINGS["VanishLoadVideoFrames"] is video_io.VanishLoadVideoFrames
     assert video_io.NODE_DISPLAY_NAME_MAPPINGS["VanishSaveVideo"] == "Save Video"
-    files, options = video_io.LoadVideoFrames.INPUT_TYPES()["required"]["video"]
+    files, options = video_io.VanishLoadVideoFrames.INPUT_TYPES()["required"]["video"]
     assert files == ["clip.mp4"] and options["video_upload"] is True
-    for node in (video_io.LoadVideoFrames, video_io.SaveVideo):
+    for node in (video_io.VanishLoadVideoFrames, video_io.VanishSaveVideo):
         assert node.CATEGORY == "Vanish/video"
         spec = node.INPUT_TYPES()
         for group in ("required", "optional"):
             for name, (_, opts) in spec.get(group, {}).items():
                 assert opts.get("tooltip"), f"{node.__name__}.{name} has no tooltip"
-    assert video_io.SaveVideo.OUTPUT_NODE is True
+    assert video_io.VanishSaveVideo.OUTPUT_NODE is True
 
 
 # --------------------------------------------------------------------------- round trips
@@ -177,23 +177,23 @@ def test_upload_widget_value_resolves_in_input_folder(comfy, clips_dir):
     shutil.copy(clips_dir / "running_car" / "mask_square.png", comfy.input / "square.png")
     frames, _, _, _, count, _ = LOAD.load("square.png", 0, 0, 1, 0.0, 0, 0)
     assert count == 1 and frames.shape == (1, 240, 432, 3)
-    assert video_io.LoadVideoFrames.VALIDATE_INPUTS("square.png") is True
+    assert comfyui_validation_reports(video_io.VanishLoadVideoFrames, {"video": "square.png"}) == []
 
 
 # --------------------------------------------------------------------------- change tracking
 def test_is_changed_tracks_the_file(comfy):
     target = comfy.input / "clip.mkv"
     ve.encode_video(target, np.zeros((2, 16, 16, 3), np.uint8), 25.0, "ffv1-mkv")
-    before = video_io.LoadVideoFrames.IS_CHANGED("clip.mkv")
-    assert video_io.LoadVideoFrames.IS_CHANGED("clip.mkv") == before
+    before = video_io.VanishLoadVideoFrames.IS_CHANGED("clip.mkv")
+    assert video_io.VanishLoadVideoFrames.IS_CHANGED("clip.mkv") == before
     os.utime(target, ns=(1, 1))
-    assert video_io.LoadVideoFrames.IS_CHANGED("clip.mkv") != before
+    assert video_io.VanishLoadVideoFrames.IS_CHANGED("clip.mkv") != before
 
 
 # --------------------------------------------------------------------------- bad input
 def test_missing_and_unreadable_files(comfy):
-    problem = video_io.LoadVideoFrames.VALIDATE_INPUTS("gone.mp4")
-    assert isinstance(problem, str) and "gone.mp4" in problem and "'video'" in problem
+    with pytest.raises(VanishError, match=r"Load Video Frames: input 'video' points to .*gone.mp4"):
+        LOAD.load("gone.mp4", 0, 0, 1, 0.0, 0, 0)
     with pytest.raises(VanishError, match=r"Load Video Frames: input 'path' .*does not exist"):
         load(comfy.input / "gone.mp4")
     (comfy.input / "broken.mp4").write_bytes(b"not a video at all" * 100)
@@ -202,11 +202,37 @@ def test_missing_and_unreadable_files(comfy):
     ve.encode_video(comfy.input / "ok.mkv", np.zeros((1, 8, 8, 3), np.uint8), 25.0, "ffv1-mkv")
     with pytest.raises(VanishError, match=r"input 'mask_path' points to .*nope.png"):
         load(comfy.input / "ok.mkv", mask_path="nope.png")
-    assert "'mask_path'" in video_io.LoadVideoFrames.VALIDATE_INPUTS("ok.mkv", mask_path="nope.png")
+
+
+def comfyui_validation_reports(cls, inputs: dict) -> list[str]:
+    """The errors ComfyUI's validate_inputs (execution.py) lists for ``cls.VALIDATE_INPUTS``.
+
+    It passes the inputs named in the method's signature and, when the result is not True, adds
+    one "Custom validation failed" error per input so named.
+    """
+    import inspect
+
+    names = [a for a in inspect.getfullargspec(cls.VALIDATE_INPUTS).args if a != "cls"]
+    result = cls.VALIDATE_INPUTS(**{n: inputs[n] for n in names if n in inputs})
+    return [] if result is True else [f"{n} - {result}" for n in names if n in inputs]
+
+
+def test_a_missing_mask_is_reported_once_on_mask_path(comfy, monkeypatch):
+    ve.encode_video(comfy.input / "ok.mkv", np.zeros((2, 8, 8, 3), np.uint8), 25.0, "ffv1-mkv")
+    inputs = {"video": "ok.mkv", "path": "", "mask_path": "nope.png"}
+    assert comfyui_validation_reports(video_io.VanishLoadVideoFrames, inputs) == []
+    decoded = []
+    monkeypatch.setattr(video_io, "load_selected", lambda *a, **k: decoded.append(a) or (_ for _ in ()).throw(
+        AssertionError("decoded the clip before checking the mask")))
+    with pytest.raises(VanishError) as error:
+        LOAD.load("ok.mkv", 0, 0, 1, 0.0, 0, 0, mask_path="nope.png")
+    text = str(error.value)
+    assert text.count("nope.png") == 1 and "input 'mask_path'" in text and "'video'" not in text
+    assert decoded == []
 
 
 def test_nothing_chosen(comfy):
-    assert video_io.LoadVideoFrames.VALIDATE_INPUTS("", path="") is True  # may be a link
+    assert comfyui_validation_reports(video_io.VanishLoadVideoFrames, {"video": "", "path": ""}) == []
     with pytest.raises(VanishError, match=r"input 'video' names no file(.|\n)*Fix: choose or upload"):
         LOAD.load("", 0, 0, 1, 0.0, 0, 0)
 

@@ -355,6 +355,59 @@ async function testPreviewAndRunFrames(page) {
   check("a reloaded page finds the last run's frames", JSON.stringify(asked) === JSON.stringify(["/vanish/run_frames?node=8", "/vanish/run_frame?filename=run_def_00000.jpg&subfolder=vanish_editor"]), JSON.stringify(asked));
 }
 
+async function testDefaultsIdsAndStatus(page) {
+  // a new node: room for a canvas at least 512 px wide at 100 % zoom
+  await setup(page, { frameW: 320, frameH: 180 });
+  await page.waitForFunction(() => window.testNode.size[0] !== 400, null, { timeout: 3000 });
+  const size = await page.evaluate(() => window.testNode.size);
+  const minHeight = await page.evaluate(() => window.testNode.widgets.find((w) => w.name === "vanish_editor").options.getMinHeight());
+  check("a new node opens large enough for the editor", size[0] >= 540 && size[1] >= 700 && minHeight >= 360,
+    JSON.stringify({ size, minHeight }));
+  // ComfyUI gives a DOM widget the node's width less 10 px each side
+  await page.evaluate(([w, h]) => Object.assign(document.getElementById("host").style, { width: `${w - 20}px`, height: `${h}px` }),
+    [size[0], minHeight]);
+  const geo = await canvasGeometry(page);
+  check("at 100 % zoom the new node's canvas is at least 512 px wide", geo.layoutW >= 512 && geo.layoutH >= 200, JSON.stringify(geo));
+
+  // ids: "+ object" on a new node, and after "clear all", starts at 1
+  await setup(page, { frameW: 320, frameH: 180 });
+  let g = await canvasGeometry(page);
+  let at = (fx, fy) => screenOf(g, 320, 180, fx, fy);
+  await page.click('.vanish-editor button[data-action="new"]');
+  await page.mouse.click(at(50, 50).x, at(50, 50).y);
+  let doc = await prompts(page);
+  check("a new node's first '+ object' is object 1", JSON.stringify(doc.objects.map((o) => o.id)) === "[1]", JSON.stringify(doc));
+  await page.click('.vanish-editor button[data-action="new"]');
+  await page.mouse.click(at(90, 50).x, at(90, 50).y);
+  await page.click('.vanish-editor button[data-action="clear-all"]');
+  await page.click('.vanish-editor button[data-action="new"]');
+  await page.mouse.click(at(120, 80).x, at(120, 80).y);
+  doc = await prompts(page);
+  check("after 'clear all', '+ object' gives object 1", doc.objects.length === 1 && doc.objects[0].id === 1, JSON.stringify(doc));
+  const st = await editorState(page);
+  check("after 'clear all' the list shows object 1 only", JSON.stringify(st.ids) === "[1]", JSON.stringify(st.ids));
+  await page.click('.vanish-editor button[data-action="new"]');
+  await page.mouse.click(at(200, 80).x, at(200, 80).y);
+  doc = await prompts(page);
+  check("the next '+ object' is object 2", JSON.stringify(doc.objects.map((o) => o.id)) === "[1,2]", JSON.stringify(doc));
+
+  // a long status message wraps instead of being cut off
+  await page.evaluate(() => Object.assign(document.getElementById("host").style, { width: "420px", height: "420px" }));
+  const long = "Frames: Load Video Frames: input 'path' points to /home/someone/ComfyUI/input/a_rather_long_folder_name/" +
+    "with_a_clip_whose_name_does_not_fit_on_one_line_of_the_node.mp4, which does not exist. Fix: upload the video with the widget.";
+  const box = await page.evaluate((text) => {
+    const e = window.testNode.__vanishEditor;
+    e.setStatus(text, true);
+    const el = e.status;
+    const r = el.getBoundingClientRect();
+    const root = e.root.getBoundingClientRect();
+    return { text: el.textContent, scrollW: el.scrollWidth, clientW: el.clientWidth, height: r.height,
+      bottom: r.bottom, rootBottom: root.bottom, white: getComputedStyle(el).whiteSpace };
+  }, long);
+  check("a long status message wraps onto several lines, nothing cut off", box.text === long && box.white !== "nowrap"
+    && box.scrollW <= box.clientW + 1 && box.height >= 3 * 14 && box.bottom <= box.rootBottom + 1, JSON.stringify(box));
+}
+
 // -------------------------------------------------------------------------------- main
 const server = await serve();
 const base = `http://127.0.0.1:${server.address().port}/`;
@@ -371,7 +424,8 @@ try {
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(base);
   await page.waitForFunction(() => window.pageReady === true, null, { timeout: 15000 });
-  for (const scenario of [testMapping, testEditing, testRoundTrip, testScrubbing, testPreviewAndRunFrames]) {
+  for (const scenario of [testMapping, testEditing, testRoundTrip, testScrubbing, testPreviewAndRunFrames,
+    testDefaultsIdsAndStatus]) {
     try {
       await scenario(page);
     } catch (err) {

@@ -24,6 +24,11 @@ const UNDO_LIMIT = 100;
 const CACHE_FRAMES = 48;
 const POLL_MS = 400;
 const AUTO_PREVIEW_MS = 350;
+/** A new node's size: the canvas gets >= 512 px of width at 100 % zoom (ComfyUI's DOM widgets sit
+ * 10 px in from each side of the node). tests/make_workflows.py gives the shipped graphs the same. */
+export const DEFAULT_NODE_SIZE = [560, 760];
+/** The editor's least height in the node (toolbar, a usable canvas, slider, two status lines). */
+export const MIN_EDITOR_HEIGHT = 360;
 
 /** The node's default value (one click at 100, 100 on frame 0): a placeholder, not a prompt. */
 export function isExample(doc) {
@@ -178,8 +183,10 @@ export class PromptEditor {
   }
 
   newObject() {
-    const ids = this.objectIds();
-    const id = Math.max(0, ...ids) + 1;
+    // ids in use: the JSON's objects and the ones added here; none (a new node, or after
+    // "clear all") means the first object is 1 -- objectIds()' implicit 1 is only a placeholder
+    const used = [...this.doc.objects.map((o) => o.id), ...this.extraIds];
+    const id = used.length ? Math.max(...used) + 1 : 1;
     this.extraIds.push(id);
     this.selectedId = id;
     this.refreshObjects();
@@ -483,7 +490,7 @@ function attachEditor(node) {
     hideOnZoom: false,
     getValue: () => "",
     setValue: () => {},
-    getMinHeight: () => 260,
+    getMinHeight: () => MIN_EDITOR_HEIGHT,
   });
   widget.serialize = false; // keep widgets_values exactly the node's Python widgets
   const removed = node.onRemoved;
@@ -502,7 +509,7 @@ function attachEditor(node) {
   // a new node gets room for the editor; a loaded one keeps its saved size (configure runs first)
   setTimeout(() => {
     if (!node.__vanishConfigured && node.size) {
-      node.setSize?.([Math.max(node.size[0], 480), Math.max(node.size[1], 640)]);
+      node.setSize?.([Math.max(node.size[0], DEFAULT_NODE_SIZE[0]), Math.max(node.size[1], DEFAULT_NODE_SIZE[1])]);
       node.setDirtyCanvas?.(true, true);
     }
   }, 0);

@@ -17,7 +17,8 @@ const STYLE = `
 .vanish-editor .vanish-scrub input{flex:1 1 auto;margin:0}
 .vanish-editor .vanish-marks{position:absolute;left:8px;right:8px;top:-5px;height:5px;pointer-events:none}
 .vanish-editor .vanish-marks span{position:absolute;width:4px;height:5px;margin-left:-2px;border-radius:1px}
-.vanish-editor .vanish-status{min-height:15px;color:#aaa;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.vanish-editor .vanish-status{min-height:15px;flex:0 0 auto;color:#aaa;white-space:normal;overflow-wrap:anywhere;
+  line-height:15px}
 .vanish-editor .vanish-status.vanish-error{color:#f88}
 `;
 
