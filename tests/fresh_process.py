@@ -1,0 +1,54 @@
+"""Run a pack call in a fresh interpreter (``multiprocessing`` spawn), for cases that may kill
+the process: the libx265 in PyAV's wheels corrupts the heap at some small frame sizes, and a
+glibc abort inside pytest would end the whole test run instead of failing one test.
+
+The child imports the pack the way the tests do (as the package ``vanish``), points the fake
+ComfyUI folders at ``base_dir`` and returns what the call gave or raised, as text.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import Any
+
+
+def _save_video(base_dir: str, width: int, height: int, fmt: str) -> str:
+    os.environ["VANISH_BASE_DIR"] = base_dir
+    import conftest  # noqa: F401 - imports the pack as ``vanish``
+    import torch
+
+    from vanish.nodes import video_io
+
+    frames = torch.rand(3, height, width, 3, generator=torch.Generator().manual_seed(0))
+    try:
+        result = video_io.SaveVideo().save("small/clip", fmt, 19, 25.0, images=frames)
+    except Exception as exc:  # noqa: BLE001 - the parent asserts on the text
+        return f"{type(exc).__name__}: {exc}"
+    return f"saved {result['result'][0]}"
+
+
+def _entry(connection, function, args) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # glibc's abort text; the exit code tells the parent
+    connection.send(function(*args))
+    connection.close()
+
+
+def run_fresh(function, *args: Any) -> tuple[int, str | None]:
+    """``(exit code, returned text or None)`` of ``function(*args)`` in a spawned child."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_entry, args=(send, function, args))
+    process.start()
+    send.close()
+    try:
+        text = receive.recv()
+    except EOFError:
+        text = None
+    process.join()
+    return process.exitcode, text
+
+
+def save_video_in_child(base_dir: str, width: int, height: int, fmt: str) -> tuple[int, str | None]:
+    """Save Video of 3 random ``width`` x ``height`` frames in ``fmt``, in a fresh process."""
+    return run_fresh(_save_video, base_dir, width, height, fmt)
