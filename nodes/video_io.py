@@ -114,7 +114,8 @@ def load_selected(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection
         raise _selection_error(info, selection, input_name) from None
     except vd.FrameTooLarge as exc:
         resized = (selection.width or selection.height) and exc.size != (info.width, info.height)
-        raise VanishError(LOAD, "custom_width" if resized else input_name, f"asks for {exc}.",
+        raise VanishError(LOAD, "custom_width" if resized else input_name,
+                          f"asks for frames FFmpeg's scaler cannot convert: {exc}.",
                           "set custom_width/custom_height so the frames stay below about "
                           "16000x16000 pixels (e.g. 8192x8192)" + ("" if resized else
                           ", after shrinking the clip with another tool") + ".") from None
@@ -377,7 +378,8 @@ def check_fps(fps: object, video_info: vd.VideoInfo | None) -> float:
         fix = ("set fps to the clip's rate (e.g. 25)" if name == "fps" else
                "raise force_rate (or lower select_every_nth) in Load Video Frames, or disconnect "
                "video_info and set fps")
-        raise VanishError(SAVE, name, f"gives {value!r} frames per second; Save Video writes "
+        shown = f"{rate:.6g}" if math.isfinite(rate) else repr(value)
+        raise VanishError(SAVE, name, f"gives {shown} frames per second; Save Video writes "
                           f"{ve.MIN_FPS:g} to {ve.MAX_FPS:g}.", fix + ".")
     return rate
 

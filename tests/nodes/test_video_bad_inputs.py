@@ -190,7 +190,8 @@ def test_frames_too_large_for_the_scaler_name_the_size(comfy):
     """16384x16384 failed with "Invalid argument returned 22 ... re-export the clip"."""
     clip = write_clip(comfy.input / "clip.mkv", 2)
     with pytest.raises(VanishError, match=r"^Load Video Frames: input 'custom_width' asks for "
-                       r"16384x16384 frames are larger than FFmpeg's scaler converts"):
+                       r"frames FFmpeg's scaler cannot convert: 16384x16384 frames are larger than "
+                       r"FFmpeg's scaler converts"):
         load(clip, width=16384, height=16384)
     assert load(clip, width=16384, height=64)[0].shape == (2, 64, 16384, 3)  # long but thin is fine
 
