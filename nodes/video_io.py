@@ -52,8 +52,24 @@ def resolve_source(video: str, path: str = "") -> Path | None:
     return _comfy.annotated_path(video.strip())
 
 
+def _unusable_path(source: Path, input_name: str) -> VanishError | None:
+    """An error for a path the OS refuses to even look up (too long a name, a loop of links)."""
+    try:
+        source.exists()
+    except OSError as exc:
+        text = str(source)
+        shown = text if len(text) <= 100 else f"{text[:80]}... ({len(text)} characters)"
+        return VanishError(LOAD, input_name, f"is not a usable path ({exc.strerror or exc}): {shown}.",
+                           "give a shorter path: each folder or file name at most 255 bytes, the "
+                           "whole path at most 4096.")
+    return None
+
+
 def _missing_problem(source: Path | None, input_name: str) -> str | None:
     """VALIDATE_INPUTS text for a named file that is not there (empty values may be links)."""
+    unusable = _unusable_path(source, input_name) if source is not None else None
+    if unusable is not None:
+        return str(unusable)
     if source is not None and not source.exists():
         return (f"{LOAD}: input '{input_name}' points to {source}, which does not exist.\n"
                 "Fix: upload the file with the widget, or give an existing file or folder path.")
@@ -64,6 +80,9 @@ def _probe(source: Path | None, input_name: str) -> vd.VideoInfo:
     if source is None:
         raise VanishError(LOAD, input_name, "names no file.",
                           "choose or upload a video in 'video', or type a file or folder in 'path'.")
+    unusable = _unusable_path(source, input_name)
+    if unusable is not None:
+        raise unusable
     if not source.exists():
         raise VanishError(LOAD, input_name, f"points to {source}, which does not exist.",
                           "upload the video with the widget, or give an existing file or folder path.")
@@ -289,9 +308,12 @@ class LoadVideoFrames:
 
     @classmethod
     def IS_CHANGED(cls, video: str, path: str = "", mask_path: str = "", **_: object) -> str:
-        key = vf.source_fingerprint(resolve_source(video, path))
-        if (mask_path or "").strip():
-            key += vf.source_fingerprint(resolve_source("", mask_path))
+        try:
+            key = vf.source_fingerprint(resolve_source(video, path))
+            if (mask_path or "").strip():
+                key += vf.source_fingerprint(resolve_source("", mask_path))
+        except OSError as exc:  # an unusable path: the run itself reports it clearly
+            return f"unusable:{exc.errno}:{video}:{path}:{mask_path}"
         return key
 
     @classmethod
