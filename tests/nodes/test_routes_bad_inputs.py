@@ -117,3 +117,18 @@ def test_deep_and_bad_bodies_over_http_are_json_400(comfy, monkeypatch):
 
     for status, content_type, body in asyncio.run(exchange()):
         assert status == 400 and content_type == "application/json" and body["error"]
+
+
+def test_prompt_node_names_the_nesting_and_the_boolean(comfy):
+    """In the node: a clear VanishError on the prompts input, not a bare RecursionError."""
+    from vanish.nodes._errors import VanishError
+    from vanish.nodes.segmentation import SAM2VideoPrompt
+
+    with pytest.raises(VanishError, match=r"^SAM 2 Video Prompt: input 'prompts' nests brackets 100000 "
+                       r"deep; prompts nest at most 64 deep\.\nFix: "):
+        SAM2VideoPrompt().build(DEEP)
+    with pytest.raises(VanishError, match=r"input 'prompts' points_positive nests brackets 100000 deep"):
+        SAM2VideoPrompt().build("", points_positive=DEEP)
+    with pytest.raises(VanishError, match=r"'positive' has true, which is not a number"):
+        SAM2VideoPrompt().build('{"version": 1, "objects": [{"id": 1, "frames": {"0": {"positive": '
+                                '[[true, false]]}}}]}')
