@@ -266,3 +266,13 @@ def test_path_too_long_for_the_os_is_a_clear_error(comfy, name):
     clip = write_clip(comfy.input / "clip.mkv", 2)
     with pytest.raises(VanishError, match=r"^Load Video Frames: input 'mask_path' is not a usable path"):
         load(clip, mask_path=name)
+
+
+@pytest.mark.parametrize("fmt", ["h264-mp4", "vp9-webm", "prores4444-mov", "ffv1-mkv", "png-sequence"])
+def test_every_audio_rate_in_range_saves_with_every_format(comfy, fmt):
+    """The same fault as AAC at 192 kHz, checked for every encoder at both ends of the range."""
+    for rate in (ve.MIN_AUDIO_RATE, 192_000, ve.MAX_AUDIO_RATE):
+        saved = Path(save(frames(12, 64, 64), fmt=fmt, audio=_sine(rate))["result"][0])
+        sound = saved / "audio.flac" if fmt == "png-sequence" else saved
+        with av.open(str(sound)) as container:
+            assert container.streams.audio, (fmt, rate)
