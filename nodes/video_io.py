@@ -132,12 +132,12 @@ def load_selected(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection
     except vf.NoFramesSelected:
         raise _selection_error(info, selection, input_name) from None
     except vd.FrameTooLarge as exc:
-        resized = (selection.width or selection.height) and exc.size != (info.width, info.height)
+        resized = bool(selection.width or selection.height) and exc.size != (info.width, info.height)
+        fix = ("set custom_width/custom_height so the frames stay below about 16000x16000 pixels "
+               "(e.g. 8192x8192)." if resized else "shrink the clip with another tool first (e.g. "
+               "to 8192x8192): FFmpeg's converter cannot read frames this large.")
         raise VanishError(LOAD, "custom_width" if resized else input_name,
-                          f"asks for frames FFmpeg's scaler cannot convert: {exc}.",
-                          "set custom_width/custom_height so the frames stay below about "
-                          "16000x16000 pixels (e.g. 8192x8192)" + ("" if resized else
-                          ", after shrinking the clip with another tool") + ".") from None
+                          f"asks for frames FFmpeg's scaler cannot convert: {exc}.", fix) from None
     except ValueError as exc:
         raise VanishError(LOAD, input_name, f"could not be decoded: {exc}.",
                           "re-export the clip, or check that every image of the folder has one size."
