@@ -122,7 +122,9 @@ def test_deep_and_bad_bodies_over_http_are_json_400(comfy, monkeypatch):
 def test_prompt_node_names_the_nesting_and_the_boolean(comfy):
     """In the node: a clear VanishError on the prompts input, not a bare RecursionError."""
     from vanish.nodes._errors import VanishError
-    from vanish.nodes.segmentation import SAM2VideoPrompt
+    from vanish.nodes.segmentation import NODE_CLASS_MAPPINGS
+
+    SAM2VideoPrompt = NODE_CLASS_MAPPINGS["VanishSAM2VideoPrompt"]  # by id: class names may change
 
     with pytest.raises(VanishError, match=r"^SAM 2 Video Prompt: input 'prompts' nests brackets 100000 "
                        r"deep; prompts nest at most 64 deep\.\nFix: "):

@@ -20,8 +20,9 @@ from vanish.nodes._errors import VanishError
 from vanish.nodes.ops import video_decode as vd
 from vanish.nodes.ops import video_encode as ve
 
-LOAD = video_io.LoadVideoFrames()
-SAVE = video_io.SaveVideo()
+# by node id: class names may change, ids never do
+LOAD = video_io.NODE_CLASS_MAPPINGS["VanishLoadVideoFrames"]()
+SAVE = video_io.NODE_CLASS_MAPPINGS["VanishSaveVideo"]()
 
 
 def load(path, skip=0, cap=0, nth=1, rate=0.0, width=0, height=0, **extra):
@@ -257,9 +258,9 @@ def test_damaged_file_that_decodes_partway_warns_with_counts(comfy, caplog):
 @pytest.mark.parametrize("name", ["a" * 5000, "a/" * 3000 + "b"])
 def test_path_too_long_for_the_os_is_a_clear_error(comfy, name):
     """The same fault as the route's 5,000-character name, in the node: a raw OSError (errno 36)."""
-    problem = video_io.LoadVideoFrames.VALIDATE_INPUTS("", path=name)
+    problem = type(LOAD).VALIDATE_INPUTS("", path=name)
     assert problem.startswith("Load Video Frames: input 'path' is not a usable path (File name too long)")
-    assert video_io.LoadVideoFrames.IS_CHANGED("", path=name).startswith("unusable:")
+    assert type(LOAD).IS_CHANGED("", path=name).startswith("unusable:")
     with pytest.raises(VanishError, match=r"^Load Video Frames: input 'path' is not a usable path "
                        r"\(File name too long\): .*characters\)\.\nFix: give a shorter path"):
         load(name)
