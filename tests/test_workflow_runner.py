@@ -75,3 +75,33 @@ def test_the_shipped_warp_error_nodes_are_output_nodes():
 
     assert NODE_CLASS_MAPPINGS["VanishWarpErrorMetric"].OUTPUT_NODE is True
     assert NODE_CLASS_MAPPINGS["VanishSaveVideo"].OUTPUT_NODE is True
+
+
+def nodes_leading_to_outputs(workflow: dict, mappings: dict) -> set[int]:
+    """Ids of the nodes ComfyUI would execute: output nodes and everything upstream of them."""
+    upstream: dict[int, set[int]] = {}
+    for _link_id, src, _src_slot, dst, _dst_slot, _type in workflow.get("links", []):
+        upstream.setdefault(dst, set()).add(src)
+    seen: set[int] = set()
+    stack = list(output_node_ids(workflow, mappings))
+    while stack:
+        node_id = stack.pop()
+        if node_id not in seen:
+            seen.add(node_id)
+            stack.extend(upstream.get(node_id, ()))
+    return seen
+
+
+def test_every_node_of_every_shipped_workflow_is_executed():
+    """What would have caught issue 11's silent Warp Error: no shipped node is skipped by ComfyUI."""
+    from shared_paths import ROOT
+    from vanish import NODE_CLASS_MAPPINGS
+    from workflow_tools import NOTE_TYPES, load_workflow
+
+    paths = sorted((ROOT / "workflows").glob("*.json"))
+    assert paths
+    for path in paths:
+        workflow = load_workflow(path)
+        nodes = {n["id"] for n in workflow["nodes"] if n["type"] not in NOTE_TYPES}
+        skipped = nodes - nodes_leading_to_outputs(workflow, NODE_CLASS_MAPPINGS)
+        assert not skipped, f"{path.name}: nodes {sorted(skipped)} lead to no output node"
