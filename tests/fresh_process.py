@@ -12,19 +12,24 @@ import os
 from typing import Any
 
 
-def _save_video(base_dir: str, width: int, height: int, fmt: str) -> str:
+def _save_videos(base_dir: str, sizes: list[tuple[int, int]], fmt: str) -> list[str]:
     os.environ["VANISH_BASE_DIR"] = base_dir
     import conftest  # noqa: F401 - imports the pack as ``vanish``
     import torch
 
     from vanish.nodes import video_io
 
-    frames = torch.rand(3, height, width, 3, generator=torch.Generator().manual_seed(0))
-    try:
-        result = video_io.NODE_CLASS_MAPPINGS["VanishSaveVideo"]().save("small/clip", fmt, 19, 25.0, images=frames)
-    except Exception as exc:  # noqa: BLE001 - the parent asserts on the text
-        return f"{type(exc).__name__}: {exc}"
-    return f"saved {result['result'][0]}"
+    node = video_io.NODE_CLASS_MAPPINGS["VanishSaveVideo"]()
+    texts = []
+    for width, height in sizes:
+        frames = torch.rand(3, height, width, 3, generator=torch.Generator().manual_seed(0))
+        try:
+            result = node.save("small/clip", fmt, 19, 25.0, images=frames)
+        except Exception as exc:  # noqa: BLE001 - the parent asserts on the text
+            texts.append(f"{type(exc).__name__}: {exc}")
+        else:
+            texts.append(f"saved {result['result'][0]}")
+    return texts
 
 
 def _entry(connection, function, args) -> None:
@@ -34,8 +39,8 @@ def _entry(connection, function, args) -> None:
     connection.close()
 
 
-def run_fresh(function, *args: Any) -> tuple[int, str | None]:
-    """``(exit code, returned text or None)`` of ``function(*args)`` in a spawned child."""
+def run_fresh(function, *args: Any) -> tuple[int, Any]:
+    """``(exit code, what it returned or None)`` of ``function(*args)`` in a spawned child."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     process = context.Process(target=_entry, args=(send, function, args))
@@ -49,6 +54,8 @@ def run_fresh(function, *args: Any) -> tuple[int, str | None]:
     return process.exitcode, text
 
 
-def save_video_in_child(base_dir: str, width: int, height: int, fmt: str) -> tuple[int, str | None]:
-    """Save Video of 3 random ``width`` x ``height`` frames in ``fmt``, in a fresh process."""
-    return run_fresh(_save_video, base_dir, width, height, fmt)
+def save_videos_in_child(base_dir: str, sizes: list[tuple[int, int]], fmt: str
+                         ) -> tuple[int, list[str] | None]:
+    """Save Video of 3 random frames at each ``(width, height)`` in ``fmt``, in ONE fresh process
+    (one interpreter start, since importing torch is the slow part); a text per size."""
+    return run_fresh(_save_videos, base_dir, list(sizes), fmt)
