@@ -5,7 +5,7 @@ carry the ``Vanish`` prefix and are never renamed.
 """
 from __future__ import annotations
 
-from . import compositing, inpainting, masks, metrics, segmentation, video_io
+from . import _validation, compositing, inpainting, masks, metrics, segmentation, video_io
 
 _STAGES = (video_io, segmentation, masks, inpainting, compositing, metrics)
 
@@ -17,6 +17,7 @@ for _stage in _STAGES:
             raise RuntimeError(f"Vanish: node id {_node_id!r} is registered twice")
     NODE_CLASS_MAPPINGS.update(_stage.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_stage.NODE_DISPLAY_NAME_MAPPINGS)
+_validation.install_all(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)  # combos checked per call
 
 from . import routes as _routes
 

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 from . import _comfy
@@ -15,6 +19,8 @@ logger = logging.getLogger(__name__)
 REGIONS = ("filled region", "whole frame")
 FLOW_SOURCES = ("result", "original")
 MAX_SEAM_WIDTH = 64
+PREVIEW_SUBFOLDER = "vanish_metrics"
+"""Temp subfolder of the report images the node shows (ComfyUI empties temp at start)."""
 
 
 class VanishWarpErrorMetric:
@@ -23,6 +29,9 @@ class VanishWarpErrorMetric:
     DISPLAY_NAME = "Warp Error (temporal consistency)"
     CATEGORY = "Vanish/metrics"
     FUNCTION = "measure"
+    # An output node: ComfyUI runs it even when nothing consumes its outputs, and it shows the
+    # mean and the per-frame plot on the node (the shipped workflows leave its outputs open).
+    OUTPUT_NODE = True
     RETURN_TYPES = ("FLOAT", "STRING", "IMAGE")
     RETURN_NAMES = ("mean", "per_frame", "plot")
     OUTPUT_TOOLTIPS = (
@@ -78,6 +87,7 @@ class VanishWarpErrorMetric:
         if flow_method not in warp_ops.FLOW_METHODS:
             raise VanishError(node, "flow_method", f"is {flow_method!r}, not one of {sorted(warp_ops.FLOW_METHODS)}.",
                               "pick dis or farneback.")
+        _check_flow_size(video, flow_method, node)
         progress = _comfy.Progress(max(video.shape[0] - 1, 1))
 
         def on_pair(_index: int) -> None:
@@ -88,8 +98,44 @@ class VanishWarpErrorMetric:
                                      occlusion_check=bool(occlusion_check), seam_width=int(seam_width),
                                      whole_frame=region == REGIONS[1], on_pair=on_pair)
         logger.info("warp error %.6g over %d pairs", result.mean, len(result.per_frame))
-        plot = torch.from_numpy(warp_ops.render_report(result, video.cpu())).float().div_(255.0)[None]
-        return (float(result.mean), result.to_json(), plot)
+        report = warp_ops.render_report(result, video.cpu())  # [H, W, 3] uint8
+        plot = torch.from_numpy(report).float().div_(255.0)[None]
+        outputs = (float(result.mean), result.to_json(), plot)
+        return {"ui": preview_ui(report, result), "result": outputs}
+
+
+def _check_flow_size(video: torch.Tensor, flow_method: str, node: str) -> None:
+    if video.shape[0] < 2:
+        return  # no pair, no flow
+    try:
+        warp_ops.check_flow_size(flow_method, video.shape[2], video.shape[1])
+    except warp_ops.FrameTooSmall as exc:
+        raise VanishError(node, "frames", f"is too small: {exc}.",
+                          "set flow_method to farneback (it takes any size), or measure the frames "
+                          f"before they are shrunk below {exc.minimum}x{exc.minimum}.") from None
+
+
+def summary_text(result: warp_ops.WarpErrorResult) -> str:
+    """One line for the node's face: the mean, the pairs and the worst pair."""
+    pairs = len(result.per_frame)
+    if result.worst_pair is None:
+        return f"E_warp: nothing measured ({pairs} frame pairs)"
+    worst = result.per_frame[result.worst_pair]
+    return (f"E_warp mean {result.mean:.6g} over {pairs} frame pairs; worst "
+            f"{result.worst_pair}->{result.worst_pair + 1}: {worst:.6g}")
+
+
+def preview_ui(report: np.ndarray, result: warp_ops.WarpErrorResult) -> dict:
+    """The ``ui`` value core's PreviewImage returns (the report image in temp), plus the text."""
+    folder = _comfy.temp_directory() / PREVIEW_SUBFOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"warp_error_{uuid.uuid4().hex[:16]}.png"
+    ok, data = cv2.imencode(".png", cv2.cvtColor(report, cv2.COLOR_RGB2BGR))
+    if ok:
+        with open(Path(folder) / name, "xb") as handle:
+            handle.write(data.tobytes())
+    images = [{"filename": name, "subfolder": PREVIEW_SUBFOLDER, "type": "temp"}] if ok else []
+    return {"images": images, "text": [summary_text(result)]}
 
 
 def _read_mask(mask: object, video: torch.Tensor, region: str, seam_width: int, node: str) -> torch.Tensor | None:

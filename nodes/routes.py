@@ -36,7 +36,7 @@ import numpy as np
 from . import _comfy
 from .ops import video_decode as vd
 from .ops.editor_frames import RUN_FRAMES_SUBFOLDER, read_run_frames
-from .ops.sam2_prompts import FramePrompts, PromptError, PromptSet
+from .ops.sam2_prompts import FramePrompts, PromptError, PromptSet, load_json
 
 logger = logging.getLogger(__name__)
 
@@ -124,13 +124,19 @@ def _confined(root: Path, name: str, what: str) -> Path:
         raise RouteError(400, f"'{what}' must be a name inside ComfyUI's input folder, got {name!r}.",
                          "upload the video with the loader's widget (absolute paths and '..' are "
                          "not served; run the graph once to see those frames).")
+    shown = name if len(name) <= 80 else name[:60] + f"... ({len(name)} characters)"
     base = root.resolve()
-    target = (base / pure).resolve()
+    try:
+        target = (base / pure).resolve()
+        exists = target.exists()
+    except OSError as exc:  # a name too long for the file system, a loop of links, ...
+        raise RouteError(400, f"'{what}' {shown!r} cannot be a file name here: "
+                         f"{exc.strerror or exc}.", "pick a file in the loader node.") from None
     if target == base or base not in target.parents:
-        raise RouteError(403, f"'{what}' {name!r} leads outside ComfyUI's input folder.",
+        raise RouteError(403, f"'{what}' {shown!r} leads outside ComfyUI's input folder.",
                          "put the video inside the input folder (links leading out are not served).")
-    if not target.exists():
-        raise RouteError(404, f"'{what}' {name!r} does not exist in ComfyUI's input folder.",
+    if not exists:
+        raise RouteError(404, f"'{what}' {shown!r} does not exist in ComfyUI's input folder.",
                          "upload the video with the loader's widget, or pick another file.")
     return target
 
@@ -214,6 +220,10 @@ def selected_frame(params: Mapping[str, Any]) -> np.ndarray:
         return vd.decode_single_frame(path, index, selection)
     except IndexError:
         raise missing from None
+    except vd.FrameTooLarge as exc:
+        raise RouteError(422, f"frame {index} of '{path.name}' cannot be shown: {exc}.",
+                         "set custom_width/custom_height in the loader so the frames stay below "
+                         "about 16000x16000 pixels.") from None
     except (ValueError, OSError) as exc:
         raise RouteError(422, f"frame {index} of '{path.name}' cannot be decoded: {exc}.",
                          "re-export the video, or pick another frame.") from exc
@@ -341,6 +351,15 @@ def preview(body: Any, model_getter: Callable[[], Any] | None = None) -> RouteRe
                        {"X-Vanish-Mask-Areas": json.dumps(areas), "Cache-Control": "no-store"})
 
 
+def parse_body(text: str) -> Any:
+    """The JSON body of a POST, or a 400 :class:`RouteError` (also for absurd nesting, which
+    would otherwise end in a RecursionError and a plain-text 500)."""
+    try:
+        return load_json(text, "the request body ", "update the editor (reload the page).")
+    except PromptError as exc:
+        raise RouteError(400, exc.problem.replace("is not valid JSON", "is not JSON"), exc.fix) from None
+
+
 # --------------------------------------------------------------------------- server wiring
 def _respond(result: RouteResult):
     web = _comfy.web_responses()  # aiohttp's web module, as ComfyUI's server exposes it
@@ -373,9 +392,11 @@ def register() -> None:
 
     async def preview_handler(request):
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-            return _respond(RouteResult(400, {"error": "the request body is not JSON."}))
+            body = parse_body(await request.text())
+        except RouteError as exc:
+            return _respond(_error_result(exc))
+        except UnicodeDecodeError:
+            return _respond(RouteResult(400, {"error": "the request body is not JSON (not UTF-8 text)."}))
         return _respond(await asyncio.to_thread(_guarded, preview, body))
 
     routes.get(f"{PREFIX}/video_info")(query_route(video_info))

@@ -12,6 +12,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import av
 import torch
 
 from . import _comfy
@@ -32,6 +33,8 @@ RAM_BUDGET_FRACTION = 0.75
 SILENT_SAMPLE_RATE = 44100
 SILENT_KEY = "vanish_silent"
 """Marks the silent AUDIO returned for clips without sound; Save Video muxes no track for it."""
+SILENT_MAX_SECONDS = 3600.0
+"""Longest silent track returned; clips at absurd rates (force_rate 0.001: 1000 s a frame) get this."""
 
 
 # --------------------------------------------------------------------------- sources
@@ -49,10 +52,26 @@ def resolve_source(video: str, path: str = "") -> Path | None:
     return _comfy.annotated_path(video.strip())
 
 
+def _unusable_path(source: Path, input_name: str) -> VanishError | None:
+    """An error for a path the OS refuses to even look up (too long a name, a loop of links)."""
+    try:
+        source.exists()
+    except OSError as exc:
+        text = str(source)
+        shown = text if len(text) <= 100 else f"{text[:80]}... ({len(text)} characters)"
+        return VanishError(LOAD, input_name, f"is not a usable path ({exc.strerror or exc}): {shown}.",
+                           "give a shorter path: each folder or file name at most 255 bytes, the "
+                           "whole path at most 4096.")
+    return None
+
+
 def _probe(source: Path | None, input_name: str) -> vd.VideoInfo:
     if source is None:
         raise VanishError(LOAD, input_name, "names no file.",
                           "choose or upload a video in 'video', or type a file or folder in 'path'.")
+    unusable = _unusable_path(source, input_name)
+    if unusable is not None:
+        raise unusable
     if not source.exists():
         raise VanishError(LOAD, input_name, f"points to {source}, which does not exist.",
                           "upload the video with the widget, or give an existing file or folder path.")
@@ -101,20 +120,59 @@ def load_selected(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection
         raise _memory_error(exc) from None
     except vf.NoFramesSelected:
         raise _selection_error(info, selection, input_name) from None
+    except vd.FrameTooLarge as exc:
+        resized = bool(selection.width or selection.height) and exc.size != (info.width, info.height)
+        fix = ("set custom_width/custom_height so the frames stay below about 16000x16000 pixels "
+               "(e.g. 8192x8192)." if resized else "shrink the clip with another tool first (e.g. "
+               "to 8192x8192): FFmpeg's converter cannot read frames this large.")
+        raise VanishError(LOAD, "custom_width" if resized else input_name,
+                          f"asks for frames FFmpeg's scaler cannot convert: {exc}.", fix) from None
     except ValueError as exc:
         raise VanishError(LOAD, input_name, f"could not be decoded: {exc}.",
                           "re-export the clip, or check that every image of the folder has one size."
                           ) from exc
 
 
+ASPECT_TOLERANCE = 0.01
+"""Relative aspect-ratio difference (beyond one pixel of rounding) at which a mask is refused."""
+
+
+def _check_mask_aspect(mask: vd.VideoInfo, clip_size: tuple[int, int]) -> None:
+    """Refuse a mask whose shape differs from the clip's: resizing would stretch it off the object."""
+    clip_w, clip_h = clip_size
+    fitted_h = mask.height * clip_w / mask.width  # the mask's height at the clip's width
+    if abs(fitted_h - clip_h) > max(1.0, ASPECT_TOLERANCE * clip_h):
+        raise VanishError(LOAD, "mask_path", f"is {mask.width}x{mask.height} but the clip is "
+                          f"{clip_w}x{clip_h}: another aspect ratio, so resizing it would stretch "
+                          "the mask away from the object.",
+                          f"export the mask at the clip's size ({clip_w}x{clip_h}) or the same "
+                          "aspect ratio (crop or pad it to match first).")
+
+
+def _check_mask_count(mask: torch.Tensor, mask_kind: str, count: int) -> None:
+    if mask_kind == "image" or mask.shape[0] == count:
+        return
+    raise VanishError(LOAD, "mask_path", f"gives {mask.shape[0]} mask frames for the {count} frames "
+                      "loaded (after the same skip/cap/every-nth selection).",
+                      "give one mask per frame of the clip (same length and frame rate), or ONE "
+                      "mask image to use for every frame.")
+
+
 def load_mask(mask_source: Path, selection: vd.FrameSelection, size: tuple[int, int],
-              threshold: float) -> torch.Tensor:
+              threshold: float, clip_size: tuple[int, int] | None = None,
+              count: int | None = None) -> torch.Tensor:
     """A mask file/video/folder as MASK ``[T, H, W]`` at ``size`` (one image -> one frame).
 
     The mask is the alpha channel when the file has a non-opaque one, else the brightest of
     R, G, B (white = 1). ``threshold > 0`` turns it into 0/1 (``>= threshold`` is 1).
+
+    Raises:
+        VanishError: the mask's aspect differs from ``clip_size`` (the clip's own size), or it
+            gives another number of frames than ``count`` (one image is always fine).
     """
     info = _probe(mask_source, "mask_path")
+    if clip_size is not None:
+        _check_mask_aspect(info, clip_size)
     width, height = size
     resized = replace(selection, width=width, height=height)
     if info.kind == "image":  # one mask image serves every frame
@@ -125,6 +183,8 @@ def load_mask(mask_source: Path, selection: vd.FrameSelection, size: tuple[int, 
     else:
         mask = frames.amax(dim=-1)  # [T, H, W]
     del frames
+    if count is not None:
+        _check_mask_count(mask, info.kind, count)
     if threshold > 0:
         mask = (mask >= threshold).float()
     return mask.contiguous()
@@ -137,9 +197,20 @@ def audio_for(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection, co
     duration = count * max(selection.every_nth, 1) / rate
     clip = read_audio(source, start, duration) if info.kind == "video" and info.has_audio else None
     if clip is None or clip.samples.shape[1] == 0:  # no track, or it ends before the frames
-        silent = torch.zeros((1, 1, int(round(duration * SILENT_SAMPLE_RATE))))
-        return {"waveform": silent, "sample_rate": SILENT_SAMPLE_RATE, SILENT_KEY: True}
+        return silent_audio(duration)
     return {"waveform": torch.from_numpy(clip.samples).unsqueeze(0), "sample_rate": clip.sample_rate}
+
+
+def silent_audio(duration: float) -> dict:
+    """Marked silent AUDIO of ``duration`` seconds (at most SILENT_MAX_SECONDS).
+
+    The waveform is one zero expanded to its length (a stride-0 view): it costs 4 bytes however
+    long the clip claims to be. Consumers that need real memory call ``.contiguous()``.
+    """
+    seconds = min(max(duration, 0.0), SILENT_MAX_SECONDS) if math.isfinite(duration) else SILENT_MAX_SECONDS
+    length = int(round(seconds * SILENT_SAMPLE_RATE))
+    waveform = torch.zeros((1, 1, 1)).expand(1, 1, length)  # [B, C, T], no memory per sample
+    return {"waveform": waveform, "sample_rate": SILENT_SAMPLE_RATE, SILENT_KEY: True}
 
 
 # --------------------------------------------------------------------------- Load Video Frames
@@ -211,8 +282,10 @@ class VanishLoadVideoFrames:
                                     force_rate, custom_width, custom_height)
         frames, alpha = load_selected(source, info, selection, info.has_alpha, input_name)
         count, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
+        warning = shortfall_warning(source, info, selection, count)
         if (mask_path or "").strip():
-            mask = load_mask(resolve_source("", mask_path), selection, (width, height), mask_threshold)
+            mask = load_mask(resolve_source("", mask_path), selection, (width, height), mask_threshold,
+                             clip_size=(info.width, info.height), count=count)
         elif alpha is not None:
             mask = (alpha >= mask_threshold).float() if mask_threshold > 0 else alpha
         else:
@@ -220,15 +293,18 @@ class VanishLoadVideoFrames:
         fps = vd.output_fps(info, selection)
         loaded = vd.VideoInfo(str(source), info.kind, fps, width, height, count, count / fps,
                               info.has_audio, alpha is not None, info.audio_sample_rate,
-                              info.audio_channels)
+                              info.audio_channels, decode_warning=warning)
         audio = audio_for(source, info, selection, count)
         return frames, mask, audio, fps, count, loaded
 
     @classmethod
     def IS_CHANGED(cls, video: str, path: str = "", mask_path: str = "", **_: object) -> str:
-        key = vf.source_fingerprint(resolve_source(video, path))
-        if (mask_path or "").strip():
-            key += vf.source_fingerprint(resolve_source("", mask_path))
+        try:
+            key = vf.source_fingerprint(resolve_source(video, path))
+            if (mask_path or "").strip():
+                key += vf.source_fingerprint(resolve_source("", mask_path))
+        except OSError as exc:  # an unusable path: the run itself reports it clearly
+            return f"unusable:{exc.errno}:{video}:{path}:{mask_path}"
         return key
 
     @classmethod
@@ -240,6 +316,26 @@ class VanishLoadVideoFrames:
         missing needs all three, and :meth:`load` says which, once, before decoding anything.
         """
         return True
+
+
+SHORTFALL_TOLERANCE = 0.02
+"""Share of the announced frames that may be missing without a warning (containers that only
+estimate their length from the duration are off by a frame or two)."""
+
+
+def shortfall_warning(source: Path, info: vd.VideoInfo, selection: vd.FrameSelection, count: int
+                      ) -> str:
+    """A warning (logged, and kept in video_info) when a video decoded fewer frames than its
+    container announces: a damaged or cut-short file decodes partway without an error."""
+    expected = vd.expected_count(vd.timeline_length(info, selection), selection)
+    missing = expected - count
+    if info.kind != "video" or missing <= max(1, int(SHORTFALL_TOLERANCE * expected)):
+        return ""
+    text = (f"{LOAD}: {source.name} decoded {count} of the {expected} frames its container "
+            f"announces; the file is probably damaged or cut short, and the last {missing} frames "
+            "are missing. Re-export or re-download it for the whole clip.")
+    logger.warning(text)
+    return text
 
 
 def _make_selection(skip: int, cap: int, nth: int, force_rate: float, width: int, height: int
@@ -255,28 +351,51 @@ def _make_selection(skip: int, cap: int, nth: int, force_rate: float, width: int
 
 
 # --------------------------------------------------------------------------- Save Video
+MAX_NAME_BYTES = 255
+"""Longest file or folder name (bytes) on the common file systems (ext4, NTFS, APFS)."""
+COUNTER_SUFFIX = len("_00000_.mp4") + 4
+"""What Save Video appends to the prefix's last part (counter, extension), with room to spare."""
+
+
 def check_prefix(prefix: str) -> str:
-    """Refuse output prefixes that are absolute or climb out of the output folder."""
+    """Refuse output prefixes that are absolute, climb out of the output folder, hold a NUL
+    byte, or have a part longer than a file name may be."""
     text = (prefix or "").strip()
+    if "\x00" in text:
+        raise VanishError(SAVE, "filename_prefix", "contains a NUL character (\\x00), which no file "
+                          "name may hold.", "retype the prefix, e.g. 'vanish/clip'.")
     parts = Path(text.replace("\\", "/")).parts
     if not text or ".." in parts or Path(text).is_absolute() or text.startswith(("/", "\\")):
         raise VanishError(SAVE, "filename_prefix",
                           f"is {prefix!r}; it must be a name inside the output folder.",
                           "use a plain name or subfolder/name such as 'vanish/clip' (no '..', no "
                           "absolute path).")
+    for index, part in enumerate(parts):
+        room = MAX_NAME_BYTES - (COUNTER_SUFFIX if index == len(parts) - 1 else 0)
+        if len(part.encode("utf-8")) > room:
+            raise VanishError(SAVE, "filename_prefix",
+                              f"has a part of {len(part.encode('utf-8'))} bytes ({part[:40]!r}...); "
+                              f"file names may have at most {MAX_NAME_BYTES} bytes, and the counter "
+                              "and extension are added to the last part.",
+                              f"shorten each part between '/' to at most {room} characters.")
     return text
 
 
 def check_fps(fps: object, video_info: vd.VideoInfo | None) -> float:
+    """The rate to save at: video_info's when connected, else ``fps``; within MIN_FPS..MAX_FPS."""
     value = video_info.fps if video_info is not None else fps
     name = "video_info" if video_info is not None else "fps"
     try:
         rate = float(value)
     except (TypeError, ValueError):
         rate = float("nan")
-    if not math.isfinite(rate) or rate <= 0:
-        raise VanishError(SAVE, name, f"gives {value!r} frames per second; it must be above 0.",
-                          "set fps to the clip's rate (e.g. 25), or connect Load Video Frames' fps.")
+    if not math.isfinite(rate) or not ve.MIN_FPS <= rate <= ve.MAX_FPS:
+        fix = ("set fps to the clip's rate (e.g. 25)" if name == "fps" else
+               "raise force_rate (or lower select_every_nth) in Load Video Frames, or disconnect "
+               "video_info and set fps")
+        shown = f"{rate:.6g}" if math.isfinite(rate) else repr(value)
+        raise VanishError(SAVE, name, f"gives {shown} frames per second; Save Video writes "
+                          f"{ve.MIN_FPS:g} to {ve.MAX_FPS:g}.", fix + ".")
     return rate
 
 
@@ -289,6 +408,11 @@ def check_audio(audio: object) -> AudioClip | None:
     if not isinstance(waveform, torch.Tensor) or waveform.ndim not in (2, 3) or not rate or rate <= 0:
         raise VanishError(SAVE, "audio", "is not a ComfyUI AUDIO value {waveform [B, C, T], sample_rate}.",
                           "connect an AUDIO output (e.g. Load Video Frames' audio or Load Audio).")
+    if not ve.MIN_AUDIO_RATE <= rate <= ve.MAX_AUDIO_RATE:
+        raise VanishError(SAVE, "audio", f"has a sample rate of {rate} Hz; Save Video writes sound "
+                          f"at {ve.MIN_AUDIO_RATE} to {ve.MAX_AUDIO_RATE} Hz (rates an encoder "
+                          "lacks are resampled).", "resample the audio (e.g. to 48000 Hz), or "
+                          "disconnect 'audio'.")
     samples = (waveform[0] if waveform.ndim == 3 else waveform).float().cpu()  # [C, T]
     if not bool(torch.isfinite(samples).all()):
         raise VanishError(SAVE, "audio", "contains NaN or infinite samples.",
@@ -303,13 +427,25 @@ def _new_target(prefix: str, size: tuple[int, int], extension: str, folder_suffi
     except ValueError as exc:
         raise VanishError(SAVE, "filename_prefix", f"cannot be used: {exc}.",
                           "use a name inside the output folder such as 'vanish/clip'.") from exc
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a part of the path is a file, no permission, read-only disk, ...
+        raise _output_error(folder, exc) from None
     for offset in range(1000):  # skip any name that already exists: never overwrite
         name = f"{filename}_{counter + offset:05}_" + ("png" if folder_suffix else f".{extension}")
         if not (folder / name).exists():
             return folder / name, subfolder
     raise VanishError(SAVE, "filename_prefix", "has 1000 existing files after the next counter.",
                       "choose another prefix.")
+
+
+def _output_error(path: Path, exc: OSError) -> VanishError:
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, (NotADirectoryError, FileExistsError)) or (path.exists() and not path.is_dir()):
+        reason = "a part of this path is a file, not a folder"
+    return VanishError(SAVE, "filename_prefix", f"leads to {path}, which cannot be written: {reason}.",
+                       "choose another prefix, or make ComfyUI's output folder a writable folder "
+                       "(check its permissions and free space).")
 
 
 class VanishSaveVideo:
@@ -378,6 +514,13 @@ def write_new_file(prefix: str, fmt: str, frames: vf.TensorFrames, fps: float, c
             return target, subfolder
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise _output_error(target.parent, exc) from None
+        except (av.error.FFmpegError, ValueError) as exc:  # the encoder refused or the check failed
+            raise VanishError(SAVE, "format", f"{fmt} could not write {len(frames)} frames of "
+                              f"{width}x{height} at {fps:g} fps: {exc}.",
+                              "choose another format (h264-mp4 or ffv1-mkv take most sizes and "
+                              "rates), or change the size or fps.") from exc
     raise VanishError(SAVE, "filename_prefix", f"{target.name} kept being taken by other saves.",
                       "run the save again, or choose another prefix.")
 
@@ -395,8 +538,10 @@ def prepare_frames(images, mask, fmt: str) -> vf.TensorFrames:
                           "connect the frames to save (or a mask to save it as a matte).")
     if images is None:
         matte = check_mask(mask, SAVE, "mask")
+        _check_size(fmt, matte.shape[2], matte.shape[1])
         return vf.TensorFrames(matte.unsqueeze(-1).expand(-1, -1, -1, 3), None)  # [T, H, W, 3] view
     frames = check_image(images, SAVE, "images")
+    _check_size(fmt, frames.shape[2], frames.shape[1])
     if mask is None:
         return vf.TensorFrames(frames, None)
     if ve.FORMATS[fmt].alpha_pix_fmt is None:
@@ -405,6 +550,14 @@ def prepare_frames(images, mask, fmt: str) -> vf.TensorFrames:
                           "disconnect 'mask'.")
     alpha = match_mask_to_frames(check_mask(mask, SAVE, "mask"), frames, SAVE, "mask", "images")
     return vf.TensorFrames(frames, alpha)
+
+
+def _check_size(fmt: str, width: int, height: int) -> None:
+    problem = ve.frame_size_problem(fmt, width, height)
+    if problem:
+        raise VanishError(SAVE, "format", problem + ".",
+                          "choose h264-mp4 (or another format) for frames this small, or upscale "
+                          f"them to at least {ve.H265_MIN_SIZE[0]}x{ve.H265_MIN_SIZE[1]}.")
 
 
 def preview_entries(target: Path, subfolder: str, fmt: str) -> dict:

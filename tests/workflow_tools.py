@@ -4,7 +4,9 @@ ComfyUI's frontend stores a node's widget values as a plain list (``widgets_valu
 order of the node's widget inputs. If a node's inputs change, a saved workflow silently
 shifts its values into the wrong widgets, so :func:`lint_workflow` checks every value against
 the input it lands on. :func:`run_workflow` executes a graph headless by calling each node's
-``FUNCTION`` in dependency order, the way ComfyUI's executor does (no caching, no UI).
+``FUNCTION`` in dependency order, the way ComfyUI's executor does (no caching, no UI): only the
+output nodes (``OUTPUT_NODE = True``) and what they depend on run; a node whose outputs lead to no
+output node is skipped, as ComfyUI skips it.
 """
 from __future__ import annotations
 
@@ -143,10 +145,18 @@ def lint_workflow(workflow: dict, mappings: dict[str, type]) -> list[str]:
     return problems
 
 
+def output_node_ids(workflow: dict, mappings: dict[str, type]) -> list[int]:
+    """Ids of the nodes ComfyUI starts executing from: those whose class has ``OUTPUT_NODE``."""
+    return [n["id"] for n in workflow["nodes"]
+            if n["type"] not in NOTE_TYPES and getattr(mappings[n["type"]], "OUTPUT_NODE", False)]
+
+
 def run_workflow(workflow: dict, mappings: dict[str, type],
                  widget_overrides: dict[tuple[str, str], Any] | None = None) -> dict[int, tuple]:
-    """Execute the graph; returns each node's output tuple by node id.
+    """Execute the graph as ComfyUI would; returns each executed node's output tuple by node id.
 
+    Execution starts from the output nodes and pulls in their inputs; nodes that feed no output
+    node are not executed (and are absent from the result), like in ComfyUI.
     ``widget_overrides`` maps ``(node type, widget name)`` to a value (e.g. fewer frames).
     """
     overrides = widget_overrides or {}
@@ -174,7 +184,7 @@ def run_workflow(workflow: dict, mappings: dict[str, type],
         results[node_id] = out
         return out
 
-    for node_id in nodes:
+    for node_id in output_node_ids(workflow, mappings):
         run(node_id)
     return results
 

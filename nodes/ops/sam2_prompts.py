@@ -108,12 +108,8 @@ class PromptSet:
                 raise PromptError("is empty.", "click on the object in the editor, or paste a "
                                   'prompt such as {"version": 1, "objects": [{"id": 1, "frames": '
                                   '{"0": {"positive": [[100, 200]]}}}]}.')
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise PromptError(f"is not valid JSON ({exc.msg} at line {exc.lineno}, column "
-                                  f"{exc.colno}).", "fix the JSON text, or clear it and click "
-                                  "the objects again in the editor.") from exc
+            value = load_json(value, "", "fix the JSON text, or clear it and click the objects "
+                              "again in the editor.")
         if not isinstance(value, dict):
             raise PromptError(f"must be a JSON object, got {type(value).__name__}.",
                               'write {"version": 1, "objects": [...]} (see the node description).')
@@ -196,8 +192,56 @@ class PromptSet:
 
 
 # ---------------------------------------------------------------------- parsing helpers
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of brackets the prompt JSON may have (a valid prompt nests 6 deep)."""
+
+
+def json_depth(text: str) -> int:
+    """How deep ``[`` / ``{`` nest in ``text``, brackets inside strings not counted (no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def load_json(text: str, what: str, fix: str) -> Any:
+    """``json.loads`` that answers malformed or absurdly nested text with a :class:`PromptError`.
+
+    Python's decoder recurses once per bracket, so 100,000 ``[`` would end in a bare
+    RecursionError; the depth is counted first, without recursion.
+    """
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise PromptError(f"{what}nests brackets {depth} deep; prompts nest at most "
+                          f"{MAX_JSON_DEPTH} deep.", fix)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PromptError(f"{what}is not valid JSON ({exc.msg} at line {exc.lineno}, column "
+                          f"{exc.colno}).", fix) from exc
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise PromptError(f"{what}nests brackets too deep.", fix) from None
+
+
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):  # JSON true/false are not coordinates (float(True) would be 1.0)
+        raise PromptError(f"{what} has {str(value).lower()}, which is not a number.",
+                          "write coordinates as numbers, e.g. [120.5, 80].")
+    if not isinstance(value, (int, float)):
         try:
             value = float(value)
         except (TypeError, ValueError):
@@ -333,11 +377,8 @@ def parse_xy_points(text: str | list | None, what: str = "points") -> list[Point
     if isinstance(text, str):
         if not text.strip():
             return []
-        try:
-            text = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PromptError(f"{what} is not valid JSON ({exc.msg}).",
-                              'connect the Points Editor output, or write [{"x": 100, "y": 200}].') from exc
+        text = load_json(text, f"{what} ", 'connect the Points Editor output, or write '
+                         '[{"x": 100, "y": 200}].')
     if isinstance(text, dict):
         text = [text]
     if not isinstance(text, list):

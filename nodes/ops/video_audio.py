@@ -83,13 +83,29 @@ def trim_audio(clip: AudioClip, duration: float) -> AudioClip:
     return AudioClip(clip.samples[:, :keep], clip.sample_rate)
 
 
+def audio_rate_for(codec: str, rate: int) -> int:
+    """The sample rate to encode ``rate`` Hz audio at with ``codec``: ``rate`` when the encoder
+    takes it, else the nearest rate above it that it takes, else its highest (AAC: 192 kHz ->
+    96 kHz, 7 kHz -> 7350 Hz)."""
+    rates = getattr(av.codec.Codec(codec, "w"), "audio_rates", None)
+    if not rates or rate in rates:
+        return rate
+    above = [r for r in rates if r >= rate]
+    return min(above) if above else max(rates)
+
+
 def add_audio_stream(container: av.container.OutputContainer, codec: str, clip: AudioClip,
                      rate: int | None = None):
     """Add an audio stream for ``clip`` (mono or stereo; more channels keep the first two)."""
     channels = min(clip.samples.shape[0], 2)
     if clip.samples.shape[0] > 2:
         logger.warning("audio has %d channels; saving the first two", clip.samples.shape[0])
-    stream = container.add_stream(codec, rate=rate or clip.sample_rate)
+    if not rate:  # the encoder resamples a rate it lacks (see encode_audio_packets)
+        rate = audio_rate_for(codec, clip.sample_rate)
+        if rate != clip.sample_rate:
+            logger.info("%s takes no %d Hz audio: it is resampled to %d Hz", codec,
+                        clip.sample_rate, rate)
+    stream = container.add_stream(codec, rate=rate)
     stream.layout = _LAYOUTS[channels]
     return stream
 

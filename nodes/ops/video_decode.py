@@ -86,6 +86,7 @@ class VideoInfo:
     audio_sample_rate: int = 0
     audio_channels: int = 0
     rotation: int = 0  # degrees counter-clockwise the player turns the decoded frames (0/90/180/270)
+    decode_warning: str = ""  # set by Load Video Frames when fewer frames decoded than announced
 
 
 # --------------------------------------------------------------------------- probing
@@ -203,6 +204,27 @@ def _stream_duration(container: av.container.InputContainer, stream) -> float:
 
 
 # --------------------------------------------------------------------------- selection
+SCALER_PIXEL_LIMIT = (2**31 - 1) // 8
+"""FFmpeg's av_image_check_size: (width + 128) * (height + 128) must stay below INT_MAX / 8, so
+swscale refuses e.g. 16384x16384 frames with a bare "Invalid argument"."""
+
+
+class FrameTooLarge(ValueError):
+    """The frame size is beyond what FFmpeg's scaler converts (see SCALER_PIXEL_LIMIT)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.size = (width, height)
+        super().__init__(f"{width}x{height} frames are larger than FFmpeg's scaler converts "
+                         f"((width + 128) x (height + 128) must stay below {SCALER_PIXEL_LIMIT:,}, "
+                         "about 16000x16000)")
+
+
+def check_scaler_size(width: int, height: int) -> None:
+    """Raise :class:`FrameTooLarge` for sizes swscale refuses (checked before decoding)."""
+    if (width + 128) * (height + 128) >= SCALER_PIXEL_LIMIT:
+        raise FrameTooLarge(width, height)
+
+
 def output_size(width: int, height: int, selection: FrameSelection) -> tuple[int, int]:
     """``(width, height)`` after the selection's resize (0 keeps, one 0 keeps the aspect)."""
     w, h = selection.width, selection.height
@@ -360,10 +382,14 @@ def iter_selected_frames(path: Path, selection: FrameSelection, *, keep_alpha: b
 
     Raises:
         ValueError: unreadable file, or an image of another size inside a sequence.
+        FrameTooLarge: the video or the output size is beyond FFmpeg's scaler.
     """
     path = Path(path)
     info = info or probe_video(path)
     size = output_size(info.width, info.height, selection)
+    if info.kind == "video":
+        check_scaler_size(*size)
+        check_scaler_size(info.width, info.height)
     if info.kind != "video":
         files = list_image_files(path) if info.kind == "image_sequence" else [path]
         for _, file in select_positions(iter(enumerate(files)), selection):
@@ -400,6 +426,9 @@ def decode_single_frame(path: Path, index: int, selection: FrameSelection) -> np
         raise IndexError(f"frame {index} is outside the selection")
     position = max(selection.skip_first, 0) + index * max(selection.every_nth, 1)
     size = output_size(info.width, info.height, selection)
+    if info.kind == "video":
+        check_scaler_size(*size)
+        check_scaler_size(info.width, info.height)
     if info.kind != "video":
         files = list_image_files(path) if info.kind == "image_sequence" else [path]
         if position >= len(files):

@@ -80,6 +80,26 @@ FORMATS: dict[str, FormatSpec] = {
 }
 ALPHA_FORMATS = tuple(name for name, spec in FORMATS.items() if spec.alpha_pix_fmt)
 
+MIN_FPS, MAX_FPS = 0.01, 1000.0
+"""Frame rates Save Video writes (its fps widget's range). Below, ``frame_rate`` rounds to 0 (a
+zero time base); far above, some streams were written whose frames do not decode."""
+H265_MIN_SIZE = (64, 64)
+"""Smallest width and height handed to libx265. The libx265 inside PyAV's wheels corrupts the heap
+at some small sizes (34x18 aborts in every run, 48x32 in about half): ``bench/x265_min_size.py``
+tries sizes in fresh processes, see bench/RESULTS.md (issue 11). Smaller frames are refused."""
+MIN_AUDIO_RATE, MAX_AUDIO_RATE = 1000, 768_000
+"""Audio sample rates Save Video takes; within them, a rate the encoder lacks is resampled (AAC
+at 192 kHz is written at 96 kHz). Below 1 kHz the resampler fails and no sound is left to keep."""
+
+
+def frame_size_problem(fmt: VideoFormat, width: int, height: int) -> str | None:
+    """Why ``fmt`` cannot take ``width`` x ``height`` frames, or None when it can."""
+    if FORMATS[fmt].codec == "libx265" and (width < H265_MIN_SIZE[0] or height < H265_MIN_SIZE[1]):
+        return (f"{fmt} needs frames of at least {H265_MIN_SIZE[0]}x{H265_MIN_SIZE[1]} (the libx265 "
+                f"encoder in PyAV crashes the whole process at some smaller sizes); these are "
+                f"{width}x{height}")
+    return None
+
 
 def encoder_available(fmt: VideoFormat) -> bool:
     """Whether this PyAV build has the encoder ``fmt`` needs (wheels differ in their codecs)."""
@@ -149,9 +169,16 @@ def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: Vi
         on_frame: called with the frame index after each frame (progress and cancel).
 
     Raises:
-        FileExistsError: ``target`` exists. ValueError: alpha frames for a format without alpha.
+        FileExistsError: ``target`` exists. ValueError: alpha frames for a format without alpha,
+            a rate outside ``MIN_FPS..MAX_FPS``, a size the encoder cannot take, or a written
+            stream that does not decode back.
     """
     spec = FORMATS[fmt]
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise ValueError(f"fps {fps} is outside {MIN_FPS}..{MAX_FPS}")
+    problem = frame_size_problem(fmt, frames[0].shape[1], frames[0].shape[0])
+    if problem:
+        raise ValueError(problem)
     if fmt == "png-sequence":
         return write_png_sequence(target, frames, audio=audio, fps=fps, on_frame=on_frame)
     alpha = frames[0].shape[2] == 4
@@ -167,11 +194,32 @@ def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: Vi
         try:
             _encode_container(handle, spec, pix_fmt, size, rate, frames, crf, audio,
                               metadata or {}, on_frame)
+            handle.close()
+            check_decodes(target, len(frames))
         except BaseException:
             handle.close()
             target.unlink(missing_ok=True)  # only the file this call created
             raise
     return target
+
+
+def check_decodes(path: Path, count: int) -> None:
+    """Raise ValueError unless ``path`` holds ``count`` video packets and its first frame decodes.
+
+    Cheap (demuxing reads packet headers; one frame is decoded), and it catches a stream that
+    was written but cannot be played back, which an encoder does not report itself.
+    """
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            packets = sum(1 for packet in container.demux(stream) if packet.size)
+            container.seek(0)
+            first = next(iter(container.decode(stream)), None)
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise ValueError(f"the written file does not read back ({exc})") from exc
+    if first is None or packets != count:
+        raise ValueError(f"the written file reads back {packets} of {count} frames"
+                         + ("" if first is not None else ", and none decodes"))
 
 
 def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, int],

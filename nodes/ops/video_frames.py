@@ -53,6 +53,8 @@ def decode_to_tensors(source: Path, info: vd.VideoInfo, selection: vd.FrameSelec
             the budget. NoFramesSelected: nothing kept. ValueError: the source cannot be decoded.
     """
     width, height = vd.output_size(info.width, info.height, selection)
+    if info.kind == "video":  # before allocating: the scaler would refuse the first frame
+        vd.check_scaler_size(width, height)
     expected = vd.expected_count(vd.timeline_length(info, selection), selection)
     if expected <= 0:
         raise NoFramesSelected("the selection keeps no frame")

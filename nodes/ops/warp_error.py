@@ -53,6 +53,29 @@ def _dis(prev_gray: np.ndarray, next_gray: np.ndarray) -> np.ndarray:
 FLOW_METHODS: dict[str, FlowFunction] = {"dis": _dis, "farneback": _farneback}
 
 
+FLOW_MIN_SIZE: dict[str, int] = {"dis": 16}
+"""Smallest width and height each flow method takes. OpenCV's DIS raises a bare cv2.error under
+12 px and, worse, kills the process (segmentation fault) on wide frames 12-15 px high, e.g.
+40x12; every tried size with both sides >= 16 was clean (``bench/flow_min_size.py``, each size in
+a fresh process; bench/RESULTS.md, issue 11). Farneback took every size down to 1x1."""
+
+
+class FrameTooSmall(ValueError):
+    """The frames are smaller than the flow method takes (see :data:`FLOW_MIN_SIZE`)."""
+
+    def __init__(self, method: str, width: int, height: int) -> None:
+        self.method, self.size, self.minimum = method, (width, height), FLOW_MIN_SIZE[method]
+        super().__init__(f"the {method} flow needs frames of at least {self.minimum}x{self.minimum}; "
+                         f"these are {width}x{height}")
+
+
+def check_flow_size(method: str, width: int, height: int) -> None:
+    """Raise :class:`FrameTooSmall` before OpenCV sees a size that breaks ``method``."""
+    minimum = FLOW_MIN_SIZE.get(method, 1)
+    if width < minimum or height < minimum:
+        raise FrameTooSmall(method, width, height)
+
+
 def register_flow_method(name: str, function: FlowFunction) -> None:
     """Add a flow estimator (e.g. RAFT) that :func:`estimate_flow` and the node can use."""
     FLOW_METHODS[name] = function
@@ -76,10 +99,14 @@ def estimate_flow(prev: torch.Tensor | np.ndarray, next: torch.Tensor | np.ndarr
         method: a key of :data:`FLOW_METHODS` ("dis", "farneback").
     Returns:
         ``[H, W, 2]`` float32: ``prev(p) ≈ next(p + flow(p))``, channel 0 = x, 1 = y, in pixels.
+    Raises:
+        FrameTooSmall: the frames are below :data:`FLOW_MIN_SIZE` for ``method``.
     """
     if method not in FLOW_METHODS:
         raise ValueError(f"unknown flow method {method!r}; expected one of {sorted(FLOW_METHODS)}")
-    return FLOW_METHODS[method](_to_gray_uint8(prev), _to_gray_uint8(next)).astype(np.float32)
+    prev_gray, next_gray = _to_gray_uint8(prev), _to_gray_uint8(next)
+    check_flow_size(method, prev_gray.shape[1], prev_gray.shape[0])
+    return FLOW_METHODS[method](prev_gray, next_gray).astype(np.float32)
 
 
 def sample_bilinear(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -16,9 +17,16 @@ from vanish.nodes.ops import warp_error as we
 NODE = "Warp Error (temporal consistency)"
 
 
+@pytest.fixture(autouse=True)
+def _comfy_folders(comfy):
+    """The node writes its report image to ComfyUI's temp folder: a fake one per test."""
+    return comfy
+
+
 def _measure(frames, region="filled region", flow_method="dis", flow_source="result", occlusion_check=True,
              **optional):
-    return VanishWarpErrorMetric().measure(frames, region, flow_method, flow_source, occlusion_check, **optional)
+    out = VanishWarpErrorMetric().measure(frames, region, flow_method, flow_source, occlusion_check, **optional)
+    return out["result"]
 
 
 def _tennis(clips_dir, count: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,3 +207,39 @@ def test_node_registration_and_tooltips():
     for group in inputs.values():
         for name, spec in group.items():
             assert spec[1].get("tooltip"), name
+
+
+# --------------------------------------------------------------------------- issue 11
+@pytest.mark.parametrize("size", [(11, 11), (40, 12), (15, 200)])
+def test_dis_on_frames_too_small_is_a_clear_error_not_a_crash(size):
+    """DIS raised a bare cv2.error under 12 px, and at 40x12 it killed the process."""
+    width, height = size
+    frames = torch.rand(2, height, width, 3)
+    with pytest.raises(VanishError, match=rf"^{re.escape(NODE)}: input 'frames' is too small: the dis flow "
+                       rf"needs frames of at least 16x16; these are {width}x{height}\.\nFix: set flow_method "
+                       r"to farneback"):
+        _measure(frames, region="whole frame")
+    with pytest.raises(we.FrameTooSmall):  # the ops entry point refuses too
+        we.estimate_flow(frames[0], frames[1], "dis")
+    mean, _, _ = _measure(frames, region="whole frame", flow_method="farneback")  # any size
+    assert np.isfinite(mean)
+    mean, _, _ = _measure(torch.rand(2, 16, 16, 3), region="whole frame")  # the minimum works
+    assert np.isfinite(mean)
+
+
+def test_is_an_output_node_that_shows_mean_and_plot(comfy):
+    """ComfyUI skipped the node in three shipped workflows (no consumer, not an output node)."""
+    assert VanishWarpErrorMetric.OUTPUT_NODE is True
+    frames = torch.rand(3, 24, 32, 3, generator=torch.Generator().manual_seed(0))
+    out = VanishWarpErrorMetric().measure(frames, "whole frame", "dis", "result", True)
+    mean, per_frame, plot = out["result"]
+    images = out["ui"]["images"]
+    assert len(images) == 1 and images[0]["type"] == "temp"
+    saved = comfy.temp / images[0]["subfolder"] / images[0]["filename"]
+    shown = cv2.cvtColor(cv2.imread(str(saved)), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(shown, (plot[0].numpy() * 255).round().astype(np.uint8))
+    worst = json.loads(per_frame)["worst_pair"]
+    assert out["ui"]["text"] == [f"E_warp mean {mean:.6g} over 2 frame pairs; worst {worst}->{worst + 1}: "
+                                 f"{json.loads(per_frame)['per_frame'][worst]:.6g}"]
+    single = VanishWarpErrorMetric().measure(frames[:1], "whole frame", "dis", "result", True)
+    assert single["ui"]["text"] == ["E_warp: nothing measured (0 frame pairs)"]
