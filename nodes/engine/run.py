@@ -116,7 +116,12 @@ def run_removal(source, output, settings: RemovalSettings | None = None, *, prom
                          "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     partial = partial_path(output, key)
     remove_partial(partial)  # left over by this same job when it was killed
+    ray_started = False
     try:
+        if ray_address is not None:  # one Ray for the job's tasks (tracking, segments)
+            from .ray_backend import ensure_ray
+
+            ray_module, ray_started = ensure_ray(ray_address)
         result = _run(clip, output, partial, settings, folder, mask_source, prompts, sam2, inpaint_models,
                       device, ray_address, progress, should_cancel, preview_frames, overwrite)
     except BaseException:
@@ -126,6 +131,8 @@ def run_removal(source, output, settings: RemovalSettings | None = None, *, prom
         raise
     finally:
         clip.close()
+        if ray_started:
+            ray_module.shutdown()
     if temporary_root is not None:
         shutil.rmtree(temporary_root, ignore_errors=True)
     elif not keep_work:
@@ -145,7 +152,12 @@ def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettin
     if mask_source is None:
         from .tracking import track_to_store
 
-        mask_source = track_to_store(clip, prompts, sam2, folder / "masks", job.tracking, job.cancelled)
+        if ray_address is not None:
+            from .ray_backend import track_on_ray
+
+            mask_source = track_on_ray(ray_address, clip, prompts, sam2, folder / "masks", job)
+        else:
+            mask_source = track_to_store(clip, prompts, sam2, folder / "masks", job.tracking, job.cancelled)
         job.check()
         job.report(job.track_units)
     plan = segment_plan(frames, settings)
