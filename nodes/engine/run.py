@@ -9,6 +9,7 @@ and the encoder waits for each in order. Both paths stitch with the same code.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import tempfile
@@ -199,7 +200,9 @@ def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettin
     previews: dict[int, np.ndarray] = {}
     wanted = set(np.linspace(0, frames - 1, min(preview_frames, frames)).round().astype(int).tolist()) \
         if preview_frames > 0 else set()
-    stitched = StitchedFrames(clip, plan, get_output)
+    # the encoder's reads get their own decoder (a copy opens the file again), so neither the
+    # segments' reads nor the encoder's keep seeking back over each other's frames
+    stitched = StitchedFrames(copy.copy(clip), plan, get_output)
 
     def on_frame(index: int) -> None:
         if index in wanted:
@@ -212,6 +215,7 @@ def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettin
         encode(stitched, partial, clip.fps, settings.output, clip.audio_path if clip.has_audio else None,
                on_frame)
     finally:
+        stitched.source.close()
         if executor is not None:
             executor.close()
     try:
