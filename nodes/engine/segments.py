@@ -33,6 +33,9 @@ from .sources import FrameSource
 
 logger = logging.getLogger(__name__)
 
+#: Frames decoded and refined at a time inside a segment (a cancel is polled between chunks).
+READ_CHUNK = 16
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -112,11 +115,27 @@ def run_segment(source: FrameSource, masks: MaskSource, settings: RemovalSetting
         Cancelled: ``should_cancel()`` returned True.
     """
     device = torch.device(device)
-    soft, hard = refine_window(masks, segment.start, segment.stop, settings.mask)  # [n, H, W]
+
+    def check() -> None:
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("the removal was cancelled")
+
+    # mask refinement and decoding go in chunks, so a cancel is seen between them (refine_window
+    # of a chunk equals the same frames of a whole-span refinement)
+    parts = []
+    for first in range(segment.start, segment.stop, READ_CHUNK):
+        check()
+        parts.append(refine_window(masks, first, min(segment.stop, first + READ_CHUNK), settings.mask))
+    soft = torch.cat([p[0] for p in parts])  # [n, H, W]
+    hard = torch.cat([p[1] for p in parts])
     keep = segment.keep
     if not bool((soft[keep] > 0).any()):
         return SegmentOutput(segment, None, None)
-    frames = torch.from_numpy(source.read(segment.start, segment.stop))  # [n, H, W, 3] uint8
+    frames = torch.empty((segment.stop - segment.start, source.height, source.width, 3), dtype=torch.uint8)
+    for first in range(segment.start, segment.stop, READ_CHUNK):
+        check()
+        last = min(segment.stop, first + READ_CHUNK)
+        frames[first - segment.start:last - segment.start] = torch.from_numpy(source.read(first, last))
     run_settings = replace(settings.inpaint, segment_length=len(range(segment.start, segment.stop)))
     host = inpaint_runner.Host(free_memory=lambda: _free_memory(device), progress=progress,
                                should_cancel=should_cancel,
