@@ -85,10 +85,16 @@ How it streams
 3. Inpainting (:mod:`.segments`): the clip is cut by ``propainter_core``'s ``plan_segments``
    (``window`` owned frames, default the backend's segment length: ProPainter
    ``subvideo_length`` 80, flow_fill 60; ``context`` frames each side, default ProPainter 10 and
-   flow_fill 30, which makes each segment's fill equal the whole-clip run's). Each segment runs
+   flow_fill 30: what the backend's own streamed run reads). Each segment runs
    ``inpaint_runner.run_inpaint`` over its span (crop "auto" crops to that span's mask extent),
    is composited into its owned frames with ``composite_ops`` (Composite Frames' arithmetic),
    and keeps only the rectangle its soft mask touches.
+   Versus the in-RAM node graph: outside the mask always bit for bit. Inside, a clip that fits
+   one span (and every segment whose span starts at frame 0) is equal too; ProPainter's later
+   segments differ by float noise (the node's run hands RAFT flows between segments, here they
+   are estimated again); flow_fill's later segments restart what it carries along the flow
+   through the whole clip (the fill it invents for never-seen pixels, its recursive blend) at
+   their first context frame, so their fill inside the mask differs (tests: mean < 16 levels).
 4. Encoding (:mod:`.output`): the existing encoder pulls frames in order; each is the re-decoded
    original with its segment's rectangle pasted in, so pixels outside the mask are the source's
    decoded pixels, bit for bit. The source's sound is passed through. In-process, a segment is

@@ -229,3 +229,26 @@ def test_engine_imports_no_comfyui_and_no_subprocess():
             for name in names:
                 assert name.split(".")[0] not in {"comfy", "folder_paths", "server", "subprocess"}, (path, name)
                 assert name != "_comfy", (path, name)
+
+
+@pytest.mark.slow  # 70 frames through four overlapping segments of 50-70 frames
+def test_several_flow_fill_segments_equal_the_whole_clip_node_graph(tmp_path):
+    clip = make_clip(tmp_path / "clip", t=70, h=32, w=40, audio=False)
+    options = engine.MaskOptions(grow=2, feather=1.0, temporal_sigma=1.5)
+    run = RunSettings(backend="flow_fill")
+    expected, soft = node_graph(clip, options, run, FLOW_FILL)
+    settings = engine.RemovalSettings(inpaint=run, mask=options, output=LOSSLESS, window=20)
+    result = engine.run_removal(clip.video, tmp_path / "out.mkv", settings, masks=clip.mask)
+    assert result.segments_run == 4
+    out = decode_all(result.output)
+    outside = soft == 0
+    assert np.array_equal(out[outside], expected[outside])
+    # Inside the mask: segments whose span starts at frame 0 (cores 0-39 here) see exactly what the
+    # node's run sees and are equal. flow_fill carries what it invents for never-seen pixels (and
+    # its recursive blend) along the flow through the whole clip; a segment that starts later
+    # starts that chain afresh at its first context frame. That is the segment bound: a different
+    # but equally valid fill inside the mask, never a change outside it.
+    diff = np.abs(out.astype(int) - expected.astype(int)).max(axis=-1)  # [T, H, W]
+    assert not diff[:40].any()
+    hole = ~outside[40:]
+    assert diff[40:][hole].mean() < 16, diff[40:][hole].mean()
