@@ -268,14 +268,14 @@ class ArraySource(FrameSource):
         part = self.frames[start:stop]
         if isinstance(part, torch.Tensor):
             if part.dtype == torch.uint8:
-                return part.cpu().numpy()
+                return part.cpu().numpy().copy()  # never a view: callers paste into what they get
             values = part.detach().to("cpu", torch.float32).numpy()
             scaled = np.clip(values, 0.0, 1.0) * np.float32(255)
             return np.rint(scaled, out=scaled).astype(np.uint8)
         if part.dtype != np.uint8:
             scaled = np.clip(part.astype(np.float32), 0.0, 1.0) * np.float32(255)
             return np.rint(scaled, out=scaled).astype(np.uint8)
-        return np.ascontiguousarray(part)
+        return np.array(part, copy=True)  # never a view of the caller's frames
 
     def read(self, start: int, stop: int) -> np.ndarray:
         frames = self.read_rgba(start, stop)

@@ -252,3 +252,32 @@ def test_several_flow_fill_segments_equal_the_whole_clip_node_graph(tmp_path):
     assert not diff[:40].any()
     hole = ~outside[40:]
     assert diff[40:][hole].mean() < 16, diff[40:][hole].mean()
+
+
+def test_frames_in_memory_an_image_folder_and_one_mask_image(tmp_path):
+    import cv2
+
+    from engine_testing import make_frames
+
+    frames = make_frames(10, 48, 64)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:20, 20:40] = 255
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames):  # 2.png before 10.png: natural order
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    settings = small_settings(window=4, context=2)
+    soft = engine.open_mask_source(tmp_path / "mask.png", engine.open_source(frames)).read(0, 1)[0]
+    assert soft.shape == (48, 64) and soft.max() == 1.0
+    outputs = []
+    untouched = frames.copy()
+    for index, source in enumerate([frames, torch.from_numpy(frames).float() / 255.0, folder]):
+        result = engine.run_removal(source, tmp_path / f"out{index}.mkv", settings, masks=tmp_path / "mask.png")
+        out = decode_all(result.output)
+        far = np.ones((48, 64), bool)
+        far[5:25, 15:45] = False  # the mask grown by 2 and feathered stays inside this box
+        assert np.array_equal(out[:, far], frames[:, far]) and not np.array_equal(out, frames)
+        outputs.append(out)
+    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
+    assert np.array_equal(frames, untouched)  # the caller's frames are never written to
