@@ -76,3 +76,17 @@ def test_a_batch_runs_one_task_per_clip_and_equals_local(local_ray, clip, local_
     assert (tmp_path / "b.mkv").read_bytes() == alone.output.read_bytes()
     assert isinstance(results[2], engine.EngineError) and "does not exist" in str(results[2])
     assert seen[-1] == (3, 3) and not (tmp_path / "c.mkv").exists()
+
+
+@pytest.mark.slow  # random-weight SAM 2 tiny in a Ray worker
+def test_sam2_tracking_runs_as_one_ray_task_and_equals_local(local_ray, tmp_path):
+    from sam2_testing import handle_for, tiny_predictor
+    from vanish.nodes.ops.sam2_prompts import PromptSet
+
+    short = make_clip(tmp_path / "clip", t=5, audio=False)
+    prompts = PromptSet.from_json({"objects": [{"id": 1, "frames": {"2": {"positive": [[30, 22]]}}}]})
+    handle = handle_for(tiny_predictor())
+    local = engine.run_removal(short.video, tmp_path / "local.mkv", small_settings(), prompts=prompts, sam2=handle)
+    remote = engine.run_removal(short.video, tmp_path / "ray.mkv", small_settings(), prompts=prompts, sam2=handle,
+                                ray_address="local")
+    assert remote.output.read_bytes() == local.output.read_bytes()
