@@ -141,13 +141,18 @@ def run_segment(source: FrameSource, masks: MaskSource, settings: RemovalSetting
                                should_cancel=should_cancel,
                                empty_cache=(torch.cuda.empty_cache if device.type == "cuda" else (lambda: None)))
     from ...propainter_core import Cancelled as CoreCancelled
+    from ...propainter_core import InpaintInputError
 
     try:
         result = inpaint_runner.run_inpaint(frames, hard, run_settings, models, host)
     except (CoreCancelled, flow_fill.InpaintCancelled) as exc:
         raise Cancelled(str(exc)) from exc
     except inpaint_runner.InpaintMemoryError as exc:
-        raise EngineError("inpaint", str(exc)) from exc
+        raise EngineError("inpaint", str(exc), "use a smaller processing size (size_mode 'long side'), "
+                          "crop 'auto', or a GPU.") from exc
+    except InpaintInputError as exc:
+        raise EngineError("inpaint", f"ProPainter cannot process this input: {exc}",
+                          "check the inpaint settings named above.") from exc
     return _composite(frames, soft, result, segment)
 
 
