@@ -112,13 +112,13 @@ def run_removal(source, output, settings: RemovalSettings | None = None, *, prom
     temporary_root = None
     if work_dir is None:
         temporary_root = Path(tempfile.mkdtemp(prefix="vanish-work-"))
-    folder = job_folder(Path(work_dir) if work_dir is not None else temporary_root, key,
-                        {"source": getattr(clip, "description", ""), "output": str(output),
-                         "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     partial = partial_path(output, key)
-    remove_partial(partial)  # left over by this same job when it was killed
     ray_started = False
     try:
+        folder = job_folder(Path(work_dir) if work_dir is not None else temporary_root, key,
+                            {"source": getattr(clip, "description", ""), "output": str(output),
+                             "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+        remove_partial(partial)  # left over by this same job when it was killed
         if ray_address is not None:  # one Ray for the job's tasks (tracking, segments)
             from .ray_backend import ensure_ray
 
