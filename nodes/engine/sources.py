@@ -131,7 +131,9 @@ class VideoFileSource(FrameSource):
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
-                stamps = [p.pts for p in container.demux(stream) if p.size > 0]
+                # packets the demuxer marks as discarded (edit-list pre-roll) never become frames
+                stamps = [p.pts for p in container.demux(stream)
+                          if p.size > 0 and not getattr(p, "is_discard", False)]
         except av.error.FFmpegError as exc:
             raise EngineError(self.input_name, f"{self.path} cannot be read: {exc}.", _SOURCE_FIX) from exc
         if any(pts is None for pts in stamps) or len(set(stamps)) != len(stamps):
