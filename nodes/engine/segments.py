@@ -69,6 +69,7 @@ class SegmentOutput:
     rect: tuple[int, int, int, int] | None
     pixels: np.ndarray | None
     notes: list[str] = field(default_factory=list)
+    crop: tuple[int, int, int, int] | None = None  # (x, y, width, height) the backend processed (not stored)
 
 
 def segment_plan(num_frames: int, settings: RemovalSettings) -> list[Segment]:
@@ -164,8 +165,9 @@ def _composite(frames: torch.Tensor, soft: torch.Tensor, result: inpaint_runner.
     region = torch.zeros(soft.shape[1:], dtype=torch.bool)
     region[box.slices()] = True
     touched = ((soft[keep.start:keep.stop] > 0) & region).any(dim=0)  # [H, W]
+    processed = (box.x, box.y, box.width, box.height)
     if not bool(touched.any()):
-        return SegmentOutput(segment, None, None, result.notes)
+        return SegmentOutput(segment, None, None, result.notes, processed)
     rows = torch.nonzero(touched.any(dim=1))[:, 0]
     cols = torch.nonzero(touched.any(dim=0))[:, 0]
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
@@ -175,7 +177,7 @@ def _composite(frames: torch.Tensor, soft: torch.Tensor, result: inpaint_runner.
         original = frames[i, crop.rows(), crop.cols()].float() / 255.0  # [h, w, 3] the IMAGE values
         blended = composite_ops.composite_frame(original, result.filled[i], soft[i, crop.rows(), crop.cols()])
         out[j] = to_uint8(blended[y0 - box.y:y1 - box.y, x0 - box.x:x1 - box.x])
-    return SegmentOutput(segment, (y0, y1, x0, x1), out, result.notes)
+    return SegmentOutput(segment, (y0, y1, x0, x1), out, result.notes, processed)
 
 
 # --------------------------------------------------------------------------- storage

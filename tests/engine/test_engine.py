@@ -43,9 +43,10 @@ def test_video_source_reads_any_window_like_load_video_frames(clip):
         assert np.array_equal(source.read(start, stop), expected[start:stop]), (start, stop)
 
 
-def test_flow_fill_equals_the_node_graph_bit_for_bit(clip, tmp_path):
+@pytest.mark.parametrize("crop", ["off", "auto"])
+def test_flow_fill_equals_the_node_graph_bit_for_bit(clip, tmp_path, crop):
     options = engine.MaskOptions(grow=3, feather=1.0, temporal_sigma=1.0)
-    run = RunSettings(backend="flow_fill")
+    run = RunSettings(backend="flow_fill", crop=crop, crop_margin=4)
     expected, soft = node_graph(clip, options, run, FLOW_FILL)
     settings = engine.RemovalSettings(inpaint=run, mask=options, output=LOSSLESS)
     seen = []
@@ -56,10 +57,13 @@ def test_flow_fill_equals_the_node_graph_bit_for_bit(clip, tmp_path):
     outside = soft == 0
     assert np.array_equal(out[outside], source[outside])  # the originals, untouched
     assert not np.array_equal(out[~outside], source[~outside])  # something was removed
+    if crop == "auto":  # the object crosses the frame: over the whole clip the extent is too big to crop
+        assert node_graph.last_crop == {"x": 0, "y": 0, "width": 64, "height": 48}
     # one segment covers this clip with flow_fill's 30-frame context: equal inside too
     assert np.array_equal(out, expected)
     assert seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert result.preview.dtype == np.uint8 and result.preview.shape[0] == 8
+    assert np.array_equal(result.preview[-1], out[-1])  # previews are output frames (small clips unscaled)
     with av.open(str(result.output)) as container:  # the source's sound is passed through
         assert container.streams.audio and container.streams.audio[0].codec_context.name == "flac"
     assert [p.name for p in tmp_path.iterdir()] == ["out.mkv"]  # no partial file left
@@ -86,6 +90,24 @@ def test_random_weight_propainter_equals_the_node_graph(tmp_path):
     # window 1 with ProPainter's 10 context frames: every span is the whole clip, so the
     # segments merge into one and the fill equals the node's exactly
     assert result.segments_run == 1 and np.array_equal(out, expected)
+
+
+def test_auto_crop_follows_each_segments_mask_extent(tmp_path):
+    from vanish.nodes.engine.masks import refine_window
+    from vanish.nodes.engine.segments import run_segment
+
+    wide = make_clip(tmp_path / "clip", t=16, h=64, w=128, audio=False)
+    settings = small_settings(crop="auto", crop_margin=4)
+    source = engine.open_source(wide.video)
+    masks = engine.open_mask_source(wide.mask, source)
+    crops = [run_segment(source, masks, settings, segment).crop for segment in segment_plan(16, settings)]
+    assert all(w * h <= 128 * 64 / 2 for _, _, w, h in crops), crops  # each span's extent is small...
+    assert len({x for x, *_ in crops}) > 2, crops  # ...and follows the object
+    result = engine.run_removal(wide.video, tmp_path / "out.mkv", settings, masks=wide.mask)
+    out, original = decode_all(result.output), decode_all(wide.video)
+    soft, _ = refine_window(masks, 0, 16, settings.mask)
+    outside = soft.numpy() == 0
+    assert np.array_equal(out[outside], original[outside]) and not np.array_equal(out, original)
 
 
 def test_resume_after_sigkill_skips_finished_segments_and_gives_the_same_file(clip, tmp_path):
