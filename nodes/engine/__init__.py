@@ -47,8 +47,9 @@ should_cancel=None, preview_frames=8, overwrite=False, keep_work=False, mask_thr
   after success unless ``keep_work=True``; ``work_dir=None`` uses a temporary folder (no resume).
 * ``ray_address``: None runs in-process. ``"local"`` starts (or joins) a local Ray; any other
   value joins that cluster (``ray.init(address=...)``); an already initialised Ray is reused.
-  Segments (and SAM 2 tracking, one task per clip) become Ray tasks with ``num_gpus=1`` when the
-  cluster has GPUs, retried ``MAX_RETRIES`` times when a worker dies; the driver stores and
+  Segments (and SAM 2 tracking, one task per clip) become Ray tasks, with ``num_gpus=1`` when the
+  job runs on CUDA (``device="cuda"``; SAM 2: its handle's device) and the cluster has GPUs
+  (a CPU job stays on CPUs, so its output equals the local CPU run's), retried ``MAX_RETRIES`` times when a worker dies; the driver stores and
   stitches them with the local code, so the output equals the local one byte for byte. Workers
   import the pack from the driver's path (one machine, or the pack at the same path on a shared
   file system). The engine does not read ``RAY_ADDRESS`` by itself (Ray sets it inside its own

@@ -12,6 +12,7 @@ every node (one machine, or a shared file system).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -48,7 +49,8 @@ def _import_ray():
 
 def _worker_path() -> str:
     """A folder where ``import <package>`` finds this pack (a link named after the package)."""
-    folder = Path(tempfile.gettempdir()) / f"vanish-ray-path-{os.getuid()}" / str(abs(hash(str(_PACK_ROOT))))
+    tag = hashlib.sha256(str(_PACK_ROOT).encode()).hexdigest()[:16]  # one folder per checkout
+    folder = Path(tempfile.gettempdir()) / f"vanish-ray-path-{os.getuid()}" / tag
     link = folder / _PACKAGE
     if not link.exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -102,9 +104,12 @@ def task_options(ray, gpus: int) -> dict:
             "runtime_env": {"env_vars": env}}
 
 
-def gpus_per_task(ray) -> int:
-    """1 when the cluster has GPUs (each network task takes one), else 0."""
-    return 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+def gpus_per_task(ray, device: torch.device) -> int:
+    """1 when the job runs its networks on CUDA and the cluster has GPUs (one per task), else 0.
+
+    A CPU job stays on CPUs even on a GPU cluster, so its output equals the local CPU run's.
+    """
+    return 1 if device.type == "cuda" and ray.cluster_resources().get("GPU", 0) > 0 else 0
 
 
 def engine_error(exc) -> BaseException:
@@ -140,7 +145,8 @@ def track_on_ray(address: str, source, prompts, sam2, folder: Path, job):
     """SAM 2 tracking of one clip as ONE Ray task (it is sequential); returns the mask store."""
     ray, started = ensure_ray(address)
     try:
-        remote = ray.remote(_track_task).options(**task_options(ray, gpus_per_task(ray)))
+        device = torch.device(getattr(sam2, "device", "cpu"))
+        remote = ray.remote(_track_task).options(**task_options(ray, gpus_per_task(ray, device)))
         return wait_for(ray, remote.remote(source, prompts, sam2, str(folder)), job)
     finally:
         if started:
@@ -160,7 +166,7 @@ class RaySegments:
         self.reused: dict[int, SegmentOutput] = {}
 
     def _options(self) -> dict:
-        gpus = gpus_per_task(self.ray) if self.settings.inpaint.backend == "propainter" else 0
+        gpus = gpus_per_task(self.ray, self.device) if self.settings.inpaint.backend == "propainter" else 0
         return task_options(self.ray, gpus)
 
     def submit(self, plan: list[Segment], keep: Callable[[SegmentOutput, bool], SegmentOutput]) -> None:

@@ -90,3 +90,16 @@ def test_sam2_tracking_runs_as_one_ray_task_and_equals_local(local_ray, tmp_path
     remote = engine.run_removal(short.video, tmp_path / "ray.mkv", small_settings(), prompts=prompts, sam2=handle,
                                 ray_address="local")
     assert remote.output.read_bytes() == local.output.read_bytes()
+
+
+def test_cancel_while_waiting_for_ray_tasks(local_ray, clip, tmp_path):
+    polls = {"n": 0}
+
+    def should_cancel() -> bool:
+        polls["n"] += 1
+        return polls["n"] > 3
+
+    with pytest.raises(engine.Cancelled):
+        engine.run_removal(clip.video, tmp_path / "out.mkv", small_settings(), masks=clip.mask,
+                           work_dir=tmp_path / "work", ray_address="local", should_cancel=should_cancel)
+    assert [p.name for p in tmp_path.iterdir()] == ["work"]
