@@ -91,9 +91,10 @@ How it streams
    is composited into its owned frames with ``composite_ops`` (Composite Frames' arithmetic),
    and keeps only the rectangle its soft mask touches.
    Versus the in-RAM node graph: outside the mask always bit for bit. Inside, a clip that fits
-   one span (and every segment whose span starts at frame 0) is equal too; ProPainter's later
-   segments differ by float noise (the node's run hands RAFT flows between segments, here they
-   are estimated again); flow_fill's later segments restart what it carries along the flow
+   one span (and every segment whose span starts at frame 0) is equal too (tested for both
+   backends). ProPainter's later segments read the same spans as the node's own streamed run
+   and should differ only by float noise (the node hands RAFT flows from one segment to the
+   next, here they are estimated again; not measured: too slow on this CPU); flow_fill's later segments restart what it carries along the flow
    through the whole clip (the fill it invents for never-seen pixels, its recursive blend) at
    their first context frame, so their fill inside the mask differs (tests: mean < 16 levels).
 4. Encoding (:mod:`.output`): the existing encoder pulls frames in order; each is the re-decoded
