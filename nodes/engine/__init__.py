@@ -86,7 +86,8 @@ How it streams
 3. Inpainting (:mod:`.segments`): the clip is cut by ``propainter_core``'s ``plan_segments``
    (``window`` owned frames, default the backend's segment length: ProPainter
    ``subvideo_length`` 80, flow_fill 60; ``context`` frames each side, default ProPainter 10 and
-   flow_fill 30: what the backend's own streamed run reads). Each segment runs
+   flow_fill 30: what the backend's own streamed run reads; flow_fill with the default window
+   takes a clip of up to 120 frames as one segment). Each segment runs
    ``inpaint_runner.run_inpaint`` over its span (crop "auto" crops to that span's mask extent),
    is composited into its owned frames with ``composite_ops`` (Composite Frames' arithmetic),
    and keeps only the rectangle its soft mask touches.

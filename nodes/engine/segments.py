@@ -83,6 +83,10 @@ def segment_plan(num_frames: int, settings: RemovalSettings) -> list[Segment]:
         padding = DEFAULT_SEGMENT_PADDING
     if settings.context >= 0:
         padding = settings.context
+    if inpaint.backend == "flow_fill" and not settings.window and num_frames <= length + 2 * padding:
+        # flow_fill's own run holds a window of this many frames anyway: one segment, no frame
+        # read or filled twice, and the same fill as the whole-clip run
+        length = num_frames
     if length < 1:
         raise EngineError("window", f"is {length}; a segment needs at least one frame.", "set window to 0 or more.")
     return [Segment(i, w.start, w.stop, w.core_start, w.core_stop)
