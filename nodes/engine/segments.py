@@ -131,10 +131,12 @@ def run_segment(source: FrameSource, masks: MaskSource, settings: RemovalSetting
     for first in range(segment.start, segment.stop, READ_CHUNK):
         check()
         parts.append(refine_window(masks, first, min(segment.stop, first + READ_CHUNK), settings.mask))
-    soft = torch.cat([p[0] for p in parts])  # [n, H, W]
-    hard = torch.cat([p[1] for p in parts])
     keep = segment.keep
-    if not bool((soft[keep] > 0).any()):
+    # the soft mask is needed for the owned frames only (the composite); the hard one everywhere
+    soft = torch.cat([p[0] for p in parts])[keep].clone()  # [core, H, W]
+    hard = torch.cat([p[1] for p in parts])  # [n, H, W]
+    del parts
+    if not bool((soft > 0).any()):
         return SegmentOutput(segment, None, None)
     frames = torch.empty((segment.stop - segment.start, source.height, source.width, 3), dtype=torch.uint8)
     for first in range(segment.start, segment.stop, READ_CHUNK):
@@ -149,7 +151,7 @@ def run_segment(source: FrameSource, masks: MaskSource, settings: RemovalSetting
     from ...propainter_core import InpaintInputError
 
     try:
-        result = inpaint_runner.run_inpaint(frames, hard, run_settings, models, host)
+        result = inpaint_runner.run_inpaint(frames, hard, run_settings, models, host, keep=keep)
     except (CoreCancelled, flow_fill.InpaintCancelled) as exc:
         raise Cancelled(str(exc)) from exc
     except inpaint_runner.InpaintMemoryError as exc:
@@ -163,12 +165,17 @@ def run_segment(source: FrameSource, masks: MaskSource, settings: RemovalSetting
 
 def _composite(frames: torch.Tensor, soft: torch.Tensor, result: inpaint_runner.RunResult,
                segment: Segment) -> SegmentOutput:
-    """Composite Frames on the owned frames, inside the soft mask's bounding box only."""
+    """Composite Frames on the owned frames, inside the soft mask's bounding box only.
+
+    Args:
+        frames: the span's uint8 frames. soft: ``[core, H, W]`` the owned frames' soft masks.
+        result: the runner's result for the owned frames (``keep``).
+    """
     keep = range(segment.keep.start, segment.keep.stop)
     box = result.crop
     region = torch.zeros(soft.shape[1:], dtype=torch.bool)
     region[box.slices()] = True
-    touched = ((soft[keep.start:keep.stop] > 0) & region).any(dim=0)  # [H, W]
+    touched = ((soft > 0) & region).any(dim=0)  # [H, W]
     processed = (box.x, box.y, box.width, box.height)
     if not bool(touched.any()):
         return SegmentOutput(segment, None, None, result.notes, processed)
@@ -179,7 +186,7 @@ def _composite(frames: torch.Tensor, soft: torch.Tensor, result: inpaint_runner.
     crop = composite_ops.CropRegion(box.x, box.y, box.width, box.height)
     for j, i in enumerate(keep):
         original = frames[i, crop.rows(), crop.cols()].float() / 255.0  # [h, w, 3] the IMAGE values
-        blended = composite_ops.composite_frame(original, result.filled[i], soft[i, crop.rows(), crop.cols()])
+        blended = composite_ops.composite_frame(original, result.filled[j], soft[j, crop.rows(), crop.cols()])
         out[j] = to_uint8(blended[y0 - box.y:y1 - box.y, x0 - box.x:x1 - box.x])
     return SegmentOutput(segment, (y0, y1, x0, x1), out, result.notes, processed)
 
