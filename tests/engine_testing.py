@@ -84,9 +84,9 @@ def node_graph(clip: Clip, mask_options, run_settings, model) -> np.ndarray:
     from vanish.nodes.inpainting import VanishProPainterInpaint
     from vanish.nodes.masks import VanishMaskDilateBlur
     from vanish.nodes.ops.video_frames import TensorFrames
-    from vanish.nodes.video_io import LoadVideoFrames
+    from vanish.nodes.video_io import VanishLoadVideoFrames
 
-    frames, mask, *_ = LoadVideoFrames().load("", 0, 0, 1, 0.0, 0, 0, path=str(clip.video),
+    frames, mask, *_ = VanishLoadVideoFrames().load("", 0, 0, 1, 0.0, 0, 0, path=str(clip.video),
                                                     mask_path=str(clip.mask),
                                                     mask_threshold=mask_options.threshold)
     m = mask_options

@@ -32,9 +32,9 @@ def clip(tmp_path_factory):
 
 def test_video_source_reads_any_window_like_load_video_frames(clip):
     from vanish.nodes.ops.video_frames import TensorFrames
-    from vanish.nodes.video_io import LoadVideoFrames
+    from vanish.nodes.video_io import VanishLoadVideoFrames
 
-    frames, *_ = LoadVideoFrames().load("", 0, 0, 1, 0.0, 0, 0, path=str(clip.video))
+    frames, *_ = VanishLoadVideoFrames().load("", 0, 0, 1, 0.0, 0, 0, path=str(clip.video))
     view = TensorFrames(frames)
     expected = np.stack([view[i] for i in range(len(view))])
     source = engine.open_source(clip.video)
