@@ -164,3 +164,37 @@ def make_clip(case: str, seed: int = 0, frames: int = 40, size: tuple[int, int] 
         shadows.append((view(shadow_world) > 0.5) & ~obj_f)
         refls.append((view(refl_world) > 0.5) & ~obj_f)
     return SyntheticClip(np.stack(out_frames), np.stack(objs), np.stack(shadows), np.stack(refls))
+
+
+def write_demo(folder, seed: int = 1, frames: int = 40) -> tuple:
+    """Write the demo workflow's inputs: ``vanish_shadow_demo.mp4`` and its object mask video.
+
+    Run ``python bench/effects_clips.py`` to remake ``examples/`` (H.264, a few hundred KB).
+    """
+    from pathlib import Path
+
+    import av
+
+    clip = make_clip("shadow", seed, frames)
+    paths = []
+    for name, video in (("vanish_shadow_demo.mp4", clip.frames),
+                        ("vanish_shadow_demo_mask.mp4", np.repeat(clip.objects[..., None] * 255, 3, -1).astype(np.uint8))):
+        path = Path(folder) / name
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = video.shape[2], video.shape[1], "yuv420p"
+            stream.options = {"crf": "23"}
+            for frame in video:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+            container.mux(stream.encode(None))
+        paths.append(path)
+    return tuple(paths)
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parents[1] / "examples"
+    out.mkdir(exist_ok=True)
+    for written in write_demo(out):
+        print("wrote", written, written.stat().st_size, "bytes")

@@ -128,6 +128,7 @@ _REMOVAL_LINKS = [
 def remove_object() -> dict:
     nodes, links = _sam2_front()
     nodes += [
+        ("effects", "VanishEffectsMask", {"enabled": True}, _row(3, 1000)),
         ("dilate", "VanishMaskDilateBlur", {"grow": 8, "feather": 2.0, "temporal_sigma": 1.0}, _row(3)),
         ("pp", "VanishProPainterModelLoader", {}, _row(3, 600)),
         ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(4)),
@@ -135,12 +136,15 @@ def remove_object() -> dict:
         ("metric", "VanishWarpErrorMetric", {}, _row(6, 600)),
         ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed"}, _row(6)),
     ]
-    links += [("track", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
+    links += [("track", "mask", "effects", "mask"), ("load", "frames", "effects", "frames"),
+              ("effects", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
     return build(nodes, links, models=[SAM2_MODEL, *PROPAINTER_MODELS], note=(
         "Remove an object: pick your clip in Load Video Frames, click the object in SAM 2 Video "
         "Prompt (left click = keep, shift/right click = exclude), queue. SAM 2 tracks it through "
         "the clip, ProPainter fills it, Composite Frames pastes the fill into the untouched "
-        "original. Models: models/sam2 and models/propainter (the frontend offers the downloads)."))
+        "original. Effects Mask adds the object's shadow to the mask (set 'enabled' off to remove "
+        "the object alone). Models: models/sam2 and models/propainter (the frontend offers the "
+        "downloads)."))
 
 
 def _region_graph(backend: str, note: str) -> dict:
@@ -215,12 +219,38 @@ def replace_background() -> dict:
         "Frames replaces the background; it is resized to the subject clip."))
 
 
+def remove_object_with_shadow() -> dict:
+    """Issue 12's demo: a synthetic car and its shadow (examples/vanish_shadow_demo*.mp4)."""
+    nodes = [
+        ("load", "VanishLoadVideoFrames", {"video": "vanish_shadow_demo.mp4",
+                                           "mask_path": "vanish_shadow_demo_mask.mp4",
+                                           "mask_threshold": 0.5}, _row(0)),
+        ("effects", "VanishEffectsMask", {"effects": "shadow"}, _row(1)),
+        ("dilate", "VanishMaskDilateBlur", {"grow": 3, "feather": 1.5}, _row(2)),
+        ("pp", "VanishProPainterModelLoader", {"backend": "flow_fill (no weights)"}, _row(2, 600)),
+        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}, _row(3)),
+        ("comp", "VanishCompositeFrames", {}, _row(4)),
+        ("metric", "VanishWarpErrorMetric", {}, _row(5, 600)),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed_with_shadow"}, _row(5)),
+    ]
+    links = [("load", "mask", "effects", "mask"), ("load", "frames", "effects", "frames"),
+             ("effects", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
+    return build(nodes, links, models=[], note=(
+        "Remove an object together with its shadow, no model weights: copy vanish_shadow_demo.mp4 "
+        "and vanish_shadow_demo_mask.mp4 from the pack's examples/ folder into ComfyUI/input, "
+        "queue. Effects Mask finds the shadow the car casts (its preview shows the car's outline "
+        "in red, the shadow in cyan) and grows the mask by it; flow_fill removes both. Set "
+        "'enabled' off to see the shadow left behind. With your own clip, get the object mask "
+        "from SAM 2 Propagate instead of mask_path."))
+
+
 GRAPHS = {
     "vanish_remove_object": remove_object,
     "vanish_remove_region": remove_region,
     "vanish_remove_region_no_weights": remove_region_no_weights,
     "vanish_transparent_subject": transparent_subject,
     "vanish_replace_background": replace_background,
+    "vanish_remove_object_with_shadow": remove_object_with_shadow,
 }
 
 

@@ -32,8 +32,9 @@ import numpy as np
 NEIGHBOUR_OFFSETS: tuple[int, ...] = (-30, -18, -10, -4, 4, 10, 18, 30)
 # Which ranked vote is the background (0 = darkest, 1 = brightest).
 BACKGROUND_QUANTILE = 0.7
-# A pixel needs this many valid votes to have a background.
+# A pixel needs this many valid votes to have a background; a missing vote's luminance.
 MIN_VOTES = 2
+NO_VOTE = 1000
 # The neighbour's object is grown by this many pixels before it is excluded (edges, blur).
 OBJECT_GUARD = 3
 # KLT tracks: corners per frame, spacing, and how far (in object sizes) "near the object" reaches.
@@ -150,36 +151,36 @@ def background(frames: np.ndarray, objects: np.ndarray, t: int, path: CameraPath
     out = np.full((h, w, 3), np.nan, np.float32)
     if not sources:
         return out
-    stack = np.empty((len(sources), h, w, 3), np.float32)  # [K, H, W, 3]
+    stack = np.empty((len(sources), h, w, 3), np.uint8)  # [K, H, W, 3]
+    luma = np.empty((len(sources), h, w), np.int16)  # [K, H, W]; no vote: NO_VOTE
     for k, s in enumerate(sources):
         matrix = path.between(s, t)
-        warped = cv2.warpPerspective(frames[s], matrix, (w, h), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        stack[k] = cv2.warpPerspective(frames[s], matrix, (w, h), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         blocked = _grow(objects[s], OBJECT_GUARD)
         extra = exclude(s) if exclude is not None else None
         if extra is not None:
             blocked = blocked | extra
-        valid = (~blocked).astype(np.uint8)
-        valid = cv2.warpPerspective(valid, matrix, (w, h), flags=cv2.INTER_NEAREST,
+        valid = cv2.warpPerspective((~blocked).astype(np.uint8), matrix, (w, h), flags=cv2.INTER_NEAREST,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
-        stack[k] = warped
-        stack[k][~valid] = np.nan
-    return ranked_vote(stack, BACKGROUND_QUANTILE)
+        luma[k] = cv2.cvtColor(stack[k], cv2.COLOR_RGB2GRAY)
+        luma[k][~valid] = NO_VOTE
+    return ranked_vote(stack, luma, BACKGROUND_QUANTILE)
 
 
-def ranked_vote(stack: np.ndarray, quantile: float) -> np.ndarray:
+def ranked_vote(stack: np.ndarray, luma: np.ndarray, quantile: float) -> np.ndarray:
     """Per pixel, the vote at ``quantile`` of the valid votes ranked by luminance.
 
     Args:
-        stack: float32 ``[K, H, W, 3]``, NaN = no vote.
+        stack: uint8 ``[K, H, W, 3]`` votes. luma: int16 ``[K, H, W]`` their luminance,
+            :data:`NO_VOTE` where a vote is missing.
     Returns:
-        float32 ``[H, W, 3]``, NaN where fewer than :data:`MIN_VOTES` votes.
+        float32 ``[H, W, 3]`` in 0..255, NaN where fewer than :data:`MIN_VOTES` votes.
     """
-    luma = stack.mean(-1)  # [K, H, W]
-    votes = np.isfinite(luma).sum(0)  # [H, W]
-    order = np.argsort(np.where(np.isfinite(luma), luma, np.inf), axis=0)  # NaN votes last
+    votes = (luma != NO_VOTE).sum(0)  # [H, W]
+    order = np.argsort(luma, axis=0)  # [K, H, W]; missing votes rank last
     pick = np.floor(quantile * np.maximum(votes - 1, 0) + 0.5).astype(np.int64)  # [H, W]
-    index = np.take_along_axis(order, pick[None], axis=0)[0]  # [H, W]
-    out = np.take_along_axis(stack, index[None, ..., None].repeat(3, -1), axis=0)[0]  # [H, W, 3]
+    index = np.take_along_axis(order, pick[None], axis=0)  # [1, H, W]
+    out = np.take_along_axis(stack, index[..., None], axis=0)[0].astype(np.float32)  # [H, W, 3]
     out[votes < MIN_VOTES] = np.nan
     return out

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+import cv2
 import numpy as np
 
 from . import background as bg_mod
@@ -126,7 +127,7 @@ class _Detector:
             seed = settings.seed_darkening
             evidence = shadow_evidence(self.frames[t], background, 0.5 * seed)
             shadows = half_depth_regions(evidence, allowed, seed, self.min_area)
-            found |= temporal.fill_enclosed(shadows, obj, self.frames[t].mean(-1, dtype=np.float32),
+            found |= temporal.fill_enclosed(shadows, obj, cv2.cvtColor(self.frames[t], cv2.COLOR_RGB2GRAY).astype(np.float32),
                                             temporal.within_reach(obj, settings.max_reach))
         if settings.effects in ("reflection", "shadow + reflection"):
             found |= reflection_region(self.frames[t], background, obj, allowed, settings.min_reflectance)

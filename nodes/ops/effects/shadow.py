@@ -2,7 +2,7 @@
 
 A cast shadow takes away the direct light and leaves the ambient light, so a shadowed pixel is
 its unshadowed self times a factor below one in every channel: its luminance drops while its
-chromaticity (``rgb / (r + g + b)``) barely moves (sky light makes it a little bluer, hence a
+chromaticity (colour per unit luminance) barely moves (sky light makes it a little bluer, hence a
 tolerance). A dark object passing by changes the colour too and fails the test.
 
 The region's edge is put where the darkening is half that of the region's core (its
@@ -23,10 +23,11 @@ import numpy as np
 SMOOTH_SIGMA = 1.2
 # Luminance offset (0..255 levels) that keeps the ratio finite on black pixels.
 LUMA_OFFSET = 4.0
-# Chromaticity may move this much (max over r, g, b of |rgb / sum| change), plus a term that
-# grows on dark pixels where 8-bit noise moves it more.
-CHROMA_TOLERANCE = 0.05
-CHROMA_NOISE_LEVELS = 2.5
+# Chromaticity may move this much (max over r, g, b of the change of channel / luminance; that
+# is about 3x the change of r / (r + g + b)), plus a term that grows on dark pixels where 8-bit
+# noise moves it more.
+CHROMA_TOLERANCE = 0.15
+CHROMA_NOISE_LEVELS = 7.5
 # Residual camera misalignment (px): a pixel must also be darker than the darkest background
 # pixel this near, so the dark side of a static edge seen slightly shifted is not evidence.
 ALIGNMENT_PX = 2
@@ -59,11 +60,11 @@ def shadow_evidence(frame: np.ndarray, background: np.ndarray, min_darkening: fl
     known = np.isfinite(background[..., 0])
     image = _smooth(frame.astype(np.float32))
     bg = _smooth(np.where(known[..., None], background, image))  # unknown pixels borrow the frame
-    luma_f = image.mean(-1) + LUMA_OFFSET
-    luma_b = bg.mean(-1) + LUMA_OFFSET
+    luma_f = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) + LUMA_OFFSET  # Rec. 601 weights
+    luma_b = cv2.cvtColor(bg, cv2.COLOR_RGB2GRAY) + LUMA_OFFSET
     darkening = np.where(known, 1.0 - luma_f / luma_b, 0.0).astype(np.float32)
-    chroma_f = image / (3.0 * luma_f[..., None])
-    chroma_b = bg / (3.0 * luma_b[..., None])
+    chroma_f = image / luma_f[..., None]  # colour per unit luminance: kept under a shadow
+    chroma_b = bg / luma_b[..., None]
     change = np.abs(chroma_f - chroma_b).max(-1)
     tolerance = CHROMA_TOLERANCE + CHROMA_NOISE_LEVELS / luma_f
     size = 2 * ALIGNMENT_PX + 1

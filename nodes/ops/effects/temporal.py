@@ -142,9 +142,8 @@ def near_contact(regions: np.ndarray, obj: np.ndarray, gap: float) -> np.ndarray
         return regions
     distance = cv2.distanceTransform((~obj).astype(np.uint8), cv2.DIST_L2, 5)
     count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
-    nearest = np.full(count, np.inf)
-    np.minimum.at(nearest, labels.ravel(), distance.ravel())
-    keep = nearest <= gap
+    keep = np.zeros(count, bool)
+    keep[np.unique(labels[regions & (distance <= gap)])] = True
     keep[0] = False
     return keep[labels]
 
