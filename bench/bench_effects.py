@@ -11,8 +11,8 @@
 3. **Real clips** (``davis/car-shadow``, ``davis/drift-straight``, resized to 432x240, their
    annotated object masks): through the nodes (Effects Mask -> Mask Dilate & Blur -> ProPainter
    Inpaint with flow_fill -> Composite Frames), without and with the effects stage. The region
-   the effects add (effects mask minus the grown object mask) is compared with its ring (4..12
-   px around object + effects): mean luminance ratio region / ring in the original, after
+   the effects add (the filled mask with effects minus the one without) is compared with its ring
+   (pixels within 12 px of that region, at least 4 px from object and effects): mean luminance ratio region / ring in the original, after
    removal without effects and after removal with effects. 1.0 = as bright as the road around.
    Contact sheets go to ``docs/img/effects_<clip>.png``.
 
@@ -144,7 +144,7 @@ def real(name: str) -> None:
     with_fx = remove(image, mask, enabled=True)
     added = with_fx["hard"].numpy() & ~without["hard"].numpy()  # what the effects stage adds to the fill
     fx_obj = with_fx["effects"].numpy() | (mask.numpy() > 0.5)
-    ring = _grow(fx_obj, 12) & ~_grow(fx_obj, 4)
+    ring = _grow(added, 12) & ~_grow(fx_obj, 4)  # the ground beside the added region
     frames_with = int(added.any((1, 2)).sum())
     print(f"\n### {name} ({image.shape[0]} frames, 432x240; effects on {frames_with} frames, "
           f"added area {added.mean() * 100:.2f} % of the frame)")

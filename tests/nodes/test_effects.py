@@ -288,3 +288,18 @@ def test_sam2_refinement_plumbing_with_random_weights():
     for t in range(8):  # and never beyond reach
         distance = cv2.distanceTransform((~objs[t]).astype(np.uint8), cv2.DIST_L2, 5)
         assert (distance[fx[t]] <= 40).all()
+
+
+def test_cancel_is_honoured_between_frames():
+    from vanish.nodes.ops.effects import EffectsCancelled
+
+    frames, objs, _ = _clip("moving", frames=10)
+    calls = []
+
+    def should_cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(EffectsCancelled):
+        find_effects(frames, objs, EffectsSettings(max_reach=40), should_cancel=should_cancel)
+    assert len(calls) == 4  # stopped at the first poll that said so

@@ -121,11 +121,26 @@ class CameraPath:
         return matrix / matrix[2, 2] if abs(matrix[2, 2]) > 1e-12 else matrix
 
 
-def camera_path(frames: np.ndarray, objects: np.ndarray) -> CameraPath:
-    """Fit :func:`pair_homography` to every consecutive pair of ``frames [T, H, W, 3]``."""
-    grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    return CameraPath([pair_homography(grays[i], grays[i + 1], objects[i], objects[i + 1])
-                       for i in range(len(grays) - 1)])
+def camera_path(frames: np.ndarray, objects: np.ndarray,
+                should_cancel: Callable[[], bool] | None = None) -> CameraPath:
+    """Fit :func:`pair_homography` to every consecutive pair of ``frames [T, H, W, 3]``.
+
+    ``should_cancel`` is polled between pairs; when it returns True the fit stops and
+    :class:`Cancelled` is raised.
+    """
+    pairs = []
+    previous = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+    for i in range(len(frames) - 1):
+        if should_cancel is not None and should_cancel():
+            raise Cancelled()
+        current = cv2.cvtColor(frames[i + 1], cv2.COLOR_RGB2GRAY)
+        pairs.append(pair_homography(previous, current, objects[i], objects[i + 1]))
+        previous = current
+    return CameraPath(pairs)
+
+
+class Cancelled(Exception):
+    """The caller's ``should_cancel`` returned True."""
 
 
 def neighbours(t: int, count: int, offsets: tuple[int, ...] = NEIGHBOUR_OFFSETS) -> list[int]:
@@ -134,8 +149,7 @@ def neighbours(t: int, count: int, offsets: tuple[int, ...] = NEIGHBOUR_OFFSETS)
 
 
 def background(frames: np.ndarray, objects: np.ndarray, t: int, path: CameraPath,
-               offsets: tuple[int, ...] = NEIGHBOUR_OFFSETS,
-               exclude: Callable[[int], np.ndarray | None] | None = None) -> np.ndarray:
+               offsets: tuple[int, ...] = NEIGHBOUR_OFFSETS) -> np.ndarray:
     """Frame ``t``'s background: float32 ``[H, W, 3]`` in 0..255, NaN where too few frames vote.
 
     Args:
@@ -143,8 +157,6 @@ def background(frames: np.ndarray, objects: np.ndarray, t: int, path: CameraPath
         objects: bool ``[T, H, W]`` object masks.
         t: the frame, an index into ``frames``.
         path: the window's camera motion.
-        exclude: optional ``exclude(s)`` -> bool ``[H, W]`` (or None) of more pixels of frame s
-            that must not vote (the effects a first pass found there).
     """
     h, w = frames.shape[1:3]
     sources = neighbours(t, frames.shape[0], offsets)
@@ -158,9 +170,6 @@ def background(frames: np.ndarray, objects: np.ndarray, t: int, path: CameraPath
         stack[k] = cv2.warpPerspective(frames[s], matrix, (w, h), flags=cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         blocked = _grow(objects[s], OBJECT_GUARD)
-        extra = exclude(s) if exclude is not None else None
-        if extra is not None:
-            blocked = blocked | extra
         valid = cv2.warpPerspective((~blocked).astype(np.uint8), matrix, (w, h), flags=cv2.INTER_NEAREST,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
         luma[k] = cv2.cvtColor(stack[k], cv2.COLOR_RGB2GRAY)

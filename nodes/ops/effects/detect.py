@@ -31,6 +31,8 @@ from .shadow import half_depth_regions, shadow_evidence
 
 logger = logging.getLogger(__name__)
 
+EffectsCancelled = bg_mod.Cancelled  # raised between frames when ``should_cancel()`` returned True
+
 EffectKind = Literal["shadow", "reflection", "shadow + reflection"]
 EFFECT_KINDS: tuple[str, ...] = ("shadow", "reflection", "shadow + reflection")
 # How many frames on each side the motion check compares with.
@@ -42,11 +44,8 @@ MIN_AREA_PX = 12
 # and the reflectance a reflection needs.
 SEED_DARKENING = (0.45, 0.05)
 REFLECTANCE = (0.2, 0.02)
-# Background passes (see _Detector) and how far pass 1's regions are grown before exclusion (px).
-PASSES = 1
 # A region must come within this fraction of max_reach of the object.
 CONTACT_GAP_FRACTION = 0.25
-EXCLUDE_GROW = 4
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class EffectsSettings:
 def context_frames(settings: EffectsSettings) -> int:
     """Frames of context needed on each side of a frame (see the module docstring)."""
     reach = max((abs(o) for o in settings.offsets), default=0)
-    return PASSES * reach + MOTION_NEIGHBOURS
+    return reach + MOTION_NEIGHBOURS
 
 
 def _min_area(shape: tuple[int, int]) -> int:
@@ -89,39 +88,29 @@ def _min_area(shape: tuple[int, int]) -> int:
 
 
 class _Detector:
-    """Lazy, cached per-frame candidates of one window (indices into the window).
-
-    Pass 1 estimates each background from the neighbours without their objects; pass 2 also
-    leaves out what pass 1 found in the neighbours (grown by :data:`EXCLUDE_GROW`), so the
-    ground a slow object's shadow still covers in most neighbours gets a clean background.
-    """
+    """Lazy, cached per-frame candidates of one window (indices into the window)."""
 
     def __init__(self, frames: np.ndarray, objects: np.ndarray, path: bg_mod.CameraPath,
                  settings: EffectsSettings, should_cancel: Callable[[], bool] | None) -> None:
         self.frames, self.objects, self.path, self.settings = frames, objects, path, settings
         self.should_cancel = should_cancel
-        self.cache: list[dict[int, np.ndarray]] = [{} for _ in range(PASSES + 1)]
+        self.cache: dict[int, np.ndarray] = {}
         self.min_area = _min_area(objects.shape[1:])
 
-    def candidate(self, t: int, passes: int = PASSES) -> np.ndarray:
-        """Frame t's effects before the motion check after ``passes`` passes: ``[H, W]`` bool."""
-        cache = self.cache[passes]
-        if t not in cache:
+    def candidate(self, t: int) -> np.ndarray:
+        """Frame t's effects before the motion check: ``[H, W]`` bool."""
+        if t not in self.cache:
             if self.should_cancel is not None and self.should_cancel():
                 raise EffectsCancelled()
-            exclude = None
-            if passes > 1:
-                def exclude(s: int) -> np.ndarray:
-                    return temporal.grow(self.candidate(s, passes - 1), EXCLUDE_GROW)
-            cache[t] = self._regions(t, exclude)
-        return cache[t]
+            self.cache[t] = self._regions(t)
+        return self.cache[t]
 
-    def _regions(self, t: int, exclude: Callable[[int], np.ndarray] | None) -> np.ndarray:
+    def _regions(self, t: int) -> np.ndarray:
         obj, settings = self.objects[t], self.settings
         if not obj.any():
             return np.zeros_like(obj)
         allowed = temporal.search_area(obj, settings.max_reach)
-        background = bg_mod.background(self.frames, self.objects, t, self.path, settings.offsets, exclude)
+        background = bg_mod.background(self.frames, self.objects, t, self.path, settings.offsets)
         found = np.zeros_like(obj)
         if settings.effects in ("shadow", "shadow + reflection"):
             seed = settings.seed_darkening
@@ -135,9 +124,8 @@ class _Detector:
 
     def forget_before(self, t: int) -> None:
         """Drop cached frames no later frame needs (those before ``t``)."""
-        for cache in self.cache:
-            for stale in [k for k in cache if k < t]:
-                del cache[stale]
+        for stale in [k for k in self.cache if k < t]:
+            del self.cache[stale]
 
     def effects(self, t: int) -> np.ndarray:
         """Frame t's final effects: candidates that move with the object, contact ring closed."""
@@ -175,7 +163,7 @@ def find_effects_window(frames: np.ndarray, objects: np.ndarray, start: int, sto
     if not objects.any():
         return out
     if path is None:
-        path = bg_mod.camera_path(frames, objects)
+        path = bg_mod.camera_path(frames, objects, should_cancel)
     detector = _Detector(frames, objects, path, settings, should_cancel)
     context = context_frames(settings)
     for t in range(start, stop):
@@ -184,10 +172,6 @@ def find_effects_window(frames: np.ndarray, objects: np.ndarray, start: int, sto
         if progress is not None:
             progress(t - start + 1)
     return out
-
-
-class EffectsCancelled(Exception):
-    """Raised between frames when ``should_cancel()`` returned True."""
 
 
 def find_effects(frames: np.ndarray, objects: np.ndarray, settings: EffectsSettings | None = None, *,
@@ -212,7 +196,8 @@ def find_effects(frames: np.ndarray, objects: np.ndarray, settings: EffectsSetti
     out = np.zeros(objects.shape, bool)
     if not objects.any():
         return out
-    detector = _Detector(frames, objects, bg_mod.camera_path(frames, objects), settings, should_cancel)
+    detector = _Detector(frames, objects, bg_mod.camera_path(frames, objects, should_cancel), settings,
+                         should_cancel)
     context = context_frames(settings)
     for t in range(total):
         out[t] = detector.effects(t)
