@@ -6,7 +6,7 @@ too. Cases:
 
 * ``shadow``: textured ground, a car-like object driving across it, its shadow cast by a low
   sun (the silhouette sheared and squashed onto the ground) with a soft penumbra; static
-  distractors around its path (tree shadows, dark paint, a parked dark car).
+  distractors on and around its path (tree shadows, dark paint, a parked dark object).
 * ``reflection``: a glossy tiled floor, an upright object walking across it and its mirror
   image about the contact line, fading with distance; a dark static object too.
 * ``distractors``: as ``shadow`` but the object casts nothing (only static distractors).
@@ -99,17 +99,24 @@ def make_clip(case: str, seed: int = 0, frames: int = 40, size: tuple[int, int] 
     if glossy:  # tile joints
         ground[::40, :] *= 0.7
         ground[:, ::40] *= 0.7
-    # static distractors: tree shadows (darker, same colour), dark paint, a parked dark object
+    ground_row = ch * (0.55 if glossy else 0.6) + rng.uniform(-10, 10)
+    # static distractors: tree shadows (darker, same colour), dark paint, a parked dark object;
+    # half of them along the object's path (within its reach), the rest anywhere
+    def spot(i: int, margin: int) -> tuple[int, int]:
+        if i % 2 == 0:
+            return int(rng.integers(cw // 4, 3 * cw // 4)), int(ground_row + rng.integers(-5, 40))
+        return int(rng.integers(0, cw - margin)), int(rng.integers(ch // 3, ch - margin))
+
     static_dark = np.ones((ch, cw), np.float32)
-    for _ in range(4):
-        cx, cy = rng.integers(0, cw), rng.integers(ch // 3, ch)
+    for i in range(4):
+        cx, cy = spot(i, 0)
         blob = np.zeros((ch, cw), np.float32)
         cv2.ellipse(blob, (int(cx), int(cy)), (int(rng.integers(20, 50)), int(rng.integers(8, 20))),
                     float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
         static_dark *= 1.0 - 0.5 * cv2.GaussianBlur(blob, (0, 0), 3)
     ground *= static_dark[..., None]
-    for _ in range(2):
-        x0, y0 = int(rng.integers(0, cw - 60)), int(rng.integers(ch // 2, ch - 30))
+    for i in range(2):
+        x0, y0 = spot(i, 60)
         colour = rng.uniform(20, 50, 3)
         cv2.rectangle(ground, (x0, y0), (x0 + int(rng.integers(25, 60)), y0 + int(rng.integers(12, 25))),
                       colour.tolist(), -1)
@@ -121,7 +128,6 @@ def make_clip(case: str, seed: int = 0, frames: int = 40, size: tuple[int, int] 
         oh, ow = int(h * 0.2), int(w * 0.2)
         silhouette = _car(oh, ow)
     look = _texture(rng, oh, ow, tuple(rng.uniform(60, 200, 3)), 0.3)
-    ground_row = ch * (0.55 if glossy else 0.6) + rng.uniform(-10, 10)
     x_start, speed = cw * 0.3, rng.uniform(3.5, 5.0) * rng.choice([-1, 1])
     if speed < 0:
         x_start = cw * 0.7 - ow

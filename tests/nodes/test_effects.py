@@ -303,3 +303,22 @@ def test_cancel_is_honoured_between_frames():
     with pytest.raises(EffectsCancelled):
         find_effects(frames, objs, EffectsSettings(max_reach=40), should_cancel=should_cancel)
     assert len(calls) == 4  # stopped at the first poll that said so
+
+
+def test_shipped_demo_clip_shows_a_shadow_that_is_found():
+    import av
+
+    from shared_paths import ROOT
+
+    def read(name: str, count: int = 12) -> np.ndarray:
+        with av.open(str(ROOT / "examples" / name)) as container:
+            frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(count), container.decode(video=0))]
+        return np.stack(frames)
+
+    frames = read("vanish_shadow_demo.mp4")
+    objs = read("vanish_shadow_demo_mask.mp4").max(-1) > 127
+    assert frames.shape == (12, 240, 432, 3) and objs.any(axis=(1, 2)).all()
+    _, effects, _, _ = VanishEffectsMask().find(_image(frames), torch.from_numpy(objs).float(), "shadow", 0.5, 96)
+    area = effects.sum(dim=(1, 2))
+    object_area = torch.from_numpy(objs).sum(dim=(1, 2))
+    assert bool((area > 0.15 * object_area).all())  # the car's shadow (about a quarter of it), every frame

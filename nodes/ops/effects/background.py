@@ -144,8 +144,17 @@ class Cancelled(Exception):
 
 
 def neighbours(t: int, count: int, offsets: tuple[int, ...] = NEIGHBOUR_OFFSETS) -> list[int]:
-    """The frames (indices in ``0..count-1``) that vote for frame ``t``'s background."""
-    return [t + o for o in offsets if 0 <= t + o < count]
+    """The frames (indices in ``0..count-1``) that vote for frame ``t``'s background.
+
+    An offset past an end of the clip takes the frame at that end instead (once), so short
+    clips and the first and last frames still get votes from both sides where there are any.
+    """
+    out: list[int] = []
+    for offset in offsets:
+        s = min(max(t + offset, 0), count - 1)
+        if s != t and s not in out:
+            out.append(s)
+    return out
 
 
 def background(frames: np.ndarray, objects: np.ndarray, t: int, path: CameraPath,
@@ -188,7 +197,7 @@ def ranked_vote(stack: np.ndarray, luma: np.ndarray, quantile: float) -> np.ndar
     """
     votes = (luma != NO_VOTE).sum(0)  # [H, W]
     order = np.argsort(luma, axis=0)  # [K, H, W]; missing votes rank last
-    pick = np.floor(quantile * np.maximum(votes - 1, 0) + 0.5).astype(np.int64)  # [H, W]
+    pick = np.ceil(quantile * np.maximum(votes - 1, 0) - 1e-6).astype(np.int64)  # [H, W]; few votes: brighter
     index = np.take_along_axis(order, pick[None], axis=0)  # [1, H, W]
     out = np.take_along_axis(stack, index[..., None], axis=0)[0].astype(np.float32)  # [H, W, 3]
     out[votes < MIN_VOTES] = np.nan

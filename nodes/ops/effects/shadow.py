@@ -30,7 +30,7 @@ CHROMA_TOLERANCE = 0.15
 CHROMA_NOISE_LEVELS = 7.5
 # Residual camera misalignment (px): a pixel must also be darker than the darkest background
 # pixel this near, so the dark side of a static edge seen slightly shifted is not evidence.
-ALIGNMENT_PX = 2
+ALIGNMENT_PX = 4
 # Darkening above this is not a shadow (a shadow keeps the ambient light).
 MAX_DARKENING = 0.92
 # The region's core darkening is this percentile of its pixels' darkening; its edge is at half.

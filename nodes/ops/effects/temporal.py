@@ -7,8 +7,8 @@
 * **Contact.** A region must come within a gap of the object (a quarter of the reach): shadows
   and reflections start at the object, or near it for a jumping one.
 * **Motion.** A region found in frame t, moved by the object's motion from t to a neighbouring
-  frame, must land on the evidence of that frame, and better than when moved by the camera's
-  motion. The object's motion is the shift of its mask's centre; static things (which
+  frame, must land on the evidence of that frame, and not clearly worse than when moved by the
+  camera's motion, in every neighbour that shows the object. The object's motion is the shift of its mask's centre; static things (which
   the background normally holds, but misalignment can leave behind) move with the camera.
 
 Arrays: bool masks ``[H, W]``; all numpy on the CPU.
@@ -26,9 +26,9 @@ MOTION_SLACK_FRACTION = 0.25
 # fill_enclosed closes necks up to this radius (px) before looking for enclosed ground.
 ENCLOSE_NECK = 6
 # A region must land on this fraction of evidence in at least one neighbouring frame, and on
-# more when moved with the object than when moved with the ground (by more than this).
+# not clearly less (by more than GROUND_TIE) when moved with the object than with the ground.
 MIN_AGREEMENT = 0.5
-GROUND_MARGIN = 0.0
+GROUND_TIE = 0.1
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
@@ -96,8 +96,8 @@ def moves_with_object(regions: np.ndarray, obj_t: np.ndarray,
 
     For each neighbouring frame s the region is moved twice: by the object's shift (its mask
     centre) and by the camera's motion (the homography from t to s, at the region's centre).
-    It must land on s's evidence after the first move, and clearly better than after the second
-    when the two moves differ (a static thing that the background missed, e.g. through
+    It must land on s's evidence after the first move, and not clearly worse than after the second
+    when the two moves differ, in every neighbour where the object is (a static thing that the background missed, e.g. through
     misalignment, moves with the camera).
 
     Args:
@@ -106,32 +106,37 @@ def moves_with_object(regions: np.ndarray, obj_t: np.ndarray,
         others: ``(object_s, evidence_s, homography t->s)`` of neighbouring frames (evidence:
             where that frame's regions were found). Empty (one frame): every region is kept.
     Returns:
-        ``[H, W]`` bool, the regions confirmed by at least one neighbour.
+        ``[H, W]`` bool, the regions confirmed by every neighbour that shows the object.
     """
     if not others or not regions.any():
         return regions
     c_t = centre(obj_t)
     count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
-    keep = np.zeros(count, bool)
+    confirmed = np.zeros(count, int)
+    judged = 0
     for obj_s, evidence_s, matrix in others:
         c_s = centre(obj_s)
         if c_t is None or c_s is None:
             continue
+        judged += 1
         dx, dy = c_s - c_t
         slack = int(MOTION_SLACK_PX + MOTION_SLACK_FRACTION * np.hypot(dx, dy))
         landing = grow(evidence_s, slack)
         with_object = _landing_fraction(labels, count, dx, dy, landing)
-        for label in np.nonzero((with_object >= MIN_AGREEMENT) & ~keep)[0]:
+        for label in np.nonzero(with_object >= MIN_AGREEMENT)[0]:
             if label == 0:
                 continue
             ys, xs = np.nonzero(labels == label)
             point = np.array([[[xs.mean(), ys.mean()]]], np.float64)
             moved = cv2.perspectiveTransform(point, matrix)[0, 0] - point[0, 0]
             if np.hypot(moved[0] - dx, moved[1] - dy) <= slack:
-                keep[label] = True  # object and ground move alike here: the ratio test decides
+                confirmed[label] += 1  # object and ground move alike here: the ratio test decides
                 continue
             with_ground = _landing_fraction(labels == label, 2, moved[0], moved[1], landing)[1]
-            keep[label] = with_object[label] - with_ground >= GROUND_MARGIN
+            confirmed[label] += int(with_object[label] >= with_ground - GROUND_TIE)
+    if judged == 0:
+        return regions  # the object is in no neighbouring frame: nothing to compare with
+    keep = confirmed >= judged  # every neighbour that shows the object agrees
     keep[0] = False
     return keep[labels]
 
