@@ -3,7 +3,8 @@
 Stages: :mod:`.background` (aligned-neighbour median), :mod:`.shadow` (ratio test),
 :mod:`.reflection` (mirror about the contact line), :mod:`.temporal` (reach and motion),
 :mod:`.quadmask` (VOID's four-level mask), :mod:`.sam2_refine` (a SAM 2 prompt from the found
-region); :mod:`.detect` runs them on a window or a whole clip.
+region), :mod:`.preview` (the node's preview); :mod:`.detect` runs them on a window or a whole
+clip (see its docstring for the temporal context a window needs).
 """
 from __future__ import annotations
 
