@@ -62,7 +62,7 @@ def workflow_env(comfy, clips_dir, parity_checkpoints, monkeypatch):
 def test_workflows_are_shipped():
     names = {p.stem for p in WORKFLOW_FILES}
     assert {"vanish_remove_object", "vanish_remove_region", "vanish_remove_region_no_weights",
-            "vanish_transparent_subject", "vanish_replace_background"} <= names
+            "vanish_transparent_subject", "vanish_replace_background", "vanish_remove_object_with_shadow"} <= names
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.stem)
