@@ -158,24 +158,28 @@ def neighbours(t: int, count: int, offsets: tuple[int, ...] = NEIGHBOUR_OFFSETS)
 
 
 def background(frames: np.ndarray, objects: np.ndarray, t: int, path: CameraPath,
-               offsets: tuple[int, ...] = NEIGHBOUR_OFFSETS) -> np.ndarray:
-    """Frame ``t``'s background: float32 ``[H, W, 3]`` in 0..255, NaN where too few frames vote.
+               offsets: tuple[int, ...] = NEIGHBOUR_OFFSETS,
+               box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Frame ``t``'s background: float32 ``[h, w, 3]`` in 0..255, NaN where too few frames vote.
 
     Args:
         frames: uint8 ``[T, H, W, 3]`` (the window, context included).
         objects: bool ``[T, H, W]`` object masks.
         t: the frame, an index into ``frames``.
         path: the window's camera motion.
+        box: ``(y0, y1, x0, x1)``: only this part of the frame (default: all of it); the
+            result is ``[y1 - y0, x1 - x0, 3]`` and equals that crop of the whole background.
     """
-    h, w = frames.shape[1:3]
+    y0, y1, x0, x1 = box if box is not None else (0, frames.shape[1], 0, frames.shape[2])
+    h, w = y1 - y0, x1 - x0
     sources = neighbours(t, frames.shape[0], offsets)
-    out = np.full((h, w, 3), np.nan, np.float32)
     if not sources:
-        return out
-    stack = np.empty((len(sources), h, w, 3), np.uint8)  # [K, H, W, 3]
-    luma = np.empty((len(sources), h, w), np.int16)  # [K, H, W]; no vote: NO_VOTE
+        return np.full((h, w, 3), np.nan, np.float32)
+    to_box = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
+    stack = np.empty((len(sources), h, w, 3), np.uint8)  # [K, h, w, 3]
+    luma = np.empty((len(sources), h, w), np.int16)  # [K, h, w]; no vote: NO_VOTE
     for k, s in enumerate(sources):
-        matrix = path.between(s, t)
+        matrix = to_box @ path.between(s, t)
         stack[k] = cv2.warpPerspective(frames[s], matrix, (w, h), flags=cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         blocked = _grow(objects[s], OBJECT_GUARD)

@@ -44,6 +44,8 @@ MIN_AREA_PX = 12
 # and the reflectance a reflection needs.
 SEED_DARKENING = (0.45, 0.05)
 REFLECTANCE = (0.2, 0.02)
+# Beyond the reach, the work box keeps this many pixels for the blurs and the misalignment gate.
+BOX_MARGIN = 8
 # A region must come within this fraction of max_reach of the object.
 CONTACT_GAP_FRACTION = 0.25
 
@@ -87,6 +89,14 @@ def _min_area(shape: tuple[int, int]) -> int:
     return max(MIN_AREA_PX, int(round(MIN_AREA_FRACTION * shape[0] * shape[1])))
 
 
+def _box(obj: np.ndarray, grow: int) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: the mask's bounding box grown by ``grow`` px, inside the frame."""
+    ys, xs = np.nonzero(obj.any(1))[0], np.nonzero(obj.any(0))[0]
+    h, w = obj.shape
+    return (max(0, int(ys[0]) - grow), min(h, int(ys[-1]) + 1 + grow),
+            max(0, int(xs[0]) - grow), min(w, int(xs[-1]) + 1 + grow))
+
+
 class _Detector:
     """Lazy, cached per-frame candidates of one window (indices into the window)."""
 
@@ -106,21 +116,27 @@ class _Detector:
         return self.cache[t]
 
     def _regions(self, t: int) -> np.ndarray:
-        obj, settings = self.objects[t], self.settings
-        if not obj.any():
-            return np.zeros_like(obj)
+        obj_full, settings = self.objects[t], self.settings
+        found_full = np.zeros_like(obj_full)
+        if not obj_full.any():
+            return found_full
+        # all the work happens in the object's box grown by the reach (and a margin for blurs)
+        y0, y1, x0, x1 = _box(obj_full, settings.max_reach + BOX_MARGIN)
+        obj, frame = obj_full[y0:y1, x0:x1], self.frames[t][y0:y1, x0:x1]
+        reach = temporal.within_reach(obj, settings.max_reach)
         allowed = temporal.search_area(obj, settings.max_reach)
-        background = bg_mod.background(self.frames, self.objects, t, self.path, settings.offsets)
+        background = bg_mod.background(self.frames, self.objects, t, self.path, settings.offsets, (y0, y1, x0, x1))
         found = np.zeros_like(obj)
         if settings.effects in ("shadow", "shadow + reflection"):
             seed = settings.seed_darkening
-            evidence = shadow_evidence(self.frames[t], background, 0.5 * seed)
+            evidence = shadow_evidence(frame, background, 0.5 * seed)
             shadows = half_depth_regions(evidence, allowed, seed, self.min_area)
-            found |= temporal.fill_enclosed(shadows, obj, cv2.cvtColor(self.frames[t], cv2.COLOR_RGB2GRAY).astype(np.float32),
-                                            temporal.within_reach(obj, settings.max_reach))
+            luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            found |= temporal.fill_enclosed(shadows, obj, luma, reach)
         if settings.effects in ("reflection", "shadow + reflection"):
-            found |= reflection_region(self.frames[t], background, obj, allowed, settings.min_reflectance)
-        return temporal.near_contact(found, obj, CONTACT_GAP_FRACTION * settings.max_reach)
+            found |= reflection_region(frame, background, obj, allowed, settings.min_reflectance)
+        found_full[y0:y1, x0:x1] = temporal.near_contact(found, obj, CONTACT_GAP_FRACTION * settings.max_reach)
+        return found_full
 
     def forget_before(self, t: int) -> None:
         """Drop cached frames no later frame needs (those before ``t``)."""
