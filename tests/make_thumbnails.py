@@ -96,6 +96,30 @@ def split(before: np.ndarray, after: np.ndarray, mask: np.ndarray, note: str) ->
     return out
 
 
+def shadow_removal() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The shadow workflow's own clip (examples/): frame, object + effects mask, removal with them."""
+    from vanish.nodes.ops.effects.detect import find_effects
+
+    def read(name: str) -> np.ndarray:
+        capture = cv2.VideoCapture(str(ROOT / "examples" / name))
+        frames = []
+        while len(frames) < 3 * FRAMES:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame[..., ::-1])
+        capture.release()
+        return np.stack(frames)
+
+    clip = read("vanish_shadow_demo.mp4")
+    objects = read("vanish_shadow_demo_mask.mp4")[..., 0] > 127
+    grown = objects | (find_effects(clip, objects) > 0)
+    frames = torch.from_numpy(clip.copy()).float() / 255
+    result = remove(frames, torch.from_numpy(grown.astype(np.float32)))
+    t = len(clip) // 2
+    return clip[t], grown[t].astype(np.float32), _u8(result[t])
+
+
 def checkerboard(height: int, width: int, cell: int = 16) -> np.ndarray:
     ys, xs = np.mgrid[:height, :width]
     board = np.where(((ys // cell) + (xs // cell)) % 2 == 0, 200, 150).astype(np.uint8)
@@ -131,6 +155,9 @@ def thumbnails(base: Path) -> dict[str, np.ndarray]:
         "transparent_subject": (subject * alpha + checkerboard(SIZE[1], SIZE[0]) * (1 - alpha)).astype(np.uint8),
         "replace_background": (subject * alpha + new_bg * (1 - alpha)).astype(np.uint8),
     }
+    shadow_frame, shadow_mask, shadow_removed = shadow_removal()
+    pictures["remove_object_with_shadow"] = split(shadow_frame, shadow_removed, shadow_mask,
+                                                  "object + its shadow, no weights")
     _label(pictures["transparent_subject"], "alpha video", 10, SIZE[1] - 12)
     _label(pictures["replace_background"], "new background", 10, SIZE[1] - 12)
     missing = set(GRAPHS) - set(TITLES) | set(TITLES) - set(pictures)

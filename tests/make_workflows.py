@@ -134,6 +134,7 @@ _REMOVAL_LINKS = [
 def remove_object() -> dict:
     nodes, links = _sam2_front()
     nodes += [
+        ("effects", "VanishEffectsMask", {"enabled": True}),
         ("dilate", "VanishMaskDilateBlur", {"grow": 8, "feather": 2.0, "temporal_sigma": 1.0}),
         ("pp", "VanishProPainterModelLoader", {}),
         ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}),
@@ -141,12 +142,15 @@ def remove_object() -> dict:
         ("metric", "VanishWarpErrorMetric", {}),
         ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed"}),
     ]
-    links += [("track", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
+    links += [("track", "mask", "effects", "mask"), ("load", "frames", "effects", "frames"),
+              ("effects", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
     return build(nodes, links, models=[SAM2_MODEL, *PROPAINTER_MODELS], note=(
         "Remove an object: pick your clip in Load Video Frames, click the object in SAM 2 Video "
         "Prompt (left click = keep, shift/right click = exclude), queue. SAM 2 tracks it through "
         "the clip, ProPainter fills it, Composite Frames pastes the fill into the untouched "
-        "original. Models: models/sam2 and models/propainter (the frontend offers the downloads)."))
+        "original. Effects Mask adds the object's shadow to the mask (set 'enabled' off to remove "
+        "the object alone). Models: models/sam2 and models/propainter (the frontend offers the "
+        "downloads)."))
 
 
 def _region_graph(backend: str, note: str) -> dict:
@@ -222,12 +226,38 @@ def replace_background() -> dict:
         "Frames replaces the background; it is resized to the subject clip."))
 
 
+def remove_object_with_shadow() -> dict:
+    """Issue 12's demo: a synthetic car and its shadow (examples/vanish_shadow_demo*.mp4)."""
+    nodes = [
+        ("load", "VanishLoadVideoFrames", {"video": "vanish_shadow_demo.mp4",
+                                           "mask_path": "vanish_shadow_demo_mask.mp4",
+                                           "mask_threshold": 0.5}),
+        ("effects", "VanishEffectsMask", {"effects": "shadow"}),
+        ("dilate", "VanishMaskDilateBlur", {"grow": 3, "feather": 1.5}),
+        ("pp", "VanishProPainterModelLoader", {"backend": "flow_fill (no weights)"}),
+        ("inpaint", "VanishProPainterInpaint", {"crop": "auto"}),
+        ("comp", "VanishCompositeFrames", {}),
+        ("metric", "VanishWarpErrorMetric", {}),
+        ("save", "VanishSaveVideo", {"filename_prefix": "vanish/removed_with_shadow"}),
+    ]
+    links = [("load", "mask", "effects", "mask"), ("load", "frames", "effects", "frames"),
+             ("effects", "mask", "dilate", "mask"), *_REMOVAL_LINKS]
+    return build(nodes, links, models=[], note=(
+        "Remove an object together with its shadow, no model weights: copy vanish_shadow_demo.mp4 "
+        "and vanish_shadow_demo_mask.mp4 from the pack's examples/ folder into ComfyUI/input, "
+        "queue. Effects Mask finds the shadow the car casts (its preview shows the car's outline "
+        "in red, the shadow in cyan) and grows the mask by it; flow_fill removes both. Set "
+        "'enabled' off to see the shadow left behind. With your own clip, get the object mask "
+        "from SAM 2 Propagate instead of mask_path."))
+
+
 GRAPHS = {
     "remove_object": remove_object,
     "remove_region": remove_region,
     "remove_region_no_weights": remove_region_no_weights,
     "transparent_subject": transparent_subject,
     "replace_background": replace_background,
+    "remove_object_with_shadow": remove_object_with_shadow,
 }
 # The file names, which ComfyUI's template browser shows as the titles of a custom node's templates
 # (it reads no other title); each has its thumbnail <title>.jpg beside it (tests/make_thumbnails.py).
@@ -237,6 +267,7 @@ TITLES = {
     "remove_region_no_weights": "Vanish - Remove with no weights",
     "transparent_subject": "Vanish - Transparent background",
     "replace_background": "Vanish - Replace the background",
+    "remove_object_with_shadow": "Vanish - Remove an object and its shadow",
 }
 
 

@@ -43,6 +43,8 @@ def workflow_env(comfy, clips_dir, parity_checkpoints, monkeypatch):
     _write_tennis_mp4(clips_dir, comfy.input / "tennis.mp4")
     shutil.copy(clips_dir / "running_car" / "running_car.mp4", comfy.input / "running_car.mp4")
     shutil.copy(clips_dir / "running_car" / "mask_logo.png", comfy.input / "mask_logo.png")
+    for demo in (ROOT / "examples").glob("vanish_shadow_demo*.mp4"):  # the effects demo (issue 12)
+        shutil.copy(demo, comfy.input / demo.name)
     for name in MANIFESTS:
         shutil.copy(parity_checkpoints[name], comfy.models("propainter") / OFFICIAL_FILE_NAMES[name])
     # A random-weight SAM 2.1 tiny under the workflows' file name; the loader detects the real
