@@ -156,8 +156,10 @@ def thumbnails(base: Path) -> dict[str, np.ndarray]:
         "replace_background": (subject * alpha + new_bg * (1 - alpha)).astype(np.uint8),
     }
     shadow_frame, shadow_mask, shadow_removed = shadow_removal()
-    pictures["remove_object_with_shadow"] = split(shadow_frame, shadow_removed, shadow_mask,
-                                                  "object + its shadow, no weights")
+    height, width = shadow_frame.shape[:2]
+    grow = lambda image, flag: cv2.resize(image, (round(width * SIZE[1] / height), SIZE[1]), interpolation=flag)
+    pictures["remove_object_with_shadow"] = split(grow(shadow_frame, cv2.INTER_CUBIC), grow(shadow_removed, cv2.INTER_CUBIC),
+                                                  grow(shadow_mask, cv2.INTER_NEAREST), "object + its shadow, no weights")
     _label(pictures["transparent_subject"], "alpha video", 10, SIZE[1] - 12)
     _label(pictures["replace_background"], "new background", 10, SIZE[1] - 12)
     missing = set(GRAPHS) - set(TITLES) | set(TITLES) - set(pictures)
