@@ -241,6 +241,8 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
     rows, cols = box.slices()
     crop_images, crop_masks = images[:, rows, cols], masks[:, rows, cols]
     size = processing_size(box.height, box.width, settings)
+    if settings.backend == "propainter":
+        refuse_if_too_big(size, host.free_memory(), settings.half)
     frames = (crop_images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()  # [T, h0, w0, 3]
     notes: list[str] = []
     segment = settings.segment_length or settings.subvideo_length
@@ -301,6 +303,29 @@ def _run_propainter(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, 
     if single:
         result, holes = result[:1], holes[:1]
     return result, holes, segment
+
+
+def refuse_if_too_big(size: tuple[int, int], free: int, half: bool = False) -> None:
+    """Refuse before anything big is allocated when even the smallest segment cannot fit.
+
+    The estimate is known before the run starts; without this check a 5000x5000 frame ran for a
+    minute, growing to gigabytes, until an allocation failed.
+
+    Raises:
+        InpaintMemoryError: the estimate at the smallest segment exceeds the free memory; the
+            text gives the estimate, the free memory and the processing size that would fit.
+    """
+    from ...propainter_core.pipeline.run import DEFAULT_SEGMENT_PADDING
+
+    need = estimate_bytes(size, MIN_SEGMENT + 2 * DEFAULT_SEGMENT_PADDING, half)
+    if need <= free * MEMORY_HEADROOM:
+        return
+    fits = size_that_fits(size, free, half)
+    raise InpaintMemoryError(
+        f"ProPainter at {size[1]}x{size[0]} would need about {need / 1024**3:.1f} GiB even with the smallest "
+        f"segment ({MIN_SEGMENT} frames), but only {free / 1024**3:.1f} GiB are free; refused before starting. "
+        f"A processing size of about {fits[1]}x{fits[0]} would fit: set size_mode to 'long side' with "
+        f"long_side {max(fits)} (or lower 'scale'), use crop 'auto' for a small object, or fp16 on a GPU.")
 
 
 def _memory_message(size: tuple[int, int], segment: int, free: int, half: bool) -> str:
