@@ -18,6 +18,7 @@ from ._errors import VanishError
 from ._layout import check_image
 from .ops import sam2_loader
 from .ops.editor_frames import write_run_frames
+from .ops.file_identity import file_identity
 from .ops.sam2_prompts import FramePrompts, ObjectPrompts, PromptError, PromptSet, parse_xy_points
 from .ops.sam2_session import DIRECTIONS, TrackOptions, TrackResult, track_video, tracked_range
 
@@ -63,12 +64,16 @@ class SAM2ModelLoader:
 
     @classmethod
     def IS_CHANGED(cls, checkpoint: str, precision: str = "auto", device: str = "auto"):
-        """Re-run when the file is replaced under the same name (its modification time changes)."""
-        path = _comfy.model_path(sam2_loader.MODEL_FOLDER, checkpoint) if checkpoint else None
-        return f"{path}:{path.stat().st_mtime_ns if path is not None else 'missing'}:{precision}:{device}"
+        """Re-run when the file is replaced under the same name (size, time or content sample change)."""
+        try:
+            path = _checkpoint_path(checkpoint)
+        except VanishError as exc:
+            return f"invalid:{exc}"  # load() raises the same error
+        identity = ":".join(map(str, file_identity(path)[1:])) if path is not None else "missing"
+        return f"{path}:{identity}:{precision}:{device}"
 
     def load(self, checkpoint: str, precision: str = "auto", device: str = "auto"):
-        path = _comfy.model_path(sam2_loader.MODEL_FOLDER, checkpoint) if checkpoint else None
+        path = _checkpoint_path(checkpoint)
         if path is None:
             raise VanishError(LOADER, "checkpoint", *sam2_loader.missing_checkpoint_message(checkpoint))
         target = torch.device("cpu") if device == "cpu" else _comfy.torch_device()
@@ -77,6 +82,15 @@ class SAM2ModelLoader:
         except sam2_loader.CheckpointError as exc:
             raise VanishError(LOADER, "checkpoint", exc.problem, exc.fix) from exc
         return (handle,)
+
+
+def _checkpoint_path(checkpoint: str):
+    """The checkpoint's full path (None when missing); a name leaving the folder is an error."""
+    try:
+        return _comfy.model_path(sam2_loader.MODEL_FOLDER, checkpoint) if checkpoint else None
+    except ValueError as exc:
+        raise VanishError(LOADER, "checkpoint", f"{exc}.",
+                          "pick a file listed in models/sam2 ('..' and absolute paths are refused).") from exc
 
 
 class SAM2VideoPrompt:
