@@ -84,7 +84,8 @@ class VanishCompositeFrames:
             progress.update()
 
         out = composite_ops.composite_frames(frames, fills, masks, crop=region,
-                                             color_ring=int(ring_width) if color_match else 0, on_frame=on_frame)
+                                             color_ring=int(ring_width) if color_match else 0, on_frame=on_frame,
+                                             check=_comfy.throw_if_interrupted)
         return (out,)
 
 

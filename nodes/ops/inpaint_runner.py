@@ -254,7 +254,7 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
         result, holes, segment = _run_propainter(frames, crop_masks.cpu(), size, settings, models, host, notes)
     else:
         result, holes = _run_flow_fill(frames, crop_masks.cpu(), size, settings, host)
-    filled, used = _restore(result, holes, crop_images, crop_masks)
+    filled, used = _restore(result, holes, crop_images, crop_masks, host.should_cancel)
     mask_used = torch.zeros(masks.shape, dtype=torch.bool)
     mask_used[:, rows, cols] = used
     return RunResult(filled, mask_used, box, size, segment, notes)
@@ -353,8 +353,8 @@ def _run_flow_fill(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, i
     return torch.from_numpy(result), torch.from_numpy(holes)
 
 
-def _restore(result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor,
-             masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _restore(result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor, masks: torch.Tensor,
+             should_cancel: Callable[[], bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Back to the crop's original size, frame by frame; original values outside the hole.
 
     Args:
@@ -368,6 +368,10 @@ def _restore(result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor,
     used = resize_masks(holes, (height, width)) | masks.cpu()  # [T, H, W]
     same = tuple(result.shape[1:3]) == (height, width)
     for i in range(t):
+        if should_cancel is not None and should_cancel():
+            from ...propainter_core import Cancelled
+
+            raise Cancelled(f"cancelled while restoring frame {i} of {t}")
         frame = result[i].float() / 255.0  # [h, w, 3]
         if not same:
             planar = frame.permute(2, 0, 1).unsqueeze(0)  # [1, 3, h, w]

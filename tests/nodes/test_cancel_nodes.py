@@ -23,10 +23,12 @@ def node(node_id: str):
     return NODE_CLASS_MAPPINGS[node_id]()
 
 
-def stops_within_bound(run: Callable[[], object], delay: float) -> float:
-    """Run ``run`` with a cancel requested ``delay`` s after it starts; the seconds it took to stop."""
-    timer = CancelTimer(delay=delay, request=_comfy.request_cancel)
-    timer.arm()
+def stops_within_bound(run: Callable[[], object], delay: float, timer: CancelTimer | None = None) -> float:
+    """Run ``run`` with a cancel requested ``delay`` s after it starts (or after ``timer`` is armed
+    by the test's own hook); the seconds it took to stop."""
+    if timer is None:
+        timer = CancelTimer(delay=delay, request=_comfy.request_cancel)
+        timer.arm()
     try:
         with pytest.raises(_comfy.Interrupted):
             run()
@@ -78,7 +80,7 @@ def test_composite_stops_within_the_bound(comfy):
 
 
 def test_warp_error_stops_within_the_bound(comfy):
-    frames = textured(30, 270, 480)
+    frames = textured(30, 180, 320)
     run = lambda: node("VanishWarpErrorMetric").measure(frames, "whole frame", "farneback", "result", True)  # noqa: E731
     latency = stops_within_bound(run, 0.3)
     assert latency < CANCEL_BOUND_S, f"stopped {latency:.2f} s after the cancel request"
@@ -138,3 +140,35 @@ def test_guide_radius_larger_than_the_frame_is_clamped(comfy, height, width, cap
     assert "guide_radius 8 is too large" in caplog.text
     clamped = mask_ops.usable_guide_radius(8, height, width)
     assert clamped == min(8, height - 1, width - 1)
+
+
+def test_warp_error_seam_phase_stops_within_the_bound(comfy, monkeypatch):
+    """The per-frame seam measurement (after the flows) had no cancel check."""
+    from vanish.nodes import metrics
+    from vanish.nodes.ops import warp_error
+
+    monkeypatch.setattr(warp_error, "estimate_flow",
+                        lambda prev, nxt, method: np.zeros((*np.asarray(prev).shape[:2], 2), np.float32))
+    timer = CancelTimer(delay=0.3, request=_comfy.request_cancel)
+    seam_error = warp_error.seam_error
+    monkeypatch.setattr(warp_error, "seam_error", lambda *a: (timer.arm(), seam_error(*a))[1])
+    frames = textured(40, 270, 480)
+    masks = blob_masks(40, 270, 480)
+    run = lambda: node("VanishWarpErrorMetric").measure(  # noqa: E731
+        frames, "filled region", "farneback", "result", False, mask=masks, seam_width=metrics.MAX_SEAM_WIDTH)
+    latency = stops_within_bound(run, 0.3, timer)
+    assert latency < CANCEL_BOUND_S, f"stopped {latency:.2f} s after the cancel request"
+
+
+def test_flow_fill_backend_stops_within_the_bound(comfy):
+    """The weights-free backend polls between frames (nodes/ops/flow_fill)."""
+    from vanish.nodes import inpainting
+
+    frames, masks = textured(40, 270, 480), blob_masks(40, 270, 480)
+    model = inpainting.InpaintModel("flow_fill", torch.device("cpu"))
+    settings = dict(mask_dilation=4, flow_mask_dilation=-1, neighbor_length=10, ref_stride=10,
+                    subvideo_length=80, raft_iter=20, size_mode="scale", scale=1.0, long_side=960, crop="off",
+                    crop_margin=64, segment_length=0)
+    run = lambda: node("VanishProPainterInpaint").inpaint(frames, masks, model, **settings)  # noqa: E731
+    latency = stops_within_bound(run, 1.0)
+    assert latency < CANCEL_BOUND_S, f"stopped {latency:.2f} s after the cancel request"
