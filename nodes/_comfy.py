@@ -144,7 +144,7 @@ def model_path(name: str, filename: str) -> Path | None:
     """
     parts = filename.replace("\\", "/").split("/")
     if ".." in parts or os.path.isabs(filename) or filename.startswith(("/", "\\")):
-        raise ValueError(f"the model name {filename!r} points outside the model folders "
+        raise ValueError(f"{filename!r} points outside the model folders "
                          f"({', '.join(str(f) for f in model_folders(name))})")
     if _folder_paths is not None:
         found = _folder_paths.get_full_path(name, filename)

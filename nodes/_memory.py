@@ -26,5 +26,5 @@ def require_ram(node: str, needed_bytes: int, what: str, fix: str) -> None:
     available = _comfy.available_ram()
     if needed_bytes <= available * RAM_HEADROOM:
         return
-    raise VanishError(node, None, f"{what} need about {needed_bytes / GIB:.1f} GiB of RAM, but only "
+    raise VanishError(node, None, f"{what} would take about {needed_bytes / GIB:.1f} GiB of RAM, but only "
                                   f"{available / GIB:.1f} GiB are available; refused before starting.", fix)

@@ -74,7 +74,7 @@ def resolve_model_files(names: dict[str, str], node: str) -> dict[str, Path]:
     try:
         found = {net: _comfy.model_path(MODEL_FOLDER, name) for net, name in names.items()}
     except ValueError as error:
-        raise VanishError(node, None, f"{error}.", f"pick a file listed in models/{MODEL_FOLDER} (subfolders are "
+        raise VanishError(node, None, f"the model file {error}.", f"pick a file listed in models/{MODEL_FOLDER} (subfolders are "
                           "fine; '..' and absolute paths are not).") from error
     missing = [f"'{names[net]}' ({net.replace('_', ' ')}, official name {OFFICIAL_FILES[net]})"
                for net, path in found.items() if path is None]

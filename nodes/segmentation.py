@@ -90,7 +90,7 @@ def _checkpoint_path(checkpoint: str):
     try:
         return _comfy.model_path(sam2_loader.MODEL_FOLDER, checkpoint) if checkpoint else None
     except ValueError as exc:
-        raise VanishError(LOADER, "checkpoint", f"{exc}.",
+        raise VanishError(LOADER, "checkpoint", f"names {checkpoint!r}, which points outside the model folders.",
                           "pick a file listed in models/sam2 ('..' and absolute paths are refused).") from exc
 
 

@@ -103,7 +103,7 @@ def test_save_and_load_video_stop_within_the_bound(comfy):
 def test_mask_dilate_blur_refuses_what_cannot_fit(comfy, monkeypatch):
     monkeypatch.setattr(_comfy, "available_ram", lambda: 64 * 1024)
     with pytest.raises(VanishError, match=r"^Mask Dilate & Blur: the masks and the preview of 4 frames at 64x48 "
-                                          r"need about [\d.]+ GiB of RAM, but only 0.0 GiB are available; "
+                                          r"would take about [\d.]+ GiB of RAM, but only 0.0 GiB are available; "
                                           r"refused before starting\."):
         node("VanishMaskDilateBlur").refine(blob_masks(4, 48, 64), **MASK_DEFAULTS)
 
@@ -111,7 +111,7 @@ def test_mask_dilate_blur_refuses_what_cannot_fit(comfy, monkeypatch):
 def test_composite_refuses_what_cannot_fit(comfy, monkeypatch):
     monkeypatch.setattr(_comfy, "available_ram", lambda: 64 * 1024)
     frames = textured(4, 48, 64)
-    with pytest.raises(VanishError, match=r"^Composite Frames: the composite of 4 frames at 64x48 need about"):
+    with pytest.raises(VanishError, match=r"^Composite Frames: the composite of 4 frames at 64x48 would take about"):
         node("VanishCompositeFrames").composite(frames, frames, blob_masks(4, 48, 64), False, 8)
 
 
