@@ -358,8 +358,9 @@ def _memory_dtype(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[t
 
 
 def install_hooks(predictor: torch.nn.Module, check: Callable[..., None] | None = None) -> list:
-    """Cancel checks before every network stage (a cancel lands within a frame) and the fp32
-    memory cast; returns the handles to remove.
+    """Cancel checks before every layer of every network stage and the fp32 memory cast; returns
+    the handles to remove. (A check per stage was not enough: the image encoder alone runs for
+    seconds per frame on a busy CPU.)
 
     ``check`` defaults to ComfyUI's interrupt check (runs); a preview passes :func:`_yield_to_run`,
     because ComfyUI's check clears the interrupt flag it reads, which belongs to the prompt running.
@@ -369,8 +370,9 @@ def install_hooks(predictor: torch.nn.Module, check: Callable[..., None] | None 
             _comfy.throw_if_interrupted()
 
     stages = ("image_encoder", "memory_attention", "memory_encoder", "sam_mask_decoder")
-    hooks = [getattr(predictor, name).register_forward_pre_hook(check)
-             for name in stages if hasattr(predictor, name)]
+    layers = {id(m): m for name in stages if hasattr(predictor, name)
+              for m in getattr(predictor, name).modules()}
+    hooks = [module.register_forward_pre_hook(check) for module in layers.values()]
     if hasattr(predictor, "memory_attention"):
         hooks.append(predictor.memory_attention.register_forward_pre_hook(_memory_dtype, with_kwargs=True))
     return hooks

@@ -132,3 +132,20 @@ def test_preview_yields_to_a_waiting_run(comfy):
 def test_preview_refuses_too_many_objects():
     with pytest.raises(sam2_session.TooManyObjects, match="at most"):
         _preview(object(), sam2_session.MAX_OBJECTS + 1)
+
+
+def test_propagate_with_the_real_model_stops_within_the_bound(comfy):
+    from sam2_testing import moving_square_clip
+
+    clip = moving_square_clip(40, 64, 64)
+    ps = PromptSet.from_json({"objects": [{"id": 1, "frames": {"0": {"positive": [[20, 20]]}}}]})
+    handle = handle_for(tiny_predictor())
+    timer = CancelTimer(delay=0.5, request=_comfy.request_cancel)
+    timer.arm()
+    try:
+        with pytest.raises(_comfy.Interrupted):
+            NODE_CLASS_MAPPINGS["VanishSAM2Propagate"]().propagate(handle, clip, ps)
+        latency = timer.latency()
+    finally:
+        timer.cancel()
+    assert latency < CANCEL_BOUND_S, f"stopped {latency:.2f} s after the cancel request"
