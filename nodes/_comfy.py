@@ -136,7 +136,16 @@ def list_models(name: str) -> list[str]:
 
 
 def model_path(name: str, filename: str) -> Path | None:
-    """Full path of a model file listed by :func:`list_models`, or None when it is not there."""
+    """Full path of a model file listed by :func:`list_models`, or None when it is not there.
+
+    Raises:
+        ValueError: ``filename`` is absolute or has a ``..`` part: it would leave the model
+            folders (ComfyUI's lookup silently strips such parts; we refuse them, in both modes).
+    """
+    parts = filename.replace("\\", "/").split("/")
+    if ".." in parts or os.path.isabs(filename) or filename.startswith(("/", "\\")):
+        raise ValueError(f"{filename!r} points outside the model folders "
+                         f"({', '.join(str(f) for f in model_folders(name))})")
     if _folder_paths is not None:
         found = _folder_paths.get_full_path(name, filename)
         return Path(found) if found else None

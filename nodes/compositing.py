@@ -12,6 +12,7 @@ import torch
 from . import _comfy
 from ._errors import VanishError
 from ._layout import check_image, check_mask, match_mask_to_frames
+from ._memory import require_ram
 from .ops import composite_ops
 from .ops.composite_ops import CropRegion
 
@@ -72,6 +73,10 @@ class VanishCompositeFrames:
             raise VanishError(node, "fill", f"has {fills.shape[0]} frames but 'original' has {frames.shape[0]}.",
                               "give one fill frame per original frame, or a single image to reuse for every frame.")
         region = _read_crop(crop, frames.shape[2], frames.shape[1], node)
+        t, h, w = frames.shape[:3]
+        # the float32 RGB output of the whole clip, plus one frame's temporaries
+        require_ram(node, 4 * 3 * (t + 4) * h * w, f"the composite of {t} frames at {w}x{h}",
+                    "composite the clip in shorter parts (e.g. load it with frame_load_cap and skip_first_frames).")
         progress = _comfy.Progress(frames.shape[0])
 
         def on_frame(_index: int) -> None:
@@ -79,7 +84,8 @@ class VanishCompositeFrames:
             progress.update()
 
         out = composite_ops.composite_frames(frames, fills, masks, crop=region,
-                                             color_ring=int(ring_width) if color_match else 0, on_frame=on_frame)
+                                             color_ring=int(ring_width) if color_match else 0, on_frame=on_frame,
+                                             check=_comfy.throw_if_interrupted)
         return (out,)
 
 

@@ -16,6 +16,7 @@ from . import _comfy
 from ._errors import VanishError
 from ._layout import check_image, check_mask, match_mask_to_frames
 from .ops import flow_fill, inpaint_runner
+from .ops.file_identity import file_identity
 from .ops.inpaint_runner import Host, RunSettings
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,11 @@ _CACHE: dict[tuple, InpaintModel] = {}
 
 def resolve_model_files(names: dict[str, str], node: str) -> dict[str, Path]:
     """Full paths of the three checkpoint files; one error naming every missing file."""
-    found = {net: _comfy.model_path(MODEL_FOLDER, name) for net, name in names.items()}
+    try:
+        found = {net: _comfy.model_path(MODEL_FOLDER, name) for net, name in names.items()}
+    except ValueError as error:
+        raise VanishError(node, None, f"the model file {error}.", f"pick a file listed in models/{MODEL_FOLDER} (subfolders are "
+                          "fine; '..' and absolute paths are not).") from error
     missing = [f"'{names[net]}' ({net.replace('_', ' ')}, official name {OFFICIAL_FILES[net]})"
                for net, path in found.items() if path is None]
     if missing:
@@ -98,7 +103,7 @@ def load_inpaint_model(backend: str, names: dict[str, str], precision: str, devi
         logger.warning("%s: %s needs a CUDA GPU; running in fp32 on %s", node, precision, device)
         dtype = torch.float32
     paths = resolve_model_files(names, node)
-    key = (tuple((p, p.stat().st_mtime_ns) for p in paths.values()), str(device), str(dtype))
+    key = (tuple(file_identity(p) for p in paths.values()), str(device), str(dtype))
     if key not in _CACHE:
         from ..propainter_core import load_models
         from ..propainter_core.checkpoints import CheckpointError

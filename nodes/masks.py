@@ -8,14 +8,19 @@ import logging
 
 import torch
 
+from . import _comfy
 from ._errors import VanishError
 from ._layout import check_image, check_mask, match_mask_to_frames
 from .ops import mask_ops
+from ._memory import require_ram
 from .ops.mask_ops import MaskRefineSettings
 
 logger = logging.getLogger(__name__)
 
 MAX_RADIUS = 512
+#: float32 planes per mask pixel the node holds at its peak: soft, hard and the RGB preview
+#: (5), the working copy and a step's result (2), and a step's temporaries (2).
+PLANES_PER_PIXEL = 9
 
 
 class VanishMaskDilateBlur:
@@ -68,7 +73,8 @@ class VanishMaskDilateBlur:
                 "guide": ("IMAGE", {"tooltip": "The video frames. When connected, soft edges are refined "
                                                "with a guided filter so they follow the image (hair, fur)."}),
                 "guide_radius": ("INT", {"default": 8, "min": 1, "max": 128, "step": 1,
-                                 "tooltip": "Guided-filter window radius in pixels (used only with a guide)."}),
+                                 "tooltip": "Guided-filter window radius in pixels (used only with a guide). "
+                                            "Clamped to the frame's smaller side minus 1 on tiny frames."}),
                 "guide_eps": ("FLOAT", {"default": 1e-3, "min": 1e-6, "max": 1.0, "step": 1e-4,
                               "tooltip": "Guided-filter smoothness (squared 0..1 intensity); smaller "
                                          "follows image edges more closely."}),
@@ -89,11 +95,17 @@ class VanishMaskDilateBlur:
             if frames.shape[0] == 1 and masks.shape[0] > 1:
                 frames = frames.expand(masks.shape[0], -1, -1, -1)
             masks = match_mask_to_frames(masks, frames, node, "mask", "guide")
+        t, h, w = masks.shape
+        require_ram(node, PLANES_PER_PIXEL * 4 * t * h * w, f"the masks and the preview of {t} frames at {w}x{h}",
+                    "process the clip in shorter parts, or at a smaller size (scale the mask and guide down).")
+        if guide is not None and mask_ops.usable_guide_radius(guide_radius, h, w) < guide_radius:
+            logger.warning("%s: guide_radius %d is too large for %dx%d frames; using %d", node, guide_radius,
+                           w, h, mask_ops.usable_guide_radius(guide_radius, h, w))
         settings = MaskRefineSettings(
             fill_holes=bool(fill_holes), min_island_area=int(min_island_area), grow=int(grow),
             shape=shape, temporal_sigma=float(temporal_sigma), feather=float(feather),
             guide_radius=int(guide_radius), guide_eps=float(guide_eps), invert=bool(invert))
-        soft, hard = mask_ops.refine_masks(masks, settings, frames)
+        soft, hard = mask_ops.refine_masks(masks, settings, frames, check=_comfy.throw_if_interrupted)
         logger.debug("refined %d masks: %s", soft.shape[0], settings)
         preview = mask_ops.mask_overlay(soft, frames)
         return soft.float().cpu(), hard.float().cpu(), preview

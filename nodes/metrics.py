@@ -96,7 +96,8 @@ class VanishWarpErrorMetric:
 
         result = warp_ops.warp_error(video, masks, flow_method=flow_method, flow_frames=flow_frames,
                                      occlusion_check=bool(occlusion_check), seam_width=int(seam_width),
-                                     whole_frame=region == REGIONS[1], on_pair=on_pair)
+                                     whole_frame=region == REGIONS[1], on_pair=on_pair,
+                                     check=_comfy.throw_if_interrupted)
         logger.info("warp error %.6g over %d pairs", result.mean, len(result.per_frame))
         report = warp_ops.render_report(result, video.cpu())  # [H, W, 3] uint8
         plot = torch.from_numpy(report).float().div_(255.0)[None]

@@ -343,6 +343,8 @@ def preview(body: Any, model_getter: Callable[[], Any] | None = None) -> RouteRe
             masks = sam2_session.preview_single_frame(model, image, parts)  # [N_obj, H, W] bool
         except TimeoutError as exc:
             raise RouteError(503, "SAM 2 is busy with a run.", "try the preview again when it ends.") from exc
+        except sam2_session.TooManyObjects as exc:
+            raise RouteError(400, f"{exc}.", f"preview at most {sam2_session.MAX_OBJECTS} objects at once.") from exc
     except RouteError as exc:
         return _error_result(exc)
     colors = [_colour_for(body.get("colors"), obj_id, i) for i, obj_id in enumerate(parts)]

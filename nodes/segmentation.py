@@ -18,8 +18,10 @@ from ._errors import VanishError
 from ._layout import check_image
 from .ops import sam2_loader
 from .ops.editor_frames import write_run_frames
+from .ops.file_identity import file_identity
 from .ops.sam2_prompts import FramePrompts, ObjectPrompts, PromptError, PromptSet, parse_xy_points
-from .ops.sam2_session import DIRECTIONS, TrackOptions, TrackResult, track_video, tracked_range
+from .ops.sam2_session import (DIRECTIONS, MAX_OBJECTS, ModelBusy, TooManyObjects, TrackOptions, TrackResult,
+                                check_object_count, track_video, tracked_range)
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +65,16 @@ class VanishSAM2ModelLoader:
 
     @classmethod
     def IS_CHANGED(cls, checkpoint: str, precision: str = "auto", device: str = "auto"):
-        """Re-run when the file is replaced under the same name (its modification time changes)."""
-        path = _comfy.model_path(sam2_loader.MODEL_FOLDER, checkpoint) if checkpoint else None
-        return f"{path}:{path.stat().st_mtime_ns if path is not None else 'missing'}:{precision}:{device}"
+        """Re-run when the file is replaced under the same name (size, time or content sample change)."""
+        try:
+            path = _checkpoint_path(checkpoint)
+        except VanishError as exc:
+            return f"invalid:{exc}"  # load() raises the same error
+        identity = ":".join(map(str, file_identity(path)[1:])) if path is not None else "missing"
+        return f"{path}:{identity}:{precision}:{device}"
 
     def load(self, checkpoint: str, precision: str = "auto", device: str = "auto"):
-        path = _comfy.model_path(sam2_loader.MODEL_FOLDER, checkpoint) if checkpoint else None
+        path = _checkpoint_path(checkpoint)
         if path is None:
             raise VanishError(LOADER, "checkpoint", *sam2_loader.missing_checkpoint_message(checkpoint))
         target = torch.device("cpu") if device == "cpu" else _comfy.torch_device()
@@ -77,6 +83,15 @@ class VanishSAM2ModelLoader:
         except sam2_loader.CheckpointError as exc:
             raise VanishError(LOADER, "checkpoint", exc.problem, exc.fix) from exc
         return (handle,)
+
+
+def _checkpoint_path(checkpoint: str):
+    """The checkpoint's full path (None when missing); a name leaving the folder is an error."""
+    try:
+        return _comfy.model_path(sam2_loader.MODEL_FOLDER, checkpoint) if checkpoint else None
+    except ValueError as exc:
+        raise VanishError(LOADER, "checkpoint", f"names {checkpoint!r}, which points outside the model folders.",
+                          "pick a file listed in models/sam2 ('..' and absolute paths are refused).") from exc
 
 
 class VanishSAM2VideoPrompt:
@@ -220,8 +235,13 @@ class VanishSAM2Propagate:
             raise VanishError(PROPAGATE, "object_id", f"is {object_id} but the prompts have objects "
                               f"{[o.id for o in prompt_set.objects]}.", "pick one of those ids, or -1.")
         report = _comfy.progress_callback(images.shape[0])
-        with model.acquire() as predictor:
-            result = track_video(predictor, images, prompt_set, opts, report)
+        try:
+            with model.acquire() as predictor:
+                result = track_video(predictor, images, prompt_set, opts, report)
+        except ModelBusy as exc:
+            raise VanishError(PROPAGATE, None, f"{exc} (another run, or a live preview that did not stop).",
+                              "close the prompt editor's live preview, or wait for the other run, and queue "
+                              "again.") from exc
         return (result.union(), result.object_mask(chosen), overlay_preview(images, result))
 
 
@@ -240,6 +260,13 @@ def check_propagate_prompts(prompts: object, images: torch.Tensor, opts: TrackOp
     if start >= stop:
         raise VanishError(PROPAGATE, "start_frame", f"is {opts.start_frame} but the clip has {count} "
                           "frames.", f"set start_frame below {count}.")
+    try:
+        check_object_count(len(scaled.objects))
+    except TooManyObjects as exc:
+        raise VanishError(PROPAGATE, "prompts", f"has {exc.count} objects; at most {MAX_OBJECTS} are tracked in one "
+                          f"run (each object costs about one single-object run).",
+                          f"remove objects, or split them over several SAM 2 Propagate nodes of at most "
+                          f"{MAX_OBJECTS} objects each and add their masks.") from exc
     outside = sorted(t for t in scaled.prompted_frames() if not start <= t < stop)
     if outside:
         raise VanishError(PROPAGATE, "prompts", f"include frame(s) {outside[:5]} outside the tracked "

@@ -80,7 +80,8 @@ def resize_frame(frame: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return resized[0].permute(1, 2, 0).clamp_(0.0, 1.0).to(frame.dtype)  # [height, width, 3]
 
 
-def match_colors(fill: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, ring_width: int) -> torch.Tensor:
+def match_colors(fill: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, ring_width: int,
+                 check: Callable[[], None] | None = None) -> torch.Tensor:
     """Shift the fill's colours so a ring around the hole matches the original there.
 
     Per channel, the fill's mean and spread on the ring (pixels outside the mask within
@@ -93,7 +94,7 @@ def match_colors(fill: torch.Tensor, original: torch.Tensor, mask: torch.Tensor,
         ``[H, W, 3]`` corrected fill in 0..1.
     """
     selected = (mask > 0).to(fill.dtype)
-    ring = (dilate(selected[None], ring_width, "disk")[0] > 0) & (selected == 0)  # [H, W]
+    ring = (dilate(selected[None], ring_width, "disk", check)[0] > 0) & (selected == 0)  # [H, W]
     if int(ring.sum()) < MIN_RING_PIXELS:
         return fill
     fill_ring, orig_ring = fill[ring], original[ring]  # [N, 3]
@@ -102,7 +103,8 @@ def match_colors(fill: torch.Tensor, original: torch.Tensor, mask: torch.Tensor,
 
 
 def composite_frame(original: torch.Tensor, fill: torch.Tensor, mask: torch.Tensor, *,
-                    crop: CropRegion | None = None, color_ring: int = 0) -> torch.Tensor:
+                    crop: CropRegion | None = None, color_ring: int = 0,
+                    check: Callable[[], None] | None = None) -> torch.Tensor:
     """Blend one filled frame into its original.
 
     Args:
@@ -123,7 +125,7 @@ def composite_frame(original: torch.Tensor, fill: torch.Tensor, mask: torch.Tens
         return out
     fill = resize_frame(fill.to(device=original.device, dtype=original.dtype), original.shape[0], original.shape[1])
     if color_ring > 0:
-        fill = match_colors(fill, original, mask, color_ring)
+        fill = match_colors(fill, original, mask, color_ring, check)
     weight = mask.clamp(0.0, 1.0).unsqueeze(-1)  # [h, w, 1]
     # lerp returns `fill` exactly at weight 1; where() keeps `original` exactly at weight 0.
     blended = torch.where(weight > 0, torch.lerp(original, fill, weight.expand_as(fill)), original)
@@ -133,7 +135,8 @@ def composite_frame(original: torch.Tensor, fill: torch.Tensor, mask: torch.Tens
 
 def composite_frames(original: torch.Tensor, fill: torch.Tensor, mask: torch.Tensor, *,
                      crop: CropRegion | None = None, color_ring: int = 0,
-                     on_frame: Callable[[int], None] | None = None) -> torch.Tensor:
+                     on_frame: Callable[[int], None] | None = None,
+                     check: Callable[[], None] | None = None) -> torch.Tensor:
     """Composite a clip frame by frame (the resized fill never exists for the whole clip).
 
     Args:
@@ -141,6 +144,7 @@ def composite_frames(original: torch.Tensor, fill: torch.Tensor, mask: torch.Ten
             reused for every frame, e.g. a still background). mask: ``[T, H, W]`` soft mask.
         crop: see :func:`composite_frame`. color_ring: see :func:`match_colors`.
         on_frame: called with the frame index after each frame (progress, cancel).
+        check: raises to stop; polled inside a frame's colour-match ring (a wide ring is many steps).
     Returns:
         ``[T, H, W, 3]`` CPU float32.
     """
@@ -156,7 +160,7 @@ def composite_frames(original: torch.Tensor, fill: torch.Tensor, mask: torch.Ten
     for t in range(frames):
         fill_t = fill[t if fill.shape[0] > 1 else 0]
         out[t] = composite_frame(original[t].float(), fill_t.float(), mask[t].to(original.device).float(),
-                                 crop=crop, color_ring=color_ring).cpu()
+                                 crop=crop, color_ring=color_ring, check=check).cpu()
         if on_frame is not None:
             on_frame(t)
     return out

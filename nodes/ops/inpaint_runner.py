@@ -243,6 +243,8 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
     rows, cols = box.slices()
     crop_images, crop_masks = images[:, rows, cols], masks[:, rows, cols]
     size = processing_size(box.height, box.width, settings)
+    if settings.backend == "propainter":
+        refuse_if_too_big(size, host.free_memory(), settings.half)
     if crop_images.dtype == torch.uint8:  # the streaming engine hands over decoded frames as they are
         frames = crop_images.cpu()
     else:
@@ -258,7 +260,7 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
     else:
         result, holes = _run_flow_fill(frames, crop_masks.cpu(), size, settings, host)
     keep = keep if keep is not None else slice(None)
-    filled, used = _restore(result[keep], holes[keep], crop_images[keep], crop_masks[keep])
+    filled, used = _restore(result[keep], holes[keep], crop_images[keep], crop_masks[keep], host.should_cancel)
     mask_used = torch.zeros((used.shape[0], *masks.shape[1:]), dtype=torch.bool)
     mask_used[:, rows, cols] = used
     return RunResult(filled, mask_used, box, size, segment, notes)
@@ -309,6 +311,29 @@ def _run_propainter(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, 
     return result, holes, segment
 
 
+def refuse_if_too_big(size: tuple[int, int], free: int, half: bool = False) -> None:
+    """Refuse before anything big is allocated when even the smallest segment cannot fit.
+
+    The estimate is known before the run starts; without this check a 5000x5000 frame ran for a
+    minute, growing to gigabytes, until an allocation failed.
+
+    Raises:
+        InpaintMemoryError: the estimate at the smallest segment exceeds the free memory; the
+            text gives the estimate, the free memory and the processing size that would fit.
+    """
+    from ...propainter_core.pipeline.run import DEFAULT_SEGMENT_PADDING
+
+    need = estimate_bytes(size, MIN_SEGMENT + 2 * DEFAULT_SEGMENT_PADDING, half)
+    if need <= free * MEMORY_HEADROOM:
+        return
+    fits = size_that_fits(size, free, half)
+    raise InpaintMemoryError(
+        f"ProPainter at {size[1]}x{size[0]} would need about {need / 1024**3:.1f} GiB even with the smallest "
+        f"segment ({MIN_SEGMENT} frames), but only {free / 1024**3:.1f} GiB are free; refused before starting. "
+        f"A processing size of about {fits[1]}x{fits[0]} would fit: set size_mode to 'long side' with "
+        f"long_side {max(fits)} (or lower 'scale'), use crop 'auto' for a small object, or fp16 on a GPU.")
+
+
 def _memory_message(size: tuple[int, int], segment: int, free: int, half: bool) -> str:
     need = estimate_bytes(size, segment + 20, half)
     fits = size_that_fits(size, free, half)
@@ -334,8 +359,8 @@ def _run_flow_fill(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, i
     return torch.from_numpy(result), torch.from_numpy(holes)
 
 
-def _restore(result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor,
-             masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _restore(result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor, masks: torch.Tensor,
+             should_cancel: Callable[[], bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Back to the crop's original size, frame by frame; original values outside the hole.
 
     Args:
@@ -349,6 +374,10 @@ def _restore(result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor,
     used = resize_masks(holes, (height, width)) | masks.cpu()  # [T, H, W]
     same = tuple(result.shape[1:3]) == (height, width)
     for i in range(t):
+        if should_cancel is not None and should_cancel():
+            from ...propainter_core import Cancelled
+
+            raise Cancelled(f"cancelled while restoring frame {i} of {t}")
         frame = result[i].float() / 255.0  # [h, w, 3]
         if not same:
             planar = frame.permute(2, 0, 1).unsqueeze(0)  # [1, 3, h, w]

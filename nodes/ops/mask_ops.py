@@ -7,7 +7,9 @@ need connected components and run per frame with OpenCV on the CPU (a binary mas
 """
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +17,11 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+#: Raises to stop (the node passes ComfyUI's interrupt check); polled per frame and per step.
+CancelCheck = Callable[[], None]
 
 MaskShape = Literal["disk", "diamond", "square"]
 MASK_SHAPES: tuple[MaskShape, ...] = ("disk", "diamond", "square")
@@ -25,10 +32,17 @@ GAUSSIAN_TRUNCATE = 3.0
 SNAP_EPS = 1e-6
 # Morphology works on this many frames at a time to bound its temporary tensors.
 FRAME_CHUNK = 16
+# Temporal smoothing blurs bands of rows of about this many pixels (all frames) at a time.
+ROW_BAND_PIXELS = 1 << 22
 # Soft-mask values at or below one 8-bit step count as "not selected" for the hard mask.
 HARD_MASK_THRESHOLD = 1.0 / 255.0
 # Above this the binary mask used for hole filling and island removal counts a pixel as selected.
 BINARY_THRESHOLD = 0.5
+
+
+def _poll(check: CancelCheck | None) -> None:
+    if check is not None:
+        check()
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,8 @@ def _shift(x: torch.Tensor, offset: int, dim: int) -> torch.Tensor:
     return out
 
 
-def dilate(masks: torch.Tensor, radius: int, shape: MaskShape = "disk") -> torch.Tensor:
+def dilate(masks: torch.Tensor, radius: int, shape: MaskShape = "disk",
+           check: CancelCheck | None = None) -> torch.Tensor:
     """Grey-level dilation: each pixel becomes the maximum over the structuring element.
 
     Runs in ``O(radius)`` whole-tensor steps whatever the shape: the row maxima of every width
@@ -102,13 +117,14 @@ def dilate(masks: torch.Tensor, radius: int, shape: MaskShape = "disk") -> torch
     Args:
         masks: ``[T, H, W]`` values >= 0.
         radius: pixels, >= 0.
+        check: polled before every step (a large radius is hundreds of whole-tensor steps).
     Returns:
         ``[T, H, W]`` same dtype and device.
     """
     if radius <= 0:
         return masks.clone()
     if masks.shape[0] > FRAME_CHUNK:  # bound the temporaries (a few [chunk, H, W] tensors)
-        return torch.cat([dilate(part, radius, shape) for part in masks.split(FRAME_CHUNK)])
+        return torch.cat([dilate(part, radius, shape, check) for part in masks.split(FRAME_CHUNK)])
     widths = row_half_widths(radius, shape)
     rows_by_width: dict[int, list[int]] = {}
     for row, half in enumerate(widths):
@@ -116,6 +132,7 @@ def dilate(masks: torch.Tensor, radius: int, shape: MaskShape = "disk") -> torch
     out = torch.zeros_like(masks)
     row_max = masks  # h_0
     for half in range(max(widths) + 1):
+        _poll(check)
         if half > 0:
             row_max = torch.maximum(row_max, torch.maximum(_shift(row_max, 1, -1), _shift(row_max, -1, -1)))
         for dy in rows_by_width.get(half, []):
@@ -123,26 +140,28 @@ def dilate(masks: torch.Tensor, radius: int, shape: MaskShape = "disk") -> torch
     return out
 
 
-def erode(masks: torch.Tensor, radius: int, shape: MaskShape = "disk") -> torch.Tensor:
+def erode(masks: torch.Tensor, radius: int, shape: MaskShape = "disk",
+          check: CancelCheck | None = None) -> torch.Tensor:
     """Grey-level erosion (minimum over the element) of masks in 0..1.
 
     Outside the frame counts as 1, so a subject touching the frame edge stays attached to it.
     """
-    return 1.0 - dilate(1.0 - masks, radius, shape)
+    return 1.0 - dilate(1.0 - masks, radius, shape, check)
 
 
-def grow_or_shrink(masks: torch.Tensor, pixels: int, shape: MaskShape = "disk") -> torch.Tensor:
+def grow_or_shrink(masks: torch.Tensor, pixels: int, shape: MaskShape = "disk",
+                   check: CancelCheck | None = None) -> torch.Tensor:
     """Dilate by ``pixels`` (> 0) or erode by ``-pixels`` (< 0); 0 returns a copy."""
     if pixels >= 0:
-        return dilate(masks, pixels, shape)
-    return erode(masks, -pixels, shape)
+        return dilate(masks, pixels, shape, check)
+    return erode(masks, -pixels, shape, check)
 
 
 def _binary_frames(masks: torch.Tensor) -> np.ndarray:
     return (masks.detach().float().cpu().numpy() > BINARY_THRESHOLD).astype(np.uint8)  # [T, H, W]
 
 
-def fill_holes(masks: torch.Tensor) -> torch.Tensor:
+def fill_holes(masks: torch.Tensor, check: CancelCheck | None = None) -> torch.Tensor:
     """Set to 1 every unselected region that does not touch the frame edge.
 
     A hole is a 4-connected component of unselected pixels (the dual of the 8-connected
@@ -151,6 +170,7 @@ def fill_holes(masks: torch.Tensor) -> torch.Tensor:
     binary = _binary_frames(masks)
     holes = np.zeros_like(binary, dtype=bool)
     for t, frame in enumerate(binary):
+        _poll(check)
         count, labels = cv2.connectedComponents(1 - frame, connectivity=4)
         edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         is_hole = np.ones(count, dtype=bool)
@@ -161,13 +181,14 @@ def fill_holes(masks: torch.Tensor) -> torch.Tensor:
     return torch.where(hole_mask, torch.ones_like(masks), masks)
 
 
-def remove_islands(masks: torch.Tensor, min_area: int) -> torch.Tensor:
+def remove_islands(masks: torch.Tensor, min_area: int, check: CancelCheck | None = None) -> torch.Tensor:
     """Set to 0 every 8-connected selected component smaller than ``min_area`` pixels."""
     if min_area <= 1:
         return masks.clone()
     binary = _binary_frames(masks)
     small = np.zeros_like(binary, dtype=bool)
     for t, frame in enumerate(binary):
+        _poll(check)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(frame, connectivity=8)
         too_small = stats[:, cv2.CC_STAT_AREA] < min_area
         too_small[0] = False  # background
@@ -204,49 +225,142 @@ def snap_ends(masks: torch.Tensor) -> torch.Tensor:
     return torch.where(masks <= SNAP_EPS, torch.zeros_like(masks), masks)
 
 
-def feather(masks: torch.Tensor, sigma: float) -> torch.Tensor:
+def feather(masks: torch.Tensor, sigma: float, check: CancelCheck | None = None) -> torch.Tensor:
     """Spatial Gaussian blur ``[T, H, W]`` with sigma in pixels (the frame edge is replicated).
 
     Fully selected interiors stay exactly 1 and far background exactly 0 (:func:`snap_ends`).
+    Runs frame by frame (each frame is independent), polling ``check`` before each.
     """
     if sigma <= 0:
         return masks.clone()
-    return snap_ends(blur_along(blur_along(masks, sigma, -1), sigma, -2))
+    out = torch.empty_like(masks)
+    for t in range(masks.shape[0]):
+        _poll(check)
+        out[t: t + 1] = blur_along(blur_along(masks[t: t + 1], sigma, -1), sigma, -2)
+    return snap_ends(out)
 
 
-def smooth_temporally(masks: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur across frames (sigma in frames) so masks do not jitter; first/last repeated."""
+def smooth_temporally(masks: torch.Tensor, sigma: float, check: CancelCheck | None = None) -> torch.Tensor:
+    """Gaussian blur across frames (sigma in frames) so masks do not jitter; first/last repeated.
+
+    Runs in bands of rows (each row's blur is independent), polling ``check`` before each.
+    """
     if masks.shape[0] < 2 or sigma <= 0:
         return masks.clone()
-    return snap_ends(blur_along(masks, sigma, 0))
+    out = torch.empty_like(masks)
+    band = max(1, ROW_BAND_PIXELS // max(1, masks.shape[0] * masks.shape[2]))
+    for top in range(0, masks.shape[1], band):
+        _poll(check)
+        out[:, top: top + band] = blur_along(masks[:, top: top + band], sigma, 0)
+    return snap_ends(out)
 
 
-def refine_with_guide(masks: torch.Tensor, guide: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over the ``(2r+1) x (2r+1)`` window of every pixel, mirrored at the frame edge.
+
+    Built from running sums, so the cost does not depend on the radius (a convolution with a
+    257-pixel window took minutes per frame). The border is mirrored without repeating the edge
+    pixel (``reflect``), as ``kornia.filters.box_blur`` does by default.
+
+    Args:
+        x: ``[N, C, H, W]`` float. radius: ``0 <= radius < min(H, W)`` (mirroring needs it).
+    Returns:
+        ``[N, C, H, W]`` in ``x``'s dtype.
+    """
+    if radius <= 0:
+        return x.clone()
+    size = 2 * radius + 1
+    # sums of up to 8192 values in 0..1: float64 keeps them exact enough; MPS has no float64
+    acc = torch.float32 if x.device.type == "mps" else torch.float64
+    sums = F.pad(x, (radius, radius, radius, radius), mode="reflect").to(acc)  # [N, C, H+2r, W+2r]
+    for dim in (-1, -2):
+        running = sums.cumsum(dim)
+        length = running.shape[dim] - size + 1
+        # window sum at i: running[i + size - 1] - running[i - 1] (nothing before the first)
+        sums = running.narrow(dim, size - 1, length).clone()
+        sums.narrow(dim, 1, length - 1).sub_(running.narrow(dim, 0, length - 1))
+    return sums.div_(size * size).to(x.dtype)
+
+
+def guided_filter(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float,
+                  check: CancelCheck | None = None) -> torch.Tensor:
+    """The colour guided filter of He, Sun and Tang (2013) on one frame.
+
+    ``q = mean(a) . I + mean(b)`` where, in every window, ``a = (Sigma_I + eps Id)^-1 cov(I, p)``
+    and ``b = mean(p) - a . mean(I)``; the same result as ``kornia.filters.guided_blur`` with a
+    ``2r+1`` kernel (reflect border), in time independent of the radius. The 3x3 systems are
+    solved in closed form (adjugate over determinant; the matrix is symmetric positive definite).
+
+    Args:
+        guide: ``[3, H, W]`` float in 0..1. source: ``[H, W]`` float. radius: ``< min(H, W)``.
+        check: polled between the steps (a large frame takes a while even so).
+    Returns:
+        ``[H, W]`` float32.
+    """
+    acc = torch.float32 if guide.device.type == "mps" else torch.float64
+    r, g, b = guide.to(acc).unbind(0)
+    p = source.to(acc)
+    planes = torch.stack([r, g, b, p, r * p, g * p, b * p, r * r, r * g, r * b, g * g, g * b, b * b])
+    means = box_mean(planes[None], radius)[0]  # [13, H, W]
+    del planes
+    _poll(check)
+    mr, mg, mb, mp = means[0], means[1], means[2], means[3]
+    cr, cg, cb = means[4] - mr * mp, means[5] - mg * mp, means[6] - mb * mp  # cov(I, p)
+    rr, rg, rb = means[7] - mr * mr + eps, means[8] - mr * mg, means[9] - mr * mb
+    gg, gb, bb = means[10] - mg * mg + eps, means[11] - mg * mb, means[12] - mb * mb + eps
+    del means
+    # the differences above need the wide type (variances far below eps); the rest does not
+    mr, mg, mb, mp, cr, cg, cb, rr, rg, rb, gg, gb, bb = (
+        x.float() for x in (mr, mg, mb, mp, cr, cg, cb, rr, rg, rb, gg, gb, bb))
+    r, g, b = guide.float().unbind(0)
+    _poll(check)
+    # inverse of the symmetric [[rr, rg, rb], [rg, gg, gb], [rb, gb, bb]] by its adjugate
+    i_rr, i_rg, i_rb = gg * bb - gb * gb, rb * gb - rg * bb, rg * gb - rb * gg
+    i_gg, i_gb, i_bb = rr * bb - rb * rb, rb * rg - rr * gb, rr * gg - rg * rg
+    det = rr * i_rr + rg * i_rg + rb * i_rb
+    a_r = (i_rr * cr + i_rg * cg + i_rb * cb) / det
+    a_g = (i_rg * cr + i_gg * cg + i_gb * cb) / det
+    a_b = (i_rb * cr + i_gb * cg + i_bb * cb) / det
+    offset = mp - a_r * mr - a_g * mg - a_b * mb
+    _poll(check)
+    smooth = box_mean(torch.stack([a_r, a_g, a_b, offset])[None], radius)[0]  # [4, H, W]
+    return (smooth[0] * r + smooth[1] * g + smooth[2] * b + smooth[3]).to(torch.float32)
+
+
+def usable_guide_radius(radius: int, height: int, width: int) -> int:
+    """The guided-filter radius used on ``height x width`` frames: at most ``min(H, W) - 1``.
+
+    The window is mirrored at the frame edge, which needs the radius below both sides; a larger
+    radius would only average the mirrored copy again, so it is clamped (the node logs it).
+    """
+    return max(0, min(int(radius), height - 1, width - 1))
+
+
+def refine_with_guide(masks: torch.Tensor, guide: torch.Tensor, radius: int, eps: float,
+                      check: CancelCheck | None = None) -> torch.Tensor:
     """Edge-aware refinement: a guided filter (He et al.) with the frame as guide.
 
-    Soft edges then follow the image's own edges (hair, fur). Uses ``kornia.filters.guided_blur``.
+    Soft edges then follow the image's own edges (hair, fur). Frame by frame, polling ``check``
+    before each frame; the radius is clamped to :func:`usable_guide_radius`.
 
     Args:
         masks: ``[T, H, W]``. guide: ``[T or 1, H, W, 3]`` in 0..1, same size.
         radius: window radius in pixels. eps: regulariser in squared 0..1 intensity units.
     """
-    import kornia.filters
-
+    radius = usable_guide_radius(radius, masks.shape[1], masks.shape[2])
     if radius <= 0:
         return masks.clone()
-    guide = guide.to(device=masks.device, dtype=torch.float32).permute(0, 3, 1, 2)  # [T, 3, H, W]
-    if guide.shape[0] == 1 and masks.shape[0] > 1:
-        guide = guide.expand(masks.shape[0], -1, -1, -1)
+    guide = guide.to(device=masks.device).permute(0, 3, 1, 2)  # [T, 3, H, W]
     out = torch.empty_like(masks)
-    for t in range(masks.shape[0]):  # frame by frame: the filter keeps several [3, 3, H, W] temporaries
-        source = masks[t].float()[None, None]  # [1, 1, H, W]
-        refined = kornia.filters.guided_blur(guide[t: t + 1], source, 2 * radius + 1, eps)
-        out[t] = refined[0, 0].to(masks.dtype)
+    for t in range(masks.shape[0]):  # frame by frame: the filter keeps a few [16, H, W] temporaries
+        _poll(check)
+        frame = guide[t if guide.shape[0] > 1 else 0]
+        out[t] = guided_filter(frame, masks[t], radius, eps, check).to(masks.dtype)
     return out.clamp_(0.0, 1.0)
 
 
-def refine_masks(masks: torch.Tensor, settings: MaskRefineSettings,
-                 guide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def refine_masks(masks: torch.Tensor, settings: MaskRefineSettings, guide: torch.Tensor | None = None,
+                 check: CancelCheck | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply every step of ``settings`` and return ``(soft, hard)``.
 
     Order: fill holes, drop islands, grow/shrink, temporal smoothing, feather, guided refinement,
@@ -256,23 +370,24 @@ def refine_masks(masks: torch.Tensor, settings: MaskRefineSettings,
     Args:
         masks: ``[T, H, W]`` 0..1, any float dtype and device.
         guide: optional ``[T or 1, H, W, 3]`` frames for the edge-aware refinement.
+        check: raises to stop; polled per frame (and per step of a large grow/shrink).
     Returns:
         soft ``[T, H, W]`` in 0..1 and hard ``[T, H, W]`` in {0, 1}, both in ``masks``' dtype and device.
     """
     dtype = masks.dtype
     work = masks.to(torch.float64 if dtype == torch.float64 else torch.float32)
     if settings.fill_holes:
-        work = fill_holes(work)
+        work = fill_holes(work, check)
     if settings.min_island_area > 1:
-        work = remove_islands(work, settings.min_island_area)
+        work = remove_islands(work, settings.min_island_area, check)
     if settings.grow != 0:
-        work = grow_or_shrink(work, settings.grow, settings.shape)
+        work = grow_or_shrink(work, settings.grow, settings.shape, check)
     if settings.temporal_sigma > 0:
-        work = smooth_temporally(work, settings.temporal_sigma)
+        work = smooth_temporally(work, settings.temporal_sigma, check)
     if settings.feather > 0:
-        work = feather(work, settings.feather)
+        work = feather(work, settings.feather, check)
     if guide is not None:
-        work = refine_with_guide(work, guide, settings.guide_radius, settings.guide_eps)
+        work = refine_with_guide(work, guide, settings.guide_radius, settings.guide_eps, check)
     work = work.clamp(0.0, 1.0)
     if settings.invert:
         work = 1.0 - work

@@ -6,8 +6,8 @@
 * The config comes from the checkpoint itself (trunk width, block count, SAM 2.1-only keys),
   not from the file name, then the ``sam2`` package's own YAML config is instantiated through
   hydra with the video-predictor overrides.
-* One loaded model is kept in a module-level cache and reused while the file (path and
-  modification time), precision, device and input size are unchanged.
+* One loaded model is kept in a module-level cache and reused while the file (path, size,
+  modification time and a sample of its content), precision, device and input size are unchanged.
 
 This module imports ``sam2`` lazily and never imports torchvision (``sam2.sam2_video_predictor``
 does not need it; ``sam2.sam2_image_predictor`` would).
@@ -25,6 +25,7 @@ from typing import Iterator, Literal
 import torch
 
 from .. import _comfy
+from .file_identity import file_identity
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ def load_sam2(path: Path, precision: Precision = "auto", device: torch.device | 
     """
     path = Path(path)
     device = device if device is not None else _comfy.torch_device()
-    key = (str(path.resolve()), path.stat().st_mtime_ns, precision, str(device), image_size)
+    key = (file_identity(path), precision, str(device), image_size)
     if key in _cache:
         return _cache[key]
     _cache.clear()  # one SAM 2 model at a time: free the previous one before loading

@@ -15,11 +15,13 @@ The predictor object comes from ``sam2_loader``; this module never imports torch
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +40,69 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 
 # one run at a time per process: the model's RoPE tables and caches are mutated during inference
 _model_lock = threading.Lock()
+# set while a Propagate run waits for the lock: a live preview stops at its next layer and yields
+_run_waiting = threading.Event()
+
+#: SAM 2 tracks each object with its own memory, so a run costs about one object's time per
+#: object: above this many objects the node warns, at MAX_OBJECTS it refuses.
+MANY_OBJECTS = 8
+#: The most objects one Propagate run or one preview takes (1000 objects would run for hours and a
+#: 100-object preview held the model for 41 s).
+MAX_OBJECTS = 64
+#: A Propagate run waits at most this long for a preview to yield the model (it yields within one
+#: layer, so this is only reached when something else holds it).
+RUN_LOCK_TIMEOUT_S = 60.0
+
+
+class ModelBusy(TimeoutError):
+    """The SAM 2 model stayed busy (another run or a preview) past the waiting time."""
+
+
+class TooManyObjects(ValueError):
+    """More objects than :data:`MAX_OBJECTS` in one run or preview."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} objects; at most {MAX_OBJECTS} can be tracked in one run")
+        self.count = count
+
+
+def check_object_count(count: int) -> None:
+    """Raise :class:`TooManyObjects` above :data:`MAX_OBJECTS`; log the cost above :data:`MANY_OBJECTS`."""
+    if count > MAX_OBJECTS:
+        raise TooManyObjects(count)
+    if count > MANY_OBJECTS:
+        logger.warning("%d objects: SAM 2 keeps a memory per object, so this run takes about %d times as "
+                       "long as with one object", count, count)
+
+
+@contextlib.contextmanager
+def run_lock(timeout_s: float | None = None) -> Iterator[None]:
+    """Hold the model for a run: previews yield, and the wait honours a cancel.
+
+    Raises:
+        ModelBusy: still held after ``timeout_s`` (default :data:`RUN_LOCK_TIMEOUT_S`).
+        ComfyUI's interrupt: the user cancelled while waiting.
+    """
+    limit = RUN_LOCK_TIMEOUT_S if timeout_s is None else timeout_s
+    deadline = time.monotonic() + limit
+    _run_waiting.set()
+    try:
+        while not _model_lock.acquire(timeout=0.1):
+            _comfy.throw_if_interrupted()
+            if time.monotonic() > deadline:
+                raise ModelBusy(f"the SAM 2 model stayed busy for {limit:.0f} s")
+    finally:
+        _run_waiting.clear()
+    try:
+        yield
+    finally:
+        _model_lock.release()
+
+
+def _yield_to_run(*_args) -> None:
+    """Preview hook: stop when a run is waiting for the model (never reads the run's cancel flag)."""
+    if _run_waiting.is_set():
+        raise ModelBusy("a SAM 2 Propagate run is waiting for the model")
 
 
 class LazyFrames:
@@ -47,11 +112,15 @@ class LazyFrames:
         images: IMAGE ``[T, H, W, 3]`` float 0..1 on any device (never copied as a whole).
         image_size: the model's square input size S.
         device: where prepared frames go.
+        check: called before each frame; ComfyUI's interrupt check by default (a preview
+            passes its own, see :func:`_yield_to_run`).
     """
 
     def __init__(self, images: torch.Tensor, image_size: int, device: torch.device,
-                 start: int = 0, stop: int | None = None) -> None:
+                 start: int = 0, stop: int | None = None,
+                 check: Callable[[], None] | None = None) -> None:
         self.images = images
+        self._check = check if check is not None else _comfy.throw_if_interrupted
         self.image_size = int(image_size)
         self.device = device
         self.start = start
@@ -66,7 +135,7 @@ class LazyFrames:
     def __getitem__(self, index: int) -> torch.Tensor:
         if not 0 <= index < len(self):
             raise IndexError(index)
-        _comfy.throw_if_interrupted()
+        self._check()
         frame = self.images[self.start + index].to(self.device, torch.float32)  # [H, W, 3]
         frame = frame.permute(2, 0, 1).unsqueeze(0)  # [1, 3, H, W]
         # parity: sam2/utils/misc.py:94 resizes with PIL's default (bicubic, antialiased) after
@@ -288,15 +357,22 @@ def _memory_dtype(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[t
     return args, kwargs
 
 
-def install_hooks(predictor: torch.nn.Module) -> list:
-    """Cancel checks before every network stage (a cancel lands within a frame) and the fp32
-    memory cast; returns the handles to remove."""
-    def check(*_args) -> None:
-        _comfy.throw_if_interrupted()
+def install_hooks(predictor: torch.nn.Module, check: Callable[..., None] | None = None) -> list:
+    """Cancel checks before every layer of every network stage and the fp32 memory cast; returns
+    the handles to remove. (A check per stage was not enough: the image encoder alone runs for
+    seconds per frame on a busy CPU.)
+
+    ``check`` defaults to ComfyUI's interrupt check (runs); a preview passes :func:`_yield_to_run`,
+    because ComfyUI's check clears the interrupt flag it reads, which belongs to the prompt running.
+    """
+    if check is None:
+        def check(*_args) -> None:
+            _comfy.throw_if_interrupted()
 
     stages = ("image_encoder", "memory_attention", "memory_encoder", "sam_mask_decoder")
-    hooks = [getattr(predictor, name).register_forward_pre_hook(check)
-             for name in stages if hasattr(predictor, name)]
+    layers = {id(m): m for name in stages if hasattr(predictor, name)
+              for m in getattr(predictor, name).modules()}
+    hooks = [module.register_forward_pre_hook(check) for module in layers.values()]
     if hasattr(predictor, "memory_attention"):
         hooks.append(predictor.memory_attention.register_forward_pre_hook(_memory_dtype, with_kwargs=True))
     return hooks
@@ -403,7 +479,7 @@ def track_into(predictor: torch.nn.Module, images, prompts: PromptSet, out, cove
 
     hooks = install_hooks(predictor)
     try:
-        with _model_lock, torch.inference_mode():
+        with run_lock(), torch.inference_mode():
             for plan in plans:
                 _run_pass(predictor, frames, local, plan, opts, out, covered, index_of, start, step)
     finally:
@@ -425,20 +501,23 @@ def preview_single_frame(model_handle, frame_uint8: np.ndarray,
     Returns:
         ``[N_obj, H, W]`` bool.
     Raises:
-        TimeoutError: the model is busy with a propagation for longer than ``timeout_s``.
+        TimeoutError: the model is busy with a propagation for longer than ``timeout_s``, or a
+            propagation started waiting for it (:class:`ModelBusy`: the preview yields to runs).
+        TooManyObjects: more than :data:`MAX_OBJECTS` objects.
     """
     parts = list(frame_prompts_for_all_objects.values()
                  if isinstance(frame_prompts_for_all_objects, Mapping) else frame_prompts_for_all_objects)
     h, w = frame_uint8.shape[:2]
     if not parts:
         return np.zeros((0, h, w), dtype=bool)
+    check_object_count(len(parts))
     image = torch.from_numpy(np.ascontiguousarray(frame_uint8)).float().div_(255.0)[None]  # [1, H, W, 3]
-    if not _model_lock.acquire(timeout=timeout_s):
-        raise TimeoutError("SAM 2 is busy with another run")
+    if _run_waiting.is_set() or not _model_lock.acquire(timeout=timeout_s):
+        raise ModelBusy("SAM 2 is busy with another run")
     try:
         with model_handle.acquire() as predictor, torch.inference_mode():
-            hooks = install_hooks(predictor)
-            frame = LazyFrames(image, predictor.image_size, predictor.device)
+            hooks = install_hooks(predictor, _yield_to_run)
+            frame = LazyFrames(image, predictor.image_size, predictor.device, check=_yield_to_run)
             pieces = [split_boxes(fp) for fp in parts]
             try:
                 logits = _single_frame_logits(predictor, frame, h, w, [p for ps in pieces for p in ps])

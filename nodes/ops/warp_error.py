@@ -222,7 +222,8 @@ def _measure(frames: torch.Tensor, masks: torch.Tensor | None,
                            worst_map=None if worst is None else worst[2])
 
 
-def seam_error(frame: torch.Tensor, mask: torch.Tensor, width: int) -> float | None:
+def seam_error(frame: torch.Tensor, mask: torch.Tensor, width: int,
+               check: Callable[[], None] | None = None) -> float | None:
     """Gradient excess on the mask boundary: how much sharper the seam is than its surroundings.
 
     ``mean ‖∇I‖²`` on the boundary band (1 pixel each side of the mask edge) minus ``mean ‖∇I‖²``
@@ -231,10 +232,11 @@ def seam_error(frame: torch.Tensor, mask: torch.Tensor, width: int) -> float | N
 
     Args:
         frame: ``[H, W, 3]``. mask: ``[H, W]``.
+        check: raises to stop; polled at every step of the ring's dilation.
     """
     selected = (mask > MASK_THRESHOLD).float()[None]  # [1, H, W]
     band = (dilate(selected, 1, "square") > 0) & ~(erode(selected, 1, "square") > 0)
-    ring = (dilate(selected, width + 1, "disk") > 0) & ~(dilate(selected, 1, "square") > 0)
+    ring = (dilate(selected, width + 1, "disk", check) > 0) & ~(dilate(selected, 1, "square") > 0)
     if not bool(band.any()) or not bool(ring.any()):
         return None
     padded = torch.nn.functional.pad(frame.permute(2, 0, 1)[None], (1, 1, 1, 1), mode="replicate")[0]  # [3, H+2, W+2]
@@ -247,7 +249,8 @@ def seam_error(frame: torch.Tensor, mask: torch.Tensor, width: int) -> float | N
 def warp_error(frames: torch.Tensor, masks: torch.Tensor | None = None, *, flow_method: str = "dis",
                flow_frames: torch.Tensor | None = None, occlusion_check: bool = True,
                seam_width: int = 0, whole_frame: bool = False,
-               on_pair: Callable[[int], None] | None = None) -> WarpErrorResult:
+               on_pair: Callable[[int], None] | None = None,
+               check: Callable[[], None] | None = None) -> WarpErrorResult:
     """Estimate flows with OpenCV and measure the warp error (see the module docstring).
 
     Args:
@@ -260,13 +263,18 @@ def warp_error(frames: torch.Tensor, masks: torch.Tensor | None = None, *, flow_
         seam_width: > 0 also measures :func:`seam_error` per frame (needs ``masks``).
         whole_frame: judge every pixel even though ``masks`` is given (masks then serve the seam only).
         on_pair: called with the pair index after each flow estimate (progress, cancel).
+        check: raises to stop; called before each flow estimate and each frame's seam measurement.
     """
     frames = frames.detach().float().cpu()
     source = frames if flow_frames is None else flow_frames.detach().float().cpu()
 
     def flows() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         for t in range(frames.shape[0] - 1):
+            if check is not None:
+                check()
             backward = torch.from_numpy(estimate_flow(source[t + 1], source[t], flow_method))
+            if check is not None and occlusion_check:
+                check()
             forward = torch.from_numpy(estimate_flow(source[t], source[t + 1], flow_method)) \
                 if occlusion_check else None
             if on_pair is not None:
@@ -275,8 +283,11 @@ def warp_error(frames: torch.Tensor, masks: torch.Tensor | None = None, *, flow_
 
     result = _measure(frames, None if whole_frame else masks, flows())
     if seam_width > 0 and masks is not None:
-        result.seam = [seam_error(frames[t], masks[t].detach().float().cpu(), seam_width)
-                       for t in range(frames.shape[0])]
+        result.seam = []
+        for t in range(frames.shape[0]):
+            if check is not None:
+                check()
+            result.seam.append(seam_error(frames[t], masks[t].detach().float().cpu(), seam_width, check))
         measured = [value for value in result.seam if value is not None]
         result.seam_mean = float(np.mean(measured)) if measured else None
     return result

@@ -7,6 +7,7 @@ shrinks accordingly.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import torch
@@ -30,11 +31,14 @@ def _binarize(x: Tensor, threshold: float) -> Tensor:
 
 
 def _propagation_pass(frames: list[Tensor], masks: list[Tensor], flows: Tensor, valid: Tensor, order: range,
-                      flow_index: int, interpolation: str, threshold: float) -> tuple[list[Tensor], list[Tensor]]:
+                      flow_index: int, interpolation: str, threshold: float,
+                      cancel: Callable[[], None] | None = None) -> tuple[list[Tensor], list[Tensor]]:
     """One pass over ``order``; step ``i`` pulls from the previous frame through ``flows[:, idx+flow_index]``."""
     out_frames, out_masks = list(frames), list(masks)
     prop, prop_mask = frames[order[0]], masks[order[0]]
     for idx in order[1:]:
+        if cancel is not None:
+            cancel()
         current, current_mask = frames[idx], masks[idx]
         flow = flows[:, idx + flow_index]
         consistent = valid[:, idx + flow_index]
@@ -50,7 +54,8 @@ def _propagation_pass(frames: list[Tensor], masks: list[Tensor], flows: Tensor, 
 
 def propagate_images(frames: Tensor, flows_forward: Tensor, flows_backward: Tensor, masks: Tensor, *,
                      interpolation: Literal["bilinear", "nearest"] = "nearest",
-                     mask_threshold: float = 0.1) -> PropagationResult:
+                     mask_threshold: float = 0.1,
+                     cancel: Callable[[], None] | None = None) -> PropagationResult:
     """Fill the hole from neighbouring frames along the flow, backward then forward.
 
     Args:
@@ -60,6 +65,7 @@ def propagate_images(frames: Tensor, flows_forward: Tensor, flows_backward: Tens
         masks: ``[B, T, 1, H, W]`` hole masks, 1 = missing.
         interpolation: how pixels are warped (the pipeline uses ``"nearest"``).
         mask_threshold: warped masks count as hole above this value.
+        cancel: called before every frame step; raises to stop (the pipeline's cancel check).
 
     Returns:
         :class:`PropagationResult` after the forward pass (``[B, T, C, H, W]``, ``[B, T, 1, H, W]``).
@@ -77,10 +83,11 @@ def propagate_images(frames: Tensor, flows_forward: Tensor, flows_backward: Tens
     frame_list, mask_list = list(frames.unbind(1)), list(masks.unbind(1))
     # Backward pass: frame t pulls from t+1 through flow t -> t+1.
     frame_list, mask_list = _propagation_pass(frame_list, mask_list, flows_forward, valid_b,
-                                              range(length - 1, -1, -1), 0, interpolation, mask_threshold)
+                                              range(length - 1, -1, -1), 0, interpolation, mask_threshold,
+                                              cancel)
     # Forward pass over the backward results: frame t pulls from t-1 through flow t -> t-1.
     frame_list, mask_list = _propagation_pass(frame_list, mask_list, flows_backward, valid_f, range(length), -1,
-                                              interpolation, mask_threshold)
+                                              interpolation, mask_threshold, cancel)
     return PropagationResult(torch.stack(frame_list, 1), torch.stack(mask_list, 1))
 
 
@@ -92,6 +99,7 @@ class ImagePropagation(nn.Module):
         self.mask_threshold = mask_threshold
 
     def forward(self, frames: Tensor, flows_forward: Tensor, flows_backward: Tensor, masks: Tensor,
-                interpolation: Literal["bilinear", "nearest"] = "nearest") -> PropagationResult:
+                interpolation: Literal["bilinear", "nearest"] = "nearest",
+                cancel: Callable[[], None] | None = None) -> PropagationResult:
         return propagate_images(frames, flows_forward, flows_backward, masks, interpolation=interpolation,
-                                mask_threshold=self.mask_threshold)
+                                mask_threshold=self.mask_threshold, cancel=cancel)

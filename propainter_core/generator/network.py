@@ -1,6 +1,7 @@
 """The InpaintGenerator: encoder, feature propagation, sparse transformer, decoder."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -69,7 +70,8 @@ class InpaintGenerator(nn.Module):
         self.transformers = transformer
 
     def img_propagation(self, masked_frames: Tensor, completed_flows: tuple[Tensor, Tensor], masks: Tensor,
-                        interpolation: Literal["bilinear", "nearest"] = "nearest") -> PropagationResult:
+                        interpolation: Literal["bilinear", "nearest"] = "nearest",
+                        cancel: Callable[[], None] | None = None) -> PropagationResult:
         """Propagate known pixels into the hole.
 
         Args:
@@ -77,11 +79,13 @@ class InpaintGenerator(nn.Module):
             completed_flows: ``(forward, backward)``, each ``[B, T-1, 2, H, W]`` in pixels.
             masks: ``[B, T, 1, H, W]``, 1 = hole.
             interpolation: pixel warp mode (the pipeline passes ``"nearest"``).
+            cancel: called before every frame step; raises to stop.
 
         Returns:
             ``(prop_frames [B, T, 3, H, W], updated_masks [B, T, 1, H, W])``.
         """
-        return self.img_prop_module(masked_frames, completed_flows[0], completed_flows[1], masks, interpolation)
+        return self.img_prop_module(masked_frames, completed_flows[0], completed_flows[1], masks, interpolation,
+                                    cancel)
 
     def forward(self, masked_frames: Tensor, completed_flows: tuple[Tensor, Tensor], masks_in: Tensor,
                 masks_updated: Tensor, num_local_frames: int,

@@ -54,7 +54,8 @@ def inpaint(frames: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor,
         height, width, fp16: The official options with their defaults (see
             :class:`~propainter_core.config.InpaintSettings`).
         progress: ``progress(done, total)`` after every chunk of every stage.
-        should_cancel: Polled between chunks; True raises :class:`Cancelled`.
+        should_cancel: Polled between chunks and before every layer of the networks (a cancel
+            lands within milliseconds on a GPU); True raises :class:`Cancelled`.
         segment_length: Frames per streamed segment (None: ``subvideo_length``). Clips no
             longer than one segment give exactly the official result.
         segment_padding: Context frames on each side of a segment (None: 10).

@@ -10,4 +10,4 @@ class InpaintInputError(ValueError):
 
 
 class Cancelled(RuntimeError):
-    """``should_cancel()`` returned True; the pipeline stopped between two chunks."""
+    """``should_cancel()`` returned True; the pipeline stopped (between two layers at most)."""

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..config import PROPAGATION_PADDING, InpaintSettings
+from .cancel import CancelCheck, cancel_checks
 from .chunking import Window, overlapping_windows
 from .errors import Cancelled, InpaintInputError
 from .precision import Precision, module_in_dtype, resolve_precision
@@ -100,13 +101,16 @@ class _Networks:
 
 def inpaint_segment(original: torch.Tensor, holes: torch.Tensor, networks: _Networks,
                     settings: InpaintSettings, tick: Callable[[], None],
-                    known_flows: FlowPair | None = None) -> tuple[torch.Tensor, FlowPair]:
+                    known_flows: FlowPair | None = None,
+                    cancel: CancelCheck | None = None) -> tuple[torch.Tensor, FlowPair]:
     """The official pipeline on one segment.
 
     Args:
         original: ``[T, h, w, 3]`` uint8 frames at the processing size, on the device.
         holes: ``[T, h, w]`` bool dilated hole masks, on the device.
         known_flows: RAFT flows of the segment's first frame pairs, from the previous segment.
+        cancel: raises to stop; polled per frame inside image propagation (the networks are
+            watched by :func:`~propainter_core.pipeline.cancel.cancel_checks` around the run).
 
     Returns:
         ``[T, h, w, 3]`` uint8 on the device, and the segment's RAFT flows (fp32, before
@@ -120,7 +124,7 @@ def inpaint_segment(original: torch.Tensor, holes: torch.Tensor, networks: _Netw
         flows = FlowPair(flows.forward.to(dtype), flows.backward.to(dtype))
     flows = complete_flows(networks.flow_completion, flows, masks, settings.subvideo_length, tick)
     propagated = propagate_images(networks.generator, frames, masks, flows,
-                                  settings.subvideo_length, tick)
+                                  settings.subvideo_length, tick, cancel=cancel)
     return generate_and_composite(networks.generator, propagated, masks, flows, original,
                                   settings, tick), raft_flows
 
@@ -152,7 +156,8 @@ def run_inpaint(frames: torch.Tensor, masks: torch.Tensor, models: NetworkSet,
         segment_length: Frames owned by each segment; None: ``settings.subvideo_length``.
         segment_padding: Context frames on each side of a segment; None: 10.
         progress: ``progress(done, total)`` after each chunk of each stage.
-        should_cancel: Polled after each chunk; True raises :class:`Cancelled`.
+        should_cancel: Polled after each chunk, before every layer of the networks and per
+            frame of image propagation; True raises :class:`Cancelled`.
 
     Returns:
         ``[T, h, w, 3]`` uint8 on the CPU at the processing size (multiples of 8).
@@ -175,13 +180,15 @@ def run_inpaint(frames: torch.Tensor, masks: torch.Tensor, models: NetworkSet,
     ticker = _Ticker(total, progress, should_cancel)
     output = torch.empty((num_frames, *size, 3), dtype=torch.uint8)
     carried: FlowPair | None = None  # the previous segment's flows over the next one's first pairs
-    with torch.no_grad():
+    cancel = ticker.check if should_cancel is not None else None
+    watched = (networks.raft, networks.flow_completion, networks.generator)
+    with torch.no_grad(), cancel_checks(watched, cancel):
         for index, segment in enumerate(segments):
             ticker.check()
             segment_masks = masks[segment.span] if masks.shape[0] > 1 else masks.expand(len(segment), -1, -1)
             original, holes = prepare_segment(frames[segment.span], segment_masks, size,
                                               settings.mask_dilation, torch.device(models.device))
-            result, raft_flows = inpaint_segment(original, holes, networks, settings, ticker, carried)
+            result, raft_flows = inpaint_segment(original, holes, networks, settings, ticker, carried, cancel)
             output[segment.core] = result[segment.keep].cpu()
             carried = None
             if index + 1 < len(segments) and reused[index + 1]:

@@ -23,6 +23,12 @@ from .references import local_reference_count, reference_frames
 #: Called between chunks: raises ``Cancelled`` when asked to stop, then counts one step.
 Tick = Callable[[], None]
 
+#: RAFT refines at most this many correlation entries (``(h/8 * w/8)^2`` per frame pair) in one
+#: batch: 512 MiB in fp32. Small frames still batch a whole clip; at 960x540 that is 2 pairs, at
+#: 1280x720 one. Each batch builds its correlation volumes in one uninterruptible matrix product,
+#: so this bounds how long a cancel waits (and the peak memory); the flows do not depend on it.
+RAFT_CORRELATION_BUDGET = 2**27
+
 
 class Propagated(NamedTuple):
     """Image propagation's result.
@@ -67,8 +73,11 @@ def estimate_flows(raft: nn.Module, frames: torch.Tensor, iters: int, tick: Tick
     if reused >= frames.shape[1] - 1:
         return FlowPair(known.forward[:, :frames.shape[1] - 1], known.backward[:, :frames.shape[1] - 1])
     frames = frames[:, reused:]  # pair `reused` onwards: frames `reused` .. T-1
+    grid = (frames.shape[-2] // 8) * (frames.shape[-1] // 8)
+    max_pairs = max(1, RAFT_CORRELATION_BUDGET // max(1, grid * grid))
     for window in raft_clip_windows(frames.shape[1], raft_clip_length(frames.shape[-1])):
-        flows_f, flows_b = bidirectional_flow(raft, frames[:, window.span], iters=iters)
+        flows_f, flows_b = bidirectional_flow(raft, frames[:, window.span], iters=iters,
+                                              max_pairs=max_pairs)
         forward.append(flows_f)
         backward.append(flows_b)
         tick()
@@ -103,13 +112,15 @@ def complete_flows(flow_completion: nn.Module, flows: FlowPair, flow_masks: torc
 
 
 def propagate_images(generator: nn.Module, frames: torch.Tensor, masks: torch.Tensor,
-                     flows: FlowPair, subvideo_length: int, tick: Tick) -> Propagated:
+                     flows: FlowPair, subvideo_length: int, tick: Tick, *,
+                     cancel: Callable[[], None] | None = None) -> Propagated:
     """Carry known pixels along the completed flows into the hole, in chunks of frames.
 
     Args:
         frames: ``[B, T, 3, h, w]`` in -1..1.
         masks: ``[B, T, 1, h, w]`` dilated hole masks in {0, 1}.
         flows: Completed flows.
+        cancel: raises to stop; polled before every frame step of the propagation.
 
     parity: inference_propainter.py:371-404 (chunks of ``min(100, subvideo_length)`` frames
     with 10 of context, ``'nearest'`` warps, ``frames * (1 - m) + prop * m``).
@@ -123,7 +134,7 @@ def propagate_images(generator: nn.Module, frames: torch.Tensor, masks: torch.Te
         count = len(window)
         prop, holes = generator.img_propagation(
             masked_frames[:, span], (flows.forward[:, flow_span], flows.backward[:, flow_span]),
-            masks[:, span], interpolation="nearest")
+            masks[:, span], interpolation="nearest", cancel=cancel)
         prop = prop.reshape(batch, count, 3, height, width)  # [B, t, 3, h, w]
         merged = frames[:, span] * (1 - masks[:, span]) + prop * masks[:, span]
         updated_frames.append(merged[:, window.keep])

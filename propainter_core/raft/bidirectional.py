@@ -5,6 +5,11 @@ import torch
 
 from .model import RAFT, check_iterations
 
+#: The encoders see at most this many pixels per call (about two 960x540 frames), so that every
+#: layer of a call is short and a cancel check between layers lands quickly; a clip of small
+#: frames is still encoded in one call. The encoders work per sample, so this changes nothing.
+ENCODER_PIXELS_PER_CALL = 2**20
+
 
 def _check_frames(raft: RAFT, frames: torch.Tensor) -> None:
     if frames.ndim != 5 or frames.shape[2] != 3:
@@ -19,6 +24,10 @@ def _check_frames(raft: RAFT, frames: torch.Tensor) -> None:
     if raft.training:
         # the context encoder's batch norms would use batch statistics: wrong flows, no error
         raise ValueError("RAFT is in training mode; call raft.eval() before estimating flow")
+
+
+def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 @torch.no_grad()
@@ -58,8 +67,11 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
     batch, time, _, height, width = frames.shape
     dtype = next(raft.parameters()).dtype
     images = frames.to(dtype).reshape(batch * time, 3, height, width)  # [B*T, 3, H, W]
-    features = raft.encode_features(images)
-    hidden, context = raft.encode_context(images)
+    parts = images.split(max(1, ENCODER_PIXELS_PER_CALL // (height * width)))
+    features = _joined([raft.encode_features(part) for part in parts])
+    encoded = [raft.encode_context(part) for part in parts]
+    hidden, context = _joined([h for h, _ in encoded]), _joined([c for _, c in encoded])
+    del encoded
     features = features.view(batch, time, *features.shape[1:])  # [B, T, C, h, w]
     hidden = hidden.view(batch, time, *hidden.shape[1:])  # [B, T, hidden_dim, h, w]
     context = context.view(batch, time, *context.shape[1:])  # [B, T, context_dim, h, w]

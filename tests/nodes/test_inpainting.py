@@ -265,3 +265,54 @@ def test_cancel_stops_the_node(comfy):
     _comfy.request_cancel(True)
     with pytest.raises(_comfy.Interrupted):
         run_node(frames, masks)
+
+
+# --------------------------------------------------------------------------- issue 11: refuse, cancel
+def test_a_frame_that_cannot_fit_is_refused_before_anything_runs(monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(core, "inpaint", lambda *a, **k: calls.append(1))
+    frames = torch.zeros(1, 1, 1, 3).expand(2, 5000, 5000, 3)  # no memory behind it
+    masks = torch.zeros(1, 1, 1, dtype=torch.bool).expand(2, 5000, 5000).clone()
+    masks[:, 100:200, 100:200] = True
+    host = Host(free_memory=lambda: 16 * 1024**3)
+    with pytest.raises(InpaintMemoryError) as caught:
+        inpaint_runner.run_inpaint(frames, masks, RunSettings(), None, host)
+    text = str(caught.value)
+    assert calls == []  # refused up front: the core never ran
+    assert "ProPainter at 5000x5000 would need about" in text and "refused before starting" in text
+    assert "16.0 GiB are free" in text
+    fits = int(text.split("long_side ")[1].split(" ")[0])
+    assert 128 <= fits < 5000
+    need = inpaint_runner.estimate_bytes(processing_size(5000, 5000, RunSettings(size_mode="long side", long_side=fits)), 28)
+    assert need <= 16 * 1024**3  # the suggested size does fit
+
+
+def test_node_refuses_a_huge_frame_with_a_clear_error(random_propainter, monkeypatch):
+    from vanish.nodes import _comfy
+
+    monkeypatch.setattr(_comfy, "free_memory", lambda device: 8 * 1024**3)
+    frames = torch.zeros(1, 1, 1, 3).expand(2, 5000, 5000, 3)
+    masks = torch.zeros(2, 5000, 5000)
+    masks[:, 10:20, 10:20] = 1.0
+    with pytest.raises(VanishError, match=r"ProPainter Inpaint: ProPainter at 5000x5000 would need about [\d.]+ GiB"):
+        run_node(frames, masks, model=random_propainter)
+
+
+def test_propainter_node_stops_within_the_bound_mid_raft(comfy, random_propainter):
+    """Before issue 11 the node polled only between chunks: a short clip's RAFT ran to its end."""
+    from cancel_timing import CANCEL_BOUND_S, CancelTimer
+    from vanish.nodes import _comfy
+
+    frames, masks = torch.rand(5, 128, 128, 3), torch.zeros(5, 128, 128)
+    masks[:, 40:80, 40:80] = 1.0
+    timer = CancelTimer(delay=0.3, request=_comfy.request_cancel)
+    bundle = random_propainter.managed.module
+    handle = bundle.raft.update_block.register_forward_pre_hook(timer.arm)
+    try:
+        with pytest.raises(_comfy.Interrupted):
+            run_node(frames, masks, model=random_propainter, raft_iter=20)
+        latency = timer.latency()
+    finally:
+        handle.remove()
+        timer.cancel()
+    assert latency < CANCEL_BOUND_S, f"stopped {latency:.2f} s after the cancel request"

@@ -317,8 +317,14 @@ def test_workflow_is_stored_in_the_file(comfy):
         assert container.metadata["workflow"] == '{"nodes": []}'
 
 
-def test_cancel_during_save_leaves_no_partial_file(comfy):
-    _comfy.request_cancel(True)
+def test_cancel_during_save_leaves_no_partial_file(comfy, monkeypatch):
+    set_progress = _comfy.Progress.set
+
+    def cancel_after_first_frame(bar, value):  # a cancel while encoding (the input checks also poll)
+        set_progress(bar, value)
+        _comfy.request_cancel(True)
+
+    monkeypatch.setattr(_comfy.Progress, "set", cancel_after_first_frame)
     try:
         with pytest.raises(_comfy.Interrupted):
             save(chart_frames(3))

@@ -26,7 +26,7 @@ import propainter_core.pipeline.prepare as prepare
 H, W = 40, 56  # the stand-ins allow tiny frames once the 128-pixel floor is lowered (fixture)
 
 
-def stand_in_flows(raft, frames, *, iters):
+def stand_in_flows(raft, frames, *, iters, max_pairs=None):
     """Per pair only, like RAFT: depends on frames t and t+1 (and on iters)."""
     a, b = frames[:, :-1], frames[:, 1:]
     return (b - a)[:, :, :2] * 3 + 0.01 * iters, (a - b)[:, :, 1:] * 2
@@ -44,7 +44,7 @@ class StandInCompletion(nn.Module):
 
 
 class StandInGenerator(nn.Module):
-    def img_propagation(self, masked, flows, masks, interpolation):
+    def img_propagation(self, masked, flows, masks, interpolation, cancel=None):
         assert interpolation == "nearest"
         b, t, c, h, w = masked.shape
         assert flows[0].shape[1] == t - 1
@@ -174,7 +174,7 @@ def test_segments_estimate_each_flow_pair_once_with_the_same_result(models, monk
     settings = InpaintSettings(subvideo_length=8, neighbor_length=6)
     pairs: list[int] = []
 
-    def counting_flows(raft, clip, *, iters):
+    def counting_flows(raft, clip, *, iters, max_pairs=None):
         pairs.append(clip.shape[1] - 1)
         return stand_in_flows(raft, clip, iters=iters)
 
@@ -200,11 +200,11 @@ def test_progress_counts_every_chunk_and_cancel_stops(models):
                 progress=lambda done, total: calls.append((done, total)))
     # RAFT 2 clips, completion 3 sub-videos, propagation 3 chunks, generator 8 windows
     assert calls == [(i, 16) for i in range(1, 17)]
-    polls = []
+    done = []
     with pytest.raises(Cancelled, match="after 3 of 16 steps"):
         run_inpaint(torch.from_numpy(frames), torch.from_numpy(masks), models,
                     InpaintSettings(subvideo_length=8, neighbor_length=6), segment_length=23,
-                    should_cancel=lambda: polls.append(1) or len(polls) > 3)
+                    progress=lambda step, total: done.append(step), should_cancel=lambda: len(done) >= 3)
 
 
 def test_one_mask_for_every_frame_and_numpy_types(models, monkeypatch):
