@@ -256,8 +256,6 @@ def test_damaged_file_that_decodes_partway_warns_with_counts(comfy, caplog):
 @pytest.mark.parametrize("name", ["a" * 5000, "a/" * 3000 + "b"])
 def test_path_too_long_for_the_os_is_a_clear_error(comfy, name):
     """The same fault as the route's 5,000-character name, in the node: a raw OSError (errno 36)."""
-    problem = type(LOAD).VALIDATE_INPUTS("", path=name)
-    assert problem.startswith("Load Video Frames: input 'path' is not a usable path (File name too long)")
     assert type(LOAD).IS_CHANGED("", path=name).startswith("unusable:")
     with pytest.raises(VanishError, match=r"^Load Video Frames: input 'path' is not a usable path "
                        r"\(File name too long\): .*characters\)\.\nFix: give a shorter path"):
