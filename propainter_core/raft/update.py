@@ -93,21 +93,21 @@ class SepConvGRU(nn.Module):
                                        for trio in convs])
         return self._derived[1]
 
-    def context_terms(self, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def context_terms(self, context: torch.Tensor) -> list[ContextTerms]:
         """The context's share of the gates (with their biases), once per refinement.
 
         Args:
             context: ``[B, context_dim, h, w]``.
 
         Returns:
-            Per pass, ``(zr [B, 2*hidden_dim, h, w], q [B, hidden_dim, h, w])``.
+            Per pass, the pass's split weights and the context's share of the z/r gates
+            ``[B, 2*hidden_dim, h, w]`` and of the q gate ``[B, hidden_dim, h, w]``.
         """
-        return [(F.conv2d(context, w.zr_context, w.zr_bias, padding=w.padding),
-                 F.conv2d(context, w.q_context, w.q_bias, padding=w.padding))
+        return [ContextTerms(w, F.conv2d(context, w.zr_context, w.zr_bias, padding=w.padding),
+                             F.conv2d(context, w.q_context, w.q_bias, padding=w.padding))
                 for w in self._pass_weights()]
 
-    def step(self, h: torch.Tensor, motion: torch.Tensor,
-             terms: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def step(self, h: torch.Tensor, motion: torch.Tensor, terms: list[ContextTerms]) -> torch.Tensor:
         """One update, the same as ``forward(h, cat([context, motion]))``.
 
         Args:
@@ -117,7 +117,7 @@ class SepConvGRU(nn.Module):
         """
         hd = self.hidden_dim
         hm = torch.cat([h, motion], dim=1)  # [B, hidden + motion, h, w]; its first part is rewritten below
-        for index, (w, (zr_context, q_context)) in enumerate(zip(self._pass_weights(), terms)):
+        for index, (w, zr_context, q_context) in enumerate(terms):
             if index:
                 hm[:, :hd].copy_(h)
             zr = F.conv2d(hm, w.zr_main, None, padding=w.padding).add_(zr_context).sigmoid_()
@@ -138,6 +138,14 @@ class _PassWeights(NamedTuple):
     q_context: torch.Tensor  # [hd, context, kh, kw]
     q_bias: torch.Tensor  # [hd]
     padding: tuple[int, int]
+
+
+class ContextTerms(NamedTuple):
+    """One GRU pass's split weights and the context's (fixed) share of its gates."""
+
+    weights: _PassWeights
+    zr: torch.Tensor  # [B, 2*hd, h, w], biases included
+    q: torch.Tensor  # [B, hd, h, w], bias included
 
 
 def _split_pass(convz: nn.Conv2d, convr: nn.Conv2d, convq: nn.Conv2d, hidden_dim: int,
@@ -208,11 +216,11 @@ class UpdateBlock(nn.Module):
         hidden = self.gru(hidden, torch.cat([context, motion], dim=1))
         return hidden, self.flow_head(hidden)
 
-    def context_terms(self, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def context_terms(self, context: torch.Tensor) -> list[ContextTerms]:
         """What :meth:`step` needs of the context, computed once per refinement."""
         return self.gru.context_terms(context)
 
-    def step(self, hidden: torch.Tensor, context_terms: list[tuple[torch.Tensor, torch.Tensor]],
+    def step(self, hidden: torch.Tensor, context_terms: list[ContextTerms],
              corr: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`forward` with the context's share precomputed (:meth:`context_terms`)."""
         motion = self.encoder(flow, corr)
