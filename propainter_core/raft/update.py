@@ -4,10 +4,10 @@ Attribute names mirror ``RAFT/update.py:BasicUpdateBlock`` (they are the checkpo
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from typing import NamedTuple
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 # parity: RAFT/update.py:131 "scale mask to balance gradients" - the mask logits are x0.25
