@@ -77,27 +77,32 @@ def cell(models: ProPainterModels, frames: int, width: int, height: int, whole: 
     return f"{seconds:7.1f} s {frames / seconds:5.2f} fps {peak:6.2f} GiB"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--sizes", nargs="+", default=["432x240", "854x480", "1280x720"])
     parser.add_argument("--frames", nargs="+", type=int, default=[80, 300])
     parser.add_argument("--precisions", nargs="+", default=list(DTYPES))
     parser.add_argument("--whole-clip", action="store_true", help="one segment per clip (official memory)")
-    args = parser.parse_args()
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="start no new cell after this many seconds (the rest print 'skipped')")
+    args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench_gpu_precision: no CUDA GPU here; nothing measured.")
         return 0
     print(header("bench_gpu_precision", device="cuda"))
     print(f"case: weights {'official' if args.weights else 'random'}, "
           f"{'whole clip' if args.whole_clip else 'streamed (segments of 80)'}")
+    started = time.perf_counter()
     for name in args.precisions:
         models = networks(args.weights, DTYPES[name])
         for size in args.sizes:
             width, height = (int(v) for v in size.split("x"))
             for frames in args.frames:
-                print(f"  {name} {width:4d}x{height:<4d} {frames:3d} frames: "
-                      f"{cell(models, frames, width, height, args.whole_clip)}", flush=True)
+                over = args.budget_s is not None and time.perf_counter() - started > args.budget_s
+                result = "skipped (time budget)" if over else cell(models, frames, width, height,
+                                                                    args.whole_clip)
+                print(f"  {name} {width:4d}x{height:<4d} {frames:3d} frames: {result}", flush=True)
         del models
     return 0
 

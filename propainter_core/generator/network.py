@@ -89,7 +89,8 @@ class InpaintGenerator(nn.Module):
 
     def forward(self, masked_frames: Tensor, completed_flows: tuple[Tensor, Tensor], masks_in: Tensor,
                 masks_updated: Tensor, num_local_frames: int,
-                interpolation: Literal["bilinear", "nearest"] = "bilinear", t_dilation: int = 2) -> Tensor:
+                interpolation: Literal["bilinear", "nearest"] = "bilinear", t_dilation: int = 2, *,
+                features: Tensor | None = None) -> Tensor:
         """Inpaint the local frames of one window.
 
         Args:
@@ -102,6 +103,9 @@ class InpaintGenerator(nn.Module):
             num_local_frames: ``L``.
             interpolation: feature warp mode inside the propagation.
             t_dilation: temporal stride of the transformer's key frames.
+            features: ``[B, T, C, H/4, W/4]`` the encoder's output for these frames, when the
+                caller already has it (:meth:`encode`; a frame's features depend only on that
+                frame and its two masks, so windows that share frames can share them).
 
         Returns:
             ``[B, L, 3, H, W]`` tanh output in -1..1 for the local frames (eval behaviour; the
@@ -110,10 +114,9 @@ class InpaintGenerator(nn.Module):
         _check_clip(masked_frames, masks_in, masks_updated, completed_flows, num_local_frames)
         local = num_local_frames
         batch, length, _, height, width = masked_frames.shape
-        encoder_in = torch.cat([masked_frames, masks_in, masks_updated], dim=2)  # [B, T, 5, H, W]
-        features = self.encoder(encoder_in.view(batch * length, 5, height, width))  # [B*T, C, h, w]
-        _, channels, h, w = features.shape
-        features = features.view(batch, length, channels, h, w)
+        if features is None:
+            features = self.encode(masked_frames, masks_in, masks_updated)  # [B, T, C, h, w]
+        _, _, channels, h, w = features.shape
         token_rows, token_cols = check_token_grid((h, w), self.ss.kernel_size, self.ss.stride, self.ss.padding)
 
         # parity: propainter.py:374-378 — bilinear (align_corners=False) flow downsampling, / 4.
@@ -135,9 +138,36 @@ class InpaintGenerator(nn.Module):
         tokens = self.transformers(tokens, (h, w), token_mask, t_dilation=t_dilation)
         # Only the local frames are decoded; composing tokens is per frame, so the references are skipped.
         trans_feat = self.sc(tokens[:, :local], (h, w)).view(batch, local, channels, h, w)
-        local_feat = features[:, :local] + trans_feat
-        output = torch.tanh(self.decoder(local_feat.reshape(batch * local, channels, h, w)))
+        del tokens
+        local_feat = trans_feat.add_(features[:, :local])  # [B, L, C, h, w]
+        del features
+        # Frame by frame: the same numbers (convolutions are per sample) with a fraction of the
+        # full-size activations alive at once.
+        output = local_feat.new_empty(batch * local, 3, height, width)
+        for index, frame in enumerate(local_feat.reshape(batch * local, 1, channels, h, w)):
+            output[index] = self.decoder(frame).tanh_()[0]
         return output.view(batch, local, 3, height, width)
+
+    def encode(self, masked_frames: Tensor, masks_in: Tensor, masks_updated: Tensor) -> Tensor:
+        """The encoder's features of each frame, ``[B, T, C, H/4, W/4]``.
+
+        Args:
+            masked_frames: ``[B, T, 3, H, W]`` in -1..1.
+            masks_in: ``[B, T, 1, H, W]`` the original hole.
+            masks_updated: ``[B, T, 1, H, W]`` the hole left after image propagation.
+
+        Frames are encoded one at a time: the encoder works per sample, so this equals a
+        batched call while holding one frame's activations.
+        """
+        batch, length, _, height, width = masked_frames.shape
+        encoder_in = torch.cat([masked_frames, masks_in, masks_updated], dim=2)  # [B, T, 5, H, W]
+        frames = encoder_in.view(batch * length, 1, 5, height, width)
+        first = self.encoder(frames[0])  # [1, C, h, w]
+        features = first.new_empty(batch * length, *first.shape[1:])  # [B*T, C, h, w]
+        features[0] = first[0]
+        for index in range(1, batch * length):
+            features[index] = self.encoder(frames[index])[0]
+        return features.view(batch, length, *first.shape[1:])
 
 
 def build_generator(config: GeneratorConfig | None = None) -> InpaintGenerator:

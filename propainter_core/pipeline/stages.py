@@ -163,6 +163,46 @@ def to_uint8_frames(generated: torch.Tensor) -> torch.Tensor:
     return scaled.permute(0, 2, 3, 1).to(torch.uint8)  # [L, h, w, 3]
 
 
+class EncodedFrames:
+    """The generator encoder's features of a segment's frames, each frame encoded once.
+
+    The neighbour windows overlap and share reference frames, so the official pipeline encodes
+    most frames two or more times; a frame's features depend only on that frame and its two
+    masks, so every window can reuse them. A frame's features are computed when a window first
+    needs them and dropped after the last window that uses it.
+
+    Args:
+        generator: The InpaintGenerator.
+        propagated: Image propagation's frames and remaining holes ``[B, T, ., h, w]``.
+        masks: ``[B, T, 1, h, w]`` dilated hole masks.
+        frame_ids: The frames of each window (local, then references), in the order of use.
+    """
+
+    def __init__(self, generator: nn.Module, propagated: Propagated, masks: torch.Tensor,
+                 frame_ids: list[list[int]]) -> None:
+        self._generator, self._propagated, self._masks = generator, propagated, masks
+        self._last_use = {frame: step for step, ids in enumerate(frame_ids) for frame in ids}
+        self._features: dict[int, torch.Tensor] = {}
+
+    def take(self, step: int, ids: list[int]) -> torch.Tensor:
+        """Features ``[B, len(ids), C, h/4, w/4]`` of window ``step`` (frames ``ids``).
+
+        Windows are taken in increasing ``step`` (skipped windows are fine); features no later
+        window needs are dropped.
+        """
+        for frame in [f for f in self._features if self._last_use[f] < step]:
+            del self._features[frame]
+        missing = [frame for frame in dict.fromkeys(ids) if frame not in self._features]
+        if missing:
+            new = self._generator.encode(self._propagated.frames[:, missing], self._masks[:, missing],
+                                         self._propagated.masks[:, missing])  # [B, m, C, h, w]
+            self._features.update(zip(missing, new.unbind(1)))
+        features = torch.stack([self._features[frame] for frame in ids], dim=1)  # [B, n, C, h, w]
+        for frame in [f for f in self._features if self._last_use[f] <= step]:
+            del self._features[frame]
+        return features
+
+
 def generate_and_composite(generator: nn.Module, propagated: Propagated, masks: torch.Tensor,
                            flows: FlowPair, original: torch.Tensor, settings: InpaintSettings,
                            tick: Tick) -> torch.Tensor:
@@ -186,15 +226,24 @@ def generate_and_composite(generator: nn.Module, propagated: Propagated, masks: 
     result = original.clone()
     written = torch.zeros(num_frames, dtype=torch.bool)
     holes = masks[0, :, 0].to(torch.bool).unsqueeze(-1)  # [T, h, w, 1]
-    for window in neighbour_windows(num_frames, settings.neighbor_length):
+    windows = neighbour_windows(num_frames, settings.neighbor_length)
+    frame_ids = [window.indices + reference_frames(window.core_start, window.indices, num_frames,
+                                                   settings.ref_stride, ref_count)
+                 for window in windows]
+    encoded = EncodedFrames(generator, propagated, masks, frame_ids)
+    for step, (window, ids) in enumerate(zip(windows, frame_ids)):
         local = window.indices
-        ids = local + reference_frames(window.core_start, local, num_frames, settings.ref_stride,
-                                       ref_count)
-        generated = generator(propagated.frames[:, ids],
-                              (flows.forward[:, local[:-1]], flows.backward[:, local[:-1]]),
-                              masks[:, ids], propagated.masks[:, ids], len(local))
-        pixels = to_uint8_frames(generated.reshape(-1, *generated.shape[-3:])[:len(local)])
-        composite = torch.where(holes[window.span], pixels, original[window.span])  # [L, h, w, 3]
+        if not holes[window.span].any():
+            # No hole in the local frames: the generator's pixels would all be discarded below.
+            composite = original[window.span]
+        else:
+            generated = generator(propagated.frames[:, ids],
+                                  (flows.forward[:, local[:-1]], flows.backward[:, local[:-1]]),
+                                  masks[:, ids], propagated.masks[:, ids], len(local),
+                                  features=encoded.take(step, ids))
+            pixels = to_uint8_frames(generated.reshape(-1, *generated.shape[-3:])[:len(local)])
+            composite = torch.where(holes[window.span], pixels, original[window.span])  # [L, h, w, 3]
+            del generated
         fresh = ~written[window.span]
         averaged = (result[window.span].to(torch.float32) * 0.5
                     + composite.to(torch.float32) * 0.5).to(torch.uint8)

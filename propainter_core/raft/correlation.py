@@ -49,8 +49,9 @@ class CorrelationPyramid(nn.Module):
         f1 = features1.reshape(batch, channels, height * width)  # [B, C, h*w]
         f2 = features2.reshape(batch, channels, height * width)  # [B, C, h*w]
         corr = torch.matmul(f1.transpose(1, 2), f2)  # [B, h*w, h*w]
-        # parity: RAFT/corr.py:62 divides by sqrt(dim) = 16 for 256 channels
-        corr = corr / math.sqrt(channels)
+        # parity: RAFT/corr.py:62 divides by sqrt(dim) = 16 for 256 channels (in place: the
+        # same numbers without a second volume-sized buffer)
+        corr = corr.div_(math.sqrt(channels))
         corr = corr.reshape(batch * height * width, 1, height, width)  # [B*h*w, 1, h, w]
         pyramid = [corr]
         for _ in range(self.levels - 1):

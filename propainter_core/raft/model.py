@@ -89,9 +89,16 @@ class RAFT(nn.Module):
         batch, _, height, width = features1.shape
         coords0 = pixel_grid(batch, height, width, device=features1.device, dtype=features1.dtype)
         coords1 = coords0.clone()
+        # Without autograd the update runs with the context's share of the GRU precomputed
+        # (same numbers up to float summation order); with it, the official form.
+        fast = not torch.is_grad_enabled()
+        terms = self.update_block.context_terms(context) if fast else None
         for _ in range(iters):
             corr = self.corr_block.lookup(pyramid, coords1)
-            hidden, delta_flow = self.update_block(hidden, context, corr, coords1 - coords0)
+            if fast:
+                hidden, delta_flow = self.update_block.step(hidden, terms, corr, coords1 - coords0)
+            else:
+                hidden, delta_flow = self.update_block(hidden, context, corr, coords1 - coords0)
             coords1 = coords1 + delta_flow
         weights = self.update_block.upsample_weights(hidden)
         return self.upsample_flow(coords1 - coords0, weights)

@@ -4,6 +4,8 @@ Attribute names mirror ``RAFT/update.py:BasicUpdateBlock`` (they are the checkpo
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,29 +32,41 @@ class MotionEncoder(nn.Module):
 
     def forward(self, flow: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
         """``flow [B, 2, h, w]``, ``corr [B, corr_channels, h, w]`` -> ``[B, out_channels, h, w]``."""
-        cor = F.relu(self.convc2(F.relu(self.convc1(corr))))
-        flo = F.relu(self.convf2(F.relu(self.convf1(flow))))
-        out = F.relu(self.conv(torch.cat([cor, flo], dim=1)))
+        cor = self.convc2(self.convc1(corr).relu_()).relu_()
+        flo = self.convf2(self.convf1(flow).relu_()).relu_()
+        out = self.conv(torch.cat([cor, flo], dim=1)).relu_()
         return torch.cat([out, flow], dim=1)
 
 
 class SepConvGRU(nn.Module):
     """A ConvGRU applied twice: once with 1x5 kernels (horizontal), then with 5x1 (vertical).
 
+    The gate convolutions read ``cat([h, context, motion])``. :meth:`context_terms` and
+    :meth:`step` compute the same thing with less work: the context share of every gate
+    (constant over the refinement) once per refinement, the z and r gates as one convolution,
+    and no concatenation with the context. The split and fused weights are derived from the
+    checkpoint's ``conv{z,r,q}{1,2}`` parameters (which stay as they are, so the official keys
+    load) and rebuilt only when those parameters change (load, ``.to()``). The results differ
+    from :meth:`forward` by float summation order only (about 3e-7 relative).
+
     Args:
         hidden_dim: Channels of the hidden state.
         input_dim: Channels of the input (context + motion features).
+        context_dim: Leading input channels that are the (fixed) context; the rest are motion.
     """
 
-    def __init__(self, *, hidden_dim: int = 128, input_dim: int = 256) -> None:
+    def __init__(self, *, hidden_dim: int = 128, input_dim: int = 256, context_dim: int = 128) -> None:
         super().__init__()
         both = hidden_dim + input_dim
+        self.hidden_dim = hidden_dim
+        self.context_dim = context_dim
         self.convz1 = nn.Conv2d(both, hidden_dim, (1, 5), padding=(0, 2))
         self.convr1 = nn.Conv2d(both, hidden_dim, (1, 5), padding=(0, 2))
         self.convq1 = nn.Conv2d(both, hidden_dim, (1, 5), padding=(0, 2))
         self.convz2 = nn.Conv2d(both, hidden_dim, (5, 1), padding=(2, 0))
         self.convr2 = nn.Conv2d(both, hidden_dim, (5, 1), padding=(2, 0))
         self.convq2 = nn.Conv2d(both, hidden_dim, (5, 1), padding=(2, 0))
+        self._derived: tuple[tuple, list[_PassWeights]] | None = None
 
     @staticmethod
     def _gru_step(h: torch.Tensor, x: torch.Tensor, convz: nn.Conv2d, convr: nn.Conv2d,
@@ -64,9 +78,88 @@ class SepConvGRU(nn.Module):
         return (1 - z) * h + z * q
 
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``h [B, hidden_dim, h, w]``, ``x [B, input_dim, h, w]`` -> new ``h``."""
+        """``h [B, hidden_dim, h, w]``, ``x [B, input_dim, h, w]`` -> new ``h`` (the official form)."""
         h = self._gru_step(h, x, self.convz1, self.convr1, self.convq1)
         return self._gru_step(h, x, self.convz2, self.convr2, self.convq2)
+
+    def _pass_weights(self) -> list[_PassWeights]:
+        """Split and fused weights of both passes, rebuilt when a parameter changed."""
+        convs = ((self.convz1, self.convr1, self.convq1), (self.convz2, self.convr2, self.convq2))
+        params = [p for trio in convs for conv in trio for p in (conv.weight, conv.bias)]
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if self._derived is None or self._derived[0] != key:
+            with torch.no_grad():
+                self._derived = (key, [_split_pass(*trio, self.hidden_dim, self.context_dim)
+                                       for trio in convs])
+        return self._derived[1]
+
+    def context_terms(self, context: torch.Tensor) -> list[ContextTerms]:
+        """The context's share of the gates (with their biases), once per refinement.
+
+        Args:
+            context: ``[B, context_dim, h, w]``.
+
+        Returns:
+            Per pass, the pass's split weights and the context's share of the z/r gates
+            ``[B, 2*hidden_dim, h, w]`` and of the q gate ``[B, hidden_dim, h, w]``.
+        """
+        return [ContextTerms(w, F.conv2d(context, w.zr_context, w.zr_bias, padding=w.padding),
+                             F.conv2d(context, w.q_context, w.q_bias, padding=w.padding))
+                for w in self._pass_weights()]
+
+    def step(self, h: torch.Tensor, motion: torch.Tensor, terms: list[ContextTerms]) -> torch.Tensor:
+        """One update, the same as ``forward(h, cat([context, motion]))``.
+
+        Args:
+            h: ``[B, hidden_dim, h, w]`` state.
+            motion: ``[B, input_dim - context_dim, h, w]`` motion features.
+            terms: :meth:`context_terms` of the context.
+        """
+        hd = self.hidden_dim
+        hm = torch.cat([h, motion], dim=1)  # [B, hidden + motion, h, w]; its first part is rewritten below
+        for index, (w, zr_context, q_context) in enumerate(terms):
+            if index:
+                hm[:, :hd].copy_(h)
+            zr = F.conv2d(hm, w.zr_main, None, padding=w.padding).add_(zr_context).sigmoid_()
+            z, r = zr[:, :hd], zr[:, hd:]
+            torch.mul(r, h, out=hm[:, :hd])  # [r * h, motion]
+            q = F.conv2d(hm, w.q_main, None, padding=w.padding).add_(q_context).tanh_()
+            h = torch.addcmul(h, z, q.sub_(h))  # (1 - z) * h + z * q
+        return h
+
+
+class _PassWeights(NamedTuple):
+    """One GRU pass's weights split by input: ``main`` reads ``[h, motion]``, ``context`` the context."""
+
+    zr_main: torch.Tensor  # [2*hd, hd + motion, kh, kw]
+    zr_context: torch.Tensor  # [2*hd, context, kh, kw]
+    zr_bias: torch.Tensor  # [2*hd]
+    q_main: torch.Tensor  # [hd, hd + motion, kh, kw]
+    q_context: torch.Tensor  # [hd, context, kh, kw]
+    q_bias: torch.Tensor  # [hd]
+    padding: tuple[int, int]
+
+
+class ContextTerms(NamedTuple):
+    """One GRU pass's split weights and the context's (fixed) share of its gates."""
+
+    weights: _PassWeights
+    zr: torch.Tensor  # [B, 2*hd, h, w], biases included
+    q: torch.Tensor  # [B, hd, h, w], bias included
+
+
+def _split_pass(convz: nn.Conv2d, convr: nn.Conv2d, convq: nn.Conv2d, hidden_dim: int,
+                context_dim: int) -> _PassWeights:
+    """Input channels are ``[h (hidden_dim), context (context_dim), motion]`` (the official order)."""
+    cut = hidden_dim + context_dim
+
+    def main(weight: torch.Tensor) -> torch.Tensor:
+        return torch.cat([weight[:, :hidden_dim], weight[:, cut:]], dim=1).contiguous()
+
+    zr = torch.cat([convz.weight, convr.weight])  # [2*hd, in, kh, kw]: z outputs, then r
+    return _PassWeights(main(zr), zr[:, hidden_dim:cut].contiguous(), torch.cat([convz.bias, convr.bias]),
+                        main(convq.weight), convq.weight[:, hidden_dim:cut].contiguous(),
+                        convq.bias.clone(), tuple(convz.padding))
 
 
 class FlowHead(nn.Module):
@@ -78,7 +171,7 @@ class FlowHead(nn.Module):
         self.conv2 = nn.Conv2d(hidden_channels, 2, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(F.relu(self.conv1(x)))
+        return self.conv2(self.conv1(x).relu_())
 
 
 class UpdateBlock(nn.Module):
@@ -96,7 +189,8 @@ class UpdateBlock(nn.Module):
         super().__init__()
         motion_dim = 128
         self.encoder = MotionEncoder(corr_channels=corr_channels, out_channels=motion_dim)
-        self.gru = SepConvGRU(hidden_dim=hidden_dim, input_dim=context_dim + motion_dim)
+        self.gru = SepConvGRU(hidden_dim=hidden_dim, input_dim=context_dim + motion_dim,
+                              context_dim=context_dim)
         self.flow_head = FlowHead(in_channels=hidden_dim, hidden_channels=256)
         self.mask = nn.Sequential(
             nn.Conv2d(hidden_dim, 256, 3, padding=1),
@@ -120,6 +214,17 @@ class UpdateBlock(nn.Module):
         """
         motion = self.encoder(flow, corr)
         hidden = self.gru(hidden, torch.cat([context, motion], dim=1))
+        return hidden, self.flow_head(hidden)
+
+    def context_terms(self, context: torch.Tensor) -> list[ContextTerms]:
+        """What :meth:`step` needs of the context, computed once per refinement."""
+        return self.gru.context_terms(context)
+
+    def step(self, hidden: torch.Tensor, context_terms: list[ContextTerms],
+             corr: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` with the context's share precomputed (:meth:`context_terms`)."""
+        motion = self.encoder(flow, corr)
+        hidden = self.gru.step(hidden, motion, context_terms)
         return hidden, self.flow_head(hidden)
 
     def upsample_weights(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -55,8 +55,18 @@ class StandInGenerator(nn.Module):
         remaining = masks * (prop.mean(dim=2, keepdim=True) > 0.1)
         return prop.reshape(b * t, c, h, w), remaining.reshape(b * t, 1, h, w)
 
-    def forward(self, frames, flows, masks_in, masks_updated, num_local):
+    def __init__(self):
+        super().__init__()
+        self.encoded_frames = 0
+
+    def encode(self, frames, masks_in, masks_updated):  # per frame, like the real encoder
+        self.encoded_frames += frames.shape[1]
+        return torch.cat([frames, masks_in, masks_updated], dim=2) * 2
+
+    def forward(self, frames, flows, masks_in, masks_updated, num_local, *, features=None):
         assert flows[0].shape[1] == num_local - 1
+        if features is not None:  # the pipeline's cached features are these frames' own
+            assert torch.equal(features, torch.cat([frames, masks_in, masks_updated], dim=2) * 2)
         context = frames.mean(dim=1, keepdim=True)  # references matter
         return torch.tanh(frames[:, :num_local] * 0.7 + context * 0.6 + 0.3 * masks_updated[:, :num_local]
                           - 0.2 * masks_in[:, :num_local] + 0.01 * flows[0].mean())
@@ -297,3 +307,20 @@ def test_settings_defaults_are_the_official_ones_and_sizes_round_down():
         InpaintSettings(ref_stride=0)
     with pytest.raises(ValueError, match="resize_ratio must be > 0"):
         InpaintSettings(resize_ratio=0.0)
+
+
+def test_generator_encodes_each_frame_once_and_skips_windows_without_hole(models, monkeypatch):
+    """16 frames, windows of 11 local frames every 5 (+ references): the official loops encode
+    41 frames; the pipeline encodes each used frame once. A window whose local frames hold no
+    hole never reaches the generator, and the result still equals the official loops."""
+    frames, masks = make_clip(16)
+    masks[:6] = 0  # the first window (frames 0-5) has no hole
+    settings = InpaintSettings()
+    calls = []
+    forward = models.generator.forward
+    monkeypatch.setattr(models.generator, "forward", lambda *a, **k: calls.append(a[4]) or forward(*a, **k))
+    ours = run_inpaint(torch.from_numpy(frames), torch.from_numpy(masks), models, settings, segment_length=16)
+    assert models.generator.encoded_frames == 16  # frames 1..15 (windows 2-4) plus reference 0
+    assert calls == [11, 11, 6]  # windows at f = 5, 10, 15; the one at f = 0 is skipped
+    monkeypatch.setattr(models.generator, "forward", forward)
+    np.testing.assert_array_equal(ours.numpy(), official_like(frames, masks, models, settings))
