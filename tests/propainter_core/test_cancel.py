@@ -39,7 +39,7 @@ def clip(frames: int = 6, size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 STAGES = {  # the module whose first call starts the stage
-    "raft refinement": lambda m: m.raft.update_block,
+    "raft refinement": lambda m: m.raft.update_block.encoder,  # called by forward and the fast step
     "raft encoders": lambda m: m.raft.fnet,
     "flow completion": lambda m: m.flow_completion,
     "image propagation": lambda m: m.generator.img_prop_module,
