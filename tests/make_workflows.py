@@ -215,12 +215,30 @@ def replace_background() -> dict:
         "Frames replaces the background; it is resized to the subject clip."))
 
 
+def remove_object_streaming() -> dict:
+    nodes = [
+        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}, _row(0)),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": json.dumps(TENNIS_PROMPT)}, _row(0, 600)),
+        ("pp", "VanishProPainterModelLoader", {}, _row(1, 600)),
+        ("stream", "VanishRemoveObjectStreaming", {"video": "tennis.mp4",
+                                                   "filename_prefix": "vanish/removed_streaming"}, _row(2)),
+    ]
+    links = [("sam", "model", "stream", "sam2_model"), ("prompt", "prompts", "stream", "prompts"),
+             ("pp", "model", "stream", "inpaint_model")]
+    return build(nodes, links, models=[SAM2_MODEL, *PROPAINTER_MODELS], note=(
+        "Remove an object from a long clip: the same job as vanish_remove_object in one node that "
+        "streams the file (memory does not grow with the clip). Pick the clip (or connect core's Load "
+        "Video to core_video), click the object in SAM 2 Video Prompt, queue. The result goes to "
+        "the output folder with the clip's sound."))
+
+
 GRAPHS = {
     "vanish_remove_object": remove_object,
     "vanish_remove_region": remove_region,
     "vanish_remove_region_no_weights": remove_region_no_weights,
     "vanish_transparent_subject": transparent_subject,
     "vanish_replace_background": replace_background,
+    "vanish_remove_object_streaming": remove_object_streaming,
 }
 
 
