@@ -225,7 +225,7 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
     """Inpaint ``masks`` out of ``images`` with the chosen backend.
 
     Args:
-        images: ``[T, H, W, 3]`` float 0..1 (any device; read crop by crop).
+        images: ``[T, H, W, 3]`` float 0..1, or uint8 0..255 (any device; read crop by crop).
         masks: ``[T, H, W]`` bool (True = remove), same T, H, W.
         settings: see :class:`RunSettings`.
         models: ``propainter_core.ProPainterModels`` for the ProPainter backend, else unused.
@@ -241,7 +241,10 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
     rows, cols = box.slices()
     crop_images, crop_masks = images[:, rows, cols], masks[:, rows, cols]
     size = processing_size(box.height, box.width, settings)
-    frames = (crop_images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()  # [T, h0, w0, 3]
+    if crop_images.dtype == torch.uint8:  # the streaming engine hands over decoded frames as they are
+        frames = crop_images.cpu()
+    else:
+        frames = (crop_images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()  # [T, h0, w0, 3]
     notes: list[str] = []
     segment = settings.segment_length or settings.subvideo_length
     if bool(crop_masks.all()):
@@ -334,7 +337,7 @@ def _restore(result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor,
 
     Args:
         result: ``[T, h, w, 3]`` uint8. holes: ``[T, h, w]`` bool (processing size).
-        original: ``[T, H, W, 3]`` float 0..1 (the crop). masks: ``[T, H, W]`` bool.
+        original: ``[T, H, W, 3]`` float 0..1 or uint8 (the crop). masks: ``[T, H, W]`` bool.
     Returns:
         ``([T, H, W, 3]`` float32 CPU, ``[T, H, W]`` bool) — the fill and the hole it covers.
     """
@@ -349,6 +352,8 @@ def _restore(result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor,
             planar = F.interpolate(planar, size=(height, width), mode="bicubic", align_corners=False,
                                    antialias=True)
             frame = planar[0].permute(1, 2, 0).clamp(0.0, 1.0)  # [H, W, 3]
-        source = original[i].detach().float().cpu()
+        source = original[i].detach().cpu().float()
+        if original.dtype == torch.uint8:
+            source = source / 255.0  # the float IMAGE value of the same pixel
         filled[i] = torch.where(used[i].unsqueeze(-1), frame, source)
     return filled, used

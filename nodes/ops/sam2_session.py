@@ -365,13 +365,33 @@ def track_video(predictor: torch.nn.Module, images: torch.Tensor, prompts: Promp
     """
     opts = opts or TrackOptions()
     num_frames, height, width = images.shape[0], images.shape[1], images.shape[2]
+    out = torch.zeros(len(prompts.objects), num_frames, height, width, dtype=torch.bool)
+    covered = torch.zeros(len(prompts.objects), num_frames, dtype=torch.bool)
+    prepared, passes = track_into(predictor, images, prompts, out.numpy(), covered.numpy(), opts, progress)
+    return TrackResult([o.id for o in prompts.objects], out, covered, prepared, passes)
+
+
+def track_into(predictor: torch.nn.Module, images, prompts: PromptSet, out, covered: np.ndarray,
+               opts: TrackOptions | None = None, progress: Callable[[int, int], None] | None = None
+               ) -> tuple[int, list[str]]:
+    """:func:`track_video` writing into a caller's mask store instead of a clip-sized tensor.
+
+    Args:
+        images: anything with ``shape`` ``(T, H, W, 3)`` whose ``images[t]`` is a ``[H, W, 3]``
+            float tensor in 0..1 (an IMAGE, or the streaming engine's lazily decoded frames).
+        out: ``shape`` ``(N, T, H, W)`` and ``out[n, t] = bool [H, W]`` (an array, or a
+            bit-packed store on disk); N follows ``prompts.objects``' order.
+        covered: ``[N, T]`` bool, set where a mask was written.
+    Returns:
+        ``(frames prepared, pass names)``.
+    """
+    opts = opts or TrackOptions()
+    num_frames = images.shape[0]
     start, stop = tracked_range(num_frames, opts)
     local = _local_prompts(prompts, start)
     frames = LazyFrames(images, predictor.image_size, predictor.device, start, stop)
     plans = plan_passes(local, stop - start, opts.direction)
     index_of = {o.id: i for i, o in enumerate(local.objects)}
-    out = torch.zeros(len(index_of), num_frames, height, width, dtype=torch.bool)
-    covered = torch.zeros(len(index_of), num_frames, dtype=torch.bool)
     total = sum(len(p.frames) for p in plans)
     done = 0
 
@@ -385,13 +405,11 @@ def track_video(predictor: torch.nn.Module, images: torch.Tensor, prompts: Promp
     try:
         with _model_lock, torch.inference_mode():
             for plan in plans:
-                _run_pass(predictor, frames, local, plan, opts, out.numpy(), covered.numpy(), index_of,
-                          start, step)
+                _run_pass(predictor, frames, local, plan, opts, out, covered, index_of, start, step)
     finally:
         for hook in hooks:
             hook.remove()
-    return TrackResult([o.id for o in local.objects], out, covered, frames.prepared,
-                       [p.name for p in plans])
+    return frames.prepared, [p.name for p in plans]
 
 
 def preview_single_frame(model_handle, frame_uint8: np.ndarray,
