@@ -124,7 +124,7 @@ def removal_settings(args, engine):
         inpaint["scale"] = args.scale
     if args.segment_length is not None:
         inpaint["segment_length"] = args.segment_length
-    mask = {name: getattr(args, name) for name in ("grow", "feather", "temporal_sigma")
+    mask = {name: getattr(args, name) for name in ("grow", "feather", "temporal_sigma", "threshold")
             if getattr(args, name) is not None}
     return engine.RemovalSettings(inpaint=RunSettings(**inpaint), mask=engine.MaskOptions(**mask),
                                   output=engine.OutputOptions(format=args.format, crf=args.crf,
@@ -222,6 +222,8 @@ def command_remove(args, interrupt: Interrupt) -> int:
                   "run the same command again to resume.", file=sys.stderr)
             failures.append(False)
             continue
+        if job.default_work:  # our hidden work folder beside the output: its segments are in the result
+            shutil.rmtree(job.work_dir, ignore_errors=True)
         reused = f", {result.segments_reused} segment(s) reused" if result.segments_reused else ""
         for note in getattr(result, "notes", []) or []:
             logger.info("%s: %s", job.clip.name, note)

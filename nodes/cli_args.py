@@ -160,6 +160,9 @@ def _add_remove(commands) -> None:
                       help="soften the mask edge (Gaussian sigma in pixels, default 2)")
     mask.add_argument("--temporal-sigma", type=_bounded(float, 0.0, 30.0, "e.g. --temporal-sigma 1"),
                       metavar="FRAMES", help="steady the mask over time (default 0 = off)")
+    mask.add_argument("--mask-threshold", dest="threshold", metavar="T",
+                      type=_bounded(float, 0.0, 1.0, "e.g. --mask-threshold 0.5"),
+                      help="for --mask: values >= T remove, the rest stay (default 0 = keep grey levels)")
     out = remove.add_argument_group("output")
     out.add_argument("--out", type=Path, metavar="PATH",
                      help="output file (one clip) or an existing folder (default: beside the clip, "
