@@ -25,7 +25,7 @@ class Clip:
 
 def make_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (h, 2 * w, 3)).astype(np.float32)
+    base = rng.integers(0, 256, (h, w + t, 3)).astype(np.float32)
     import cv2
 
     base = cv2.GaussianBlur(base, (0, 0), 2.0) * 1.6 - 80
@@ -113,3 +113,59 @@ def random_propainter(device: str = "cpu"):
     return ProPainterModels(raft=build_raft(RaftConfig()).eval(), flow_completion=build_flow_completion(
         FlowCompletionConfig()).eval(), generator=build_generator(GeneratorConfig()).eval(),
         device=torch.device(device))
+
+
+def load_pack() -> None:
+    """Import the pack as ``vanish`` (what conftest does), for spawned child processes."""
+    import importlib.util
+    import sys
+
+    from shared_paths import ROOT
+
+    if "vanish" in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location("vanish", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vanish"] = module
+    spec.loader.exec_module(module)
+
+
+def small_settings(window: int = 4, context: int = 2, backend: str = "flow_fill", **inpaint):
+    """Fast settings for resume/Ray tests: many short segments with little context."""
+    from vanish.nodes import engine
+
+    return engine.RemovalSettings(inpaint=engine.RunSettings(backend=backend, **inpaint),
+                                  mask=engine.MaskOptions(grow=2, feather=1.0, temporal_sigma=1.0),
+                                  output=engine.OutputOptions(format="ffv1-mkv"), window=window, context=context)
+
+
+def child_removal(video: str, mask: str, output: str, work: str, delay: float) -> None:
+    """A removal run in a spawned child (only strings cross the process boundary); each progress
+    report sleeps ``delay`` seconds so the parent can kill it between segments."""
+    import time
+
+    load_pack()
+    from vanish.nodes import engine
+
+    engine.run_removal(video, output, small_settings(), masks=mask, work_dir=work,
+                       progress=lambda done, total: time.sleep(delay))
+
+
+def child_disk_full(video: str, mask: str, output: str, limit: int, queue) -> None:
+    """Run with a file-size limit (the 'disk full' of a child); report the error text."""
+    import resource
+    import signal
+
+    load_pack()
+    from vanish.nodes import engine
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    try:
+        engine.run_removal(video, output, small_settings(), masks=mask)
+        queue.put("no error")
+    except engine.EngineError as exc:
+        queue.put(f"EngineError: {exc}")
+    except BaseException as exc:  # noqa: BLE001 - the test reports what came instead
+        queue.put(f"{type(exc).__name__}: {exc}")

@@ -77,6 +77,8 @@ def segment_plan(num_frames: int, settings: RemovalSettings) -> list[Segment]:
     else:
         length = settings.window or inpaint.segment_length or inpaint.subvideo_length
         padding = DEFAULT_SEGMENT_PADDING
+    if settings.context >= 0:
+        padding = settings.context
     if length < 1:
         raise EngineError("window", f"is {length}; a segment needs at least one frame.", "set window to 0 or more.")
     return [Segment(i, w.start, w.stop, w.core_start, w.core_stop)

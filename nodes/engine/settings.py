@@ -52,12 +52,16 @@ class RemovalSettings:
         output: the Save Video options (not part of the resume key: segments do not depend on it).
         window: frames owned by one inpainting segment; 0 = the backend's segment length
             (``inpaint.segment_length``, else ProPainter's ``subvideo_length`` / flow_fill's 60).
+        context: frames read on each side of a segment; -1 = the backend's own (ProPainter 10,
+            flow_fill 30: with it a segment's fill equals the whole-clip run's). Less is faster
+            and changes the fill inside the mask only.
     """
 
     inpaint: RunSettings = field(default_factory=lambda: RunSettings(backend="flow_fill"))
     mask: MaskOptions = field(default_factory=MaskOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
     window: int = 0
+    context: int = -1
 
 
 @dataclass

@@ -54,6 +54,7 @@ def job_key(source_id: str, masks_id: str, settings: RemovalSettings, models_id:
         "inpaint": dataclasses.asdict(settings.inpaint),
         "mask": dataclasses.asdict(settings.mask),
         "window": settings.window,
+        "context": settings.context,
         "models": models_id,
         "sam2": sam2_id,
         # the networks' arithmetic differs between device types (flow_fill always runs on the CPU)

@@ -138,7 +138,7 @@ def _add_video_stream(container: av.container.OutputContainer, spec: FormatSpec,
 def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: VideoFormat, *,
                  crf: int = 19, audio: AudioClip | None = None,
                  metadata: dict[str, object] | None = None,
-                 on_frame: Callable[[int], None] | None = None) -> Path:
+                 on_frame: Callable[[int], None] | None = None, bitexact: bool = False) -> Path:
     """Write ``frames`` (uint8 ``[T, H, W, 3|4]``) to a NEW file ``target`` (never overwritten).
 
     Args:
@@ -147,6 +147,8 @@ def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: Vi
         audio: sound to mux in; trimmed to the video's length.
         metadata: container tags (values that are not strings are stored as JSON).
         on_frame: called with the frame index after each frame (progress and cancel).
+        bitexact: no random ids or version strings in the container, so the same frames give the
+            same bytes (the streaming engine's resumed runs equal uninterrupted ones).
 
     Raises:
         FileExistsError: ``target`` exists. ValueError: alpha frames for a format without alpha.
@@ -166,7 +168,7 @@ def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: Vi
     with open(target, "xb") as handle:
         try:
             _encode_container(handle, spec, pix_fmt, size, rate, frames, crf, audio,
-                              metadata or {}, on_frame)
+                              metadata or {}, on_frame, bitexact)
         except BaseException:
             handle.close()
             target.unlink(missing_ok=True)  # only the file this call created
@@ -177,8 +179,10 @@ def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: Vi
 def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, int],
                       rate: Fraction, frames: Sequence[np.ndarray], crf: int,
                       audio: AudioClip | None, metadata: dict[str, object],
-                      on_frame: Callable[[int], None] | None) -> None:
+                      on_frame: Callable[[int], None] | None, bitexact: bool = False) -> None:
     options = {"movflags": "use_metadata_tags"} if spec.extension in ("mp4", "mov") else {}
+    if bitexact:
+        options["fflags"] = "+bitexact"
     with av.open(handle, "w", format=spec.extension if spec.extension != "mkv" else "matroska",
                  options=options) as container:
         for key, value in metadata.items():
