@@ -201,6 +201,15 @@ def command_remove(args, interrupt: Interrupt) -> int:
     device = resolve_device(args.device)
     settings = removal_settings(args, engine)
     models = load_models(args, device, needs_sam2)
+    if args.ray and len(jobs) > 1:  # the clips of a batch side by side, one Ray task each
+        from .cli_ray import run_batch
+
+        outcome = run_batch(engine, jobs, settings, models, device, args.ray, interrupt)
+        for job, failed in zip(jobs, outcome):
+            if failed is None and job.default_work:
+                shutil.rmtree(job.work_dir, ignore_errors=True)
+        failures = [failed for failed in outcome if failed is not None]
+        return EXIT_OK if not failures else EXIT_USAGE if all(failures) else EXIT_FAILED
     failures: list[bool] = []  # True: bad input found late (exit 2 when all are)
     for number, job in enumerate(jobs, start=1):
         if len(jobs) > 1:

@@ -202,3 +202,29 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_work_folder(tmp_path):
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.log", "long", "work"]  # no partial file
     assert work.is_dir()
+
+
+@pytest.mark.slow
+def test_batch_on_ray_gives_the_local_files(tmp_path):
+    """--ray with a folder: each clip is one task on a real local Ray; same bytes as a local batch."""
+    ray = pytest.importorskip("ray")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name, frames in (("a", 3), ("b", 4)):
+        clip, _ = write_scene(tmp_path / name, frames)
+        clip.rename(clips / f"{name}.mp4")
+    mask = write_box_mask(tmp_path / "logo.png", 96, 64, (60, 4, 90, 20))
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    local.mkdir()
+    remote.mkdir()
+    common = ["remove", str(clips), "--mask", str(mask), "--format", "ffv1-mkv", "--quiet"]
+    assert cli.main(common + ["--out", str(local)]) == 0
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert cli.main(common + ["--out", str(remote), "--ray", "local"]) == 0
+    finally:
+        ray.shutdown()
+    names = sorted(p.name for p in local.iterdir())
+    assert names == ["a_removed.mkv", "b_removed.mkv"] == sorted(p.name for p in remote.iterdir())
+    for name in names:
+        assert (local / name).read_bytes() == (remote / name).read_bytes()
