@@ -41,7 +41,7 @@ def module_identity(module: Any) -> str:
         for name, tensor in net.state_dict().items():
             data = tensor.detach().to("cpu").contiguous()
             digest.update(f"{name}:{data.dtype}:{tuple(data.shape)};".encode())
-            digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+            digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     return f"weights:{digest.hexdigest()}:{getattr(module, 'dtype', '')}"
 
 
