@@ -73,6 +73,12 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--size", default="320x180", help="WIDTHxHEIGHT of the generated clip")
     args = parser.parse_args()
+    size = args.size.lower().split("x")
+    if len(size) != 2 or not all(v.strip().isdigit() and int(v) >= 32 for v in size):
+        parser.error(f"--size {args.size!r} is not WIDTHxHEIGHT (both at least 32), e.g. --size 320x180")
+    if args.out is not None and not args.out.resolve().parent.is_dir():
+        parser.error(f"--out {args.out}: its folder {args.out.resolve().parent} does not exist; create it "
+                     "first (the demo never creates folders above the one you name)")
     base = (args.out or Path(tempfile.mkdtemp(prefix="vanish_demo_"))).resolve()
     os.environ["VANISH_BASE_DIR"] = str(base)
     width, height = (int(v) for v in args.size.lower().split("x"))
