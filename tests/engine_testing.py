@@ -99,6 +99,7 @@ def node_graph(clip: Clip, mask_options, run_settings, model) -> np.ndarray:
         s["crop_margin"], s["segment_length"])
     out, = VanishCompositeFrames().composite(frames, filled, soft, False, 16, crop)
     encoder_view = TensorFrames(out)
+    node_graph.last_crop = crop  # what the inpaint node processed (tests check that crops happen)
     return np.stack([encoder_view[i] for i in range(len(encoder_view))]), soft.numpy()
 
 

@@ -17,6 +17,10 @@ class EngineError(VanishError):
     def __init__(self, input_name: str | None, problem: str, fix: str | None = None) -> None:
         super().__init__(ENGINE, input_name, problem, fix)
 
+    def __reduce__(self):
+        # pickled by its fields (Ray hands a task's error back to the driver; spawn children too)
+        return (type(self), (self.input_name, self.problem, self.fix))
+
 
 class Cancelled(Exception):
     """``should_cancel()`` returned True: the partial output was removed, the work folder kept."""

@@ -12,6 +12,7 @@ every node (one machine, or a shared file system).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -48,7 +49,8 @@ def _import_ray():
 
 def _worker_path() -> str:
     """A folder where ``import <package>`` finds this pack (a link named after the package)."""
-    folder = Path(tempfile.gettempdir()) / f"vanish-ray-path-{os.getuid()}" / str(abs(hash(str(_PACK_ROOT))))
+    tag = hashlib.sha256(str(_PACK_ROOT).encode()).hexdigest()[:16]  # one folder per checkout
+    folder = Path(tempfile.gettempdir()) / f"vanish-ray-path-{os.getuid()}" / tag
     link = folder / _PACKAGE
     if not link.exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,11 @@ def _worker_path() -> str:
         except FileExistsError:
             pass
     return str(folder)
+
+
+def ray_address_from_env() -> str | None:
+    """``RAY_ADDRESS`` when set (for front doors that honour it), else None (in-process)."""
+    return os.environ.get("RAY_ADDRESS") or None
 
 
 def ensure_ray(address: str):
@@ -89,6 +96,63 @@ def _task(source, masks, settings, segment: Segment, models: Any, device_type: s
         source.close()
 
 
+def task_options(ray, gpus: int) -> dict:
+    """Options of every engine task: retries, resources, and the environment to import the pack."""
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (_worker_path(), os.environ.get("PYTHONPATH", "")) if p)}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("VANISH_")})
+    return {"num_gpus": gpus, "num_cpus": 1, "max_retries": MAX_RETRIES, "retry_exceptions": False,
+            "runtime_env": {"env_vars": env}}
+
+
+def gpus_per_task(ray, device: torch.device) -> int:
+    """1 when the job runs its networks on CUDA and the cluster has GPUs (one per task), else 0.
+
+    A CPU job stays on CPUs even on a GPU cluster, so its output equals the local CPU run's.
+    """
+    return 1 if device.type == "cuda" and ray.cluster_resources().get("GPU", 0) > 0 else 0
+
+
+def engine_error(exc) -> BaseException:
+    """The EngineError or Cancelled a task raised, as the plain exception (else the Ray error)."""
+    cause = exc.as_instanceof_cause()
+    if isinstance(cause, EngineError):
+        return EngineError(cause.input_name, cause.problem, cause.fix)
+    if isinstance(cause, Cancelled):
+        return Cancelled(str(cause))
+    return exc
+
+
+def wait_for(ray, ref, job) -> Any:
+    """``ray.get(ref)``, polling the job's cancel every :data:`POLL_SECONDS`."""
+    while not ray.wait([ref], timeout=POLL_SECONDS)[0]:
+        job.check()
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        raise engine_error(exc) from None
+
+
+def _track_task(source, prompts, sam2, folder: str):
+    from .tracking import track_to_store
+
+    try:
+        return track_to_store(source, prompts, sam2, Path(folder), None, None)
+    finally:
+        source.close()
+
+
+def track_on_ray(address: str, source, prompts, sam2, folder: Path, job):
+    """SAM 2 tracking of one clip as ONE Ray task (it is sequential); returns the mask store."""
+    ray, started = ensure_ray(address)
+    try:
+        device = torch.device(getattr(sam2, "device", "cpu"))
+        remote = ray.remote(_track_task).options(**task_options(ray, gpus_per_task(ray, device)))
+        return wait_for(ray, remote.remote(source, prompts, sam2, str(folder)), job)
+    finally:
+        if started:
+            ray.shutdown()
+
+
 class RaySegments:
     """Submit every missing segment as a Ray task; hand results to the encoder in order."""
 
@@ -102,13 +166,8 @@ class RaySegments:
         self.reused: dict[int, SegmentOutput] = {}
 
     def _options(self) -> dict:
-        gpus = 0
-        if self.settings.inpaint.backend == "propainter":
-            gpus = 1 if self.ray.cluster_resources().get("GPU", 0) > 0 else 0
-        env = {"PYTHONPATH": os.pathsep.join(p for p in (_worker_path(), os.environ.get("PYTHONPATH", "")) if p)}
-        env.update({k: v for k, v in os.environ.items() if k.startswith("VANISH_")})
-        return {"num_gpus": gpus, "num_cpus": 1, "max_retries": MAX_RETRIES, "retry_exceptions": False,
-                "runtime_env": {"env_vars": env}}
+        gpus = gpus_per_task(self.ray, self.device) if self.settings.inpaint.backend == "propainter" else 0
+        return task_options(self.ray, gpus)
 
     def submit(self, plan: list[Segment], keep: Callable[[SegmentOutput, bool], SegmentOutput]) -> None:
         self.keep = keep
@@ -129,19 +188,7 @@ class RaySegments:
         assert self.keep is not None
         if segment.index in self.reused:
             return self.keep(self.reused.pop(segment.index), False)
-        ref = self.refs.pop(segment.index)
-        while True:
-            self.job.check()
-            ready, _ = self.ray.wait([ref], timeout=POLL_SECONDS)
-            if ready:
-                break
-        try:
-            out = self.ray.get(ref)
-        except self.ray.exceptions.RayTaskError as exc:
-            cause = exc.as_instanceof_cause()
-            if isinstance(cause, (EngineError, Cancelled)):
-                raise cause from None
-            raise
+        out = wait_for(self.ray, self.refs.pop(segment.index), self.job)
         try:
             save_segment(self.folder, out)
         except OSError as exc:

@@ -9,6 +9,7 @@ and the encoder waits for each in order. Both paths stitch with the same code.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import tempfile
@@ -111,12 +112,17 @@ def run_removal(source, output, settings: RemovalSettings | None = None, *, prom
     temporary_root = None
     if work_dir is None:
         temporary_root = Path(tempfile.mkdtemp(prefix="vanish-work-"))
-    folder = job_folder(Path(work_dir) if work_dir is not None else temporary_root, key,
-                        {"source": getattr(clip, "description", ""), "output": str(output),
-                         "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     partial = partial_path(output, key)
-    remove_partial(partial)  # left over by this same job when it was killed
+    ray_started = False
     try:
+        folder = job_folder(Path(work_dir) if work_dir is not None else temporary_root, key,
+                            {"source": getattr(clip, "description", ""), "output": str(output),
+                             "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+        remove_partial(partial)  # left over by this same job when it was killed
+        if ray_address is not None:  # one Ray for the job's tasks (tracking, segments)
+            from .ray_backend import ensure_ray
+
+            ray_module, ray_started = ensure_ray(ray_address)
         result = _run(clip, output, partial, settings, folder, mask_source, prompts, sam2, inpaint_models,
                       device, ray_address, progress, should_cancel, preview_frames, overwrite)
     except BaseException:
@@ -126,6 +132,8 @@ def run_removal(source, output, settings: RemovalSettings | None = None, *, prom
         raise
     finally:
         clip.close()
+        if ray_started:
+            ray_module.shutdown()
     if temporary_root is not None:
         shutil.rmtree(temporary_root, ignore_errors=True)
     elif not keep_work:
@@ -145,7 +153,12 @@ def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettin
     if mask_source is None:
         from .tracking import track_to_store
 
-        mask_source = track_to_store(clip, prompts, sam2, folder / "masks", job.tracking, job.cancelled)
+        if ray_address is not None:
+            from .ray_backend import track_on_ray
+
+            mask_source = track_on_ray(ray_address, clip, prompts, sam2, folder / "masks", job)
+        else:
+            mask_source = track_to_store(clip, prompts, sam2, folder / "masks", job.tracking, job.cancelled)
         job.check()
         job.report(job.track_units)
     plan = segment_plan(frames, settings)
@@ -187,7 +200,9 @@ def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettin
     previews: dict[int, np.ndarray] = {}
     wanted = set(np.linspace(0, frames - 1, min(preview_frames, frames)).round().astype(int).tolist()) \
         if preview_frames > 0 else set()
-    stitched = StitchedFrames(clip, plan, get_output)
+    # the encoder's reads get their own decoder (a copy opens the file again), so neither the
+    # segments' reads nor the encoder's keep seeking back over each other's frames
+    stitched = StitchedFrames(copy.copy(clip), plan, get_output)
 
     def on_frame(index: int) -> None:
         if index in wanted:
@@ -200,6 +215,7 @@ def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettin
         encode(stitched, partial, clip.fps, settings.output, clip.audio_path if clip.has_audio else None,
                on_frame)
     finally:
+        stitched.source.close()
         if executor is not None:
             executor.close()
     try:

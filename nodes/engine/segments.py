@@ -33,6 +33,9 @@ from .sources import FrameSource
 
 logger = logging.getLogger(__name__)
 
+#: Frames decoded and refined at a time inside a segment (a cancel is polled between chunks).
+READ_CHUNK = 16
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -66,6 +69,7 @@ class SegmentOutput:
     rect: tuple[int, int, int, int] | None
     pixels: np.ndarray | None
     notes: list[str] = field(default_factory=list)
+    crop: tuple[int, int, int, int] | None = None  # (x, y, width, height) the backend processed (not stored)
 
 
 def segment_plan(num_frames: int, settings: RemovalSettings) -> list[Segment]:
@@ -79,6 +83,10 @@ def segment_plan(num_frames: int, settings: RemovalSettings) -> list[Segment]:
         padding = DEFAULT_SEGMENT_PADDING
     if settings.context >= 0:
         padding = settings.context
+    if inpaint.backend == "flow_fill" and not settings.window and num_frames <= length + 2 * padding:
+        # flow_fill's own run holds a window of this many frames anyway: one segment, no frame
+        # read or filled twice, and the same fill as the whole-clip run
+        length = num_frames
     if length < 1:
         raise EngineError("window", f"is {length}; a segment needs at least one frame.", "set window to 0 or more.")
     return [Segment(i, w.start, w.stop, w.core_start, w.core_stop)
@@ -112,36 +120,65 @@ def run_segment(source: FrameSource, masks: MaskSource, settings: RemovalSetting
         Cancelled: ``should_cancel()`` returned True.
     """
     device = torch.device(device)
-    soft, hard = refine_window(masks, segment.start, segment.stop, settings.mask)  # [n, H, W]
+
+    def check() -> None:
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("the removal was cancelled")
+
+    # mask refinement and decoding go in chunks, so a cancel is seen between them (refine_window
+    # of a chunk equals the same frames of a whole-span refinement)
+    parts = []
+    for first in range(segment.start, segment.stop, READ_CHUNK):
+        check()
+        parts.append(refine_window(masks, first, min(segment.stop, first + READ_CHUNK), settings.mask))
     keep = segment.keep
-    if not bool((soft[keep] > 0).any()):
+    # the soft mask is needed for the owned frames only (the composite); the hard one everywhere
+    soft = torch.cat([p[0] for p in parts])[keep].clone()  # [core, H, W]
+    hard = torch.cat([p[1] for p in parts])  # [n, H, W]
+    del parts
+    if not bool((soft > 0).any()):
         return SegmentOutput(segment, None, None)
-    frames = torch.from_numpy(source.read(segment.start, segment.stop))  # [n, H, W, 3] uint8
+    frames = torch.empty((segment.stop - segment.start, source.height, source.width, 3), dtype=torch.uint8)
+    for first in range(segment.start, segment.stop, READ_CHUNK):
+        check()
+        last = min(segment.stop, first + READ_CHUNK)
+        frames[first - segment.start:last - segment.start] = torch.from_numpy(source.read(first, last))
     run_settings = replace(settings.inpaint, segment_length=len(range(segment.start, segment.stop)))
     host = inpaint_runner.Host(free_memory=lambda: _free_memory(device), progress=progress,
                                should_cancel=should_cancel,
                                empty_cache=(torch.cuda.empty_cache if device.type == "cuda" else (lambda: None)))
     from ...propainter_core import Cancelled as CoreCancelled
+    from ...propainter_core import InpaintInputError
 
     try:
-        result = inpaint_runner.run_inpaint(frames, hard, run_settings, models, host)
+        result = inpaint_runner.run_inpaint(frames, hard, run_settings, models, host, keep=keep)
     except (CoreCancelled, flow_fill.InpaintCancelled) as exc:
         raise Cancelled(str(exc)) from exc
     except inpaint_runner.InpaintMemoryError as exc:
-        raise EngineError("inpaint", str(exc)) from exc
+        raise EngineError("inpaint", str(exc), "use a smaller processing size (size_mode 'long side'), "
+                          "crop 'auto', or a GPU.") from exc
+    except InpaintInputError as exc:
+        raise EngineError("inpaint", f"ProPainter cannot process this input: {exc}",
+                          "check the inpaint settings named above.") from exc
     return _composite(frames, soft, result, segment)
 
 
 def _composite(frames: torch.Tensor, soft: torch.Tensor, result: inpaint_runner.RunResult,
                segment: Segment) -> SegmentOutput:
-    """Composite Frames on the owned frames, inside the soft mask's bounding box only."""
+    """Composite Frames on the owned frames, inside the soft mask's bounding box only.
+
+    Args:
+        frames: the span's uint8 frames. soft: ``[core, H, W]`` the owned frames' soft masks.
+        result: the runner's result for the owned frames (``keep``).
+    """
     keep = range(segment.keep.start, segment.keep.stop)
     box = result.crop
     region = torch.zeros(soft.shape[1:], dtype=torch.bool)
     region[box.slices()] = True
-    touched = ((soft[keep.start:keep.stop] > 0) & region).any(dim=0)  # [H, W]
+    touched = ((soft > 0) & region).any(dim=0)  # [H, W]
+    processed = (box.x, box.y, box.width, box.height)
     if not bool(touched.any()):
-        return SegmentOutput(segment, None, None, result.notes)
+        return SegmentOutput(segment, None, None, result.notes, processed)
     rows = torch.nonzero(touched.any(dim=1))[:, 0]
     cols = torch.nonzero(touched.any(dim=0))[:, 0]
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
@@ -149,9 +186,9 @@ def _composite(frames: torch.Tensor, soft: torch.Tensor, result: inpaint_runner.
     crop = composite_ops.CropRegion(box.x, box.y, box.width, box.height)
     for j, i in enumerate(keep):
         original = frames[i, crop.rows(), crop.cols()].float() / 255.0  # [h, w, 3] the IMAGE values
-        blended = composite_ops.composite_frame(original, result.filled[i], soft[i, crop.rows(), crop.cols()])
+        blended = composite_ops.composite_frame(original, result.filled[j], soft[j, crop.rows(), crop.cols()])
         out[j] = to_uint8(blended[y0 - box.y:y1 - box.y, x0 - box.x:x1 - box.x])
-    return SegmentOutput(segment, (y0, y1, x0, x1), out, result.notes)
+    return SegmentOutput(segment, (y0, y1, x0, x1), out, result.notes, processed)
 
 
 # --------------------------------------------------------------------------- storage

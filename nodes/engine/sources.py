@@ -131,7 +131,9 @@ class VideoFileSource(FrameSource):
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
-                stamps = [p.pts for p in container.demux(stream) if p.size > 0]
+                # packets the demuxer marks as discarded (edit-list pre-roll) never become frames
+                stamps = [p.pts for p in container.demux(stream)
+                          if p.size > 0 and not getattr(p, "is_discard", False)]
         except av.error.FFmpegError as exc:
             raise EngineError(self.input_name, f"{self.path} cannot be read: {exc}.", _SOURCE_FIX) from exc
         if any(pts is None for pts in stamps) or len(set(stamps)) != len(stamps):
@@ -268,14 +270,14 @@ class ArraySource(FrameSource):
         part = self.frames[start:stop]
         if isinstance(part, torch.Tensor):
             if part.dtype == torch.uint8:
-                return part.cpu().numpy()
+                return part.cpu().numpy().copy()  # never a view: callers paste into what they get
             values = part.detach().to("cpu", torch.float32).numpy()
             scaled = np.clip(values, 0.0, 1.0) * np.float32(255)
             return np.rint(scaled, out=scaled).astype(np.uint8)
         if part.dtype != np.uint8:
             scaled = np.clip(part.astype(np.float32), 0.0, 1.0) * np.float32(255)
             return np.rint(scaled, out=scaled).astype(np.uint8)
-        return np.ascontiguousarray(part)
+        return np.array(part, copy=True)  # never a view of the caller's frames
 
     def read(self, start: int, stop: int) -> np.ndarray:
         frames = self.read_rgba(start, stop)

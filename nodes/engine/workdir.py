@@ -64,10 +64,15 @@ def job_key(source_id: str, masks_id: str, settings: RemovalSettings, models_id:
 
 
 def job_folder(root: Path, key: str, description: dict) -> Path:
-    """``root/<key>`` created (with ``root``) and described in ``job.json``."""
+    """``root/<key>`` created (with ``root``) and described in ``job.json``.
+
+    One run per job folder at a time: a new run removes the half-written files a killed one left.
+    """
     folder = Path(root).expanduser() / key[:24]
     try:
         (folder / "segments").mkdir(parents=True, exist_ok=True)
+        for stale in (folder / "segments").glob(".tmp-*"):  # a segment being written when a run was killed
+            stale.unlink(missing_ok=True)
         info = folder / "job.json"
         if not info.exists():
             write_atomic(info, json.dumps(description, indent=1, default=str).encode())

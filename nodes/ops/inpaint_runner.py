@@ -221,7 +221,7 @@ ALL_MASKED_WARNING = ("the mask covers every pixel of every frame: there is noth
 
 
 def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings, models: Any = None,
-                host: Host | None = None) -> RunResult:
+                host: Host | None = None, keep: slice | None = None) -> RunResult:
     """Inpaint ``masks`` out of ``images`` with the chosen backend.
 
     Args:
@@ -230,6 +230,8 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
         settings: see :class:`RunSettings`.
         models: ``propainter_core.ProPainterModels`` for the ProPainter backend, else unused.
         host: memory probe, cache release, progress and cancel callables.
+        keep: the frames to return (a streamed segment's owned frames; its context frames are
+            inpainted too but not scaled back); None returns every frame.
     Raises:
         InpaintMemoryError: nothing fits, with the size that would.
         propainter_core.Cancelled / flow_fill.InpaintCancelled: the user cancelled.
@@ -255,8 +257,9 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
         result, holes, segment = _run_propainter(frames, crop_masks.cpu(), size, settings, models, host, notes)
     else:
         result, holes = _run_flow_fill(frames, crop_masks.cpu(), size, settings, host)
-    filled, used = _restore(result, holes, crop_images, crop_masks)
-    mask_used = torch.zeros(masks.shape, dtype=torch.bool)
+    keep = keep if keep is not None else slice(None)
+    filled, used = _restore(result[keep], holes[keep], crop_images[keep], crop_masks[keep])
+    mask_used = torch.zeros((used.shape[0], *masks.shape[1:]), dtype=torch.bool)
     mask_used[:, rows, cols] = used
     return RunResult(filled, mask_used, box, size, segment, notes)
 
