@@ -202,14 +202,7 @@ def command_remove(args, interrupt: Interrupt) -> int:
     settings = removal_settings(args, engine)
     models = load_models(args, device, needs_sam2)
     if args.ray and len(jobs) > 1:  # the clips of a batch side by side, one Ray task each
-        from .cli_ray import run_batch
-
-        outcome = run_batch(engine, jobs, settings, models, device, args.ray, interrupt)
-        for job, failed in zip(jobs, outcome):
-            if failed is None and job.default_work:
-                shutil.rmtree(job.work_dir, ignore_errors=True)
-        failures = [failed for failed in outcome if failed is not None]
-        return EXIT_OK if not failures else EXIT_USAGE if all(failures) else EXIT_FAILED
+        return remove_batch_on_ray(engine, jobs, settings, models, device, args, interrupt)
     failures: list[bool] = []  # True: bad input found late (exit 2 when all are)
     for number, job in enumerate(jobs, start=1):
         if len(jobs) > 1:
@@ -240,6 +233,29 @@ def command_remove(args, interrupt: Interrupt) -> int:
     if not failures:
         return EXIT_OK
     return EXIT_USAGE if all(failures) else EXIT_FAILED
+
+
+def remove_batch_on_ray(engine, jobs: list[Job], settings, models, device, args, interrupt: Interrupt) -> int:
+    """The engine's batch on Ray: one task per clip (its SAM 2 pass and segments as tasks of their own)."""
+    root = args.work_dir.expanduser() if args.work_dir is not None else jobs[0].out.parent / ".vanish-work"
+    batch = [engine.BatchJob(job.source, job.out, masks=job.mask, prompts=job.prompts, settings=settings)
+             for job in jobs]
+    bar = ProgressBar(f"{len(jobs)} clips on Ray", args.quiet)
+    try:
+        results = engine.run_batch(batch, sam2=models[0], inpaint_models=models[1], device=device, work_dir=root,
+                                   ray_address=args.ray, progress=bar, should_cancel=interrupt)
+    finally:
+        bar.close()
+    failures = 0
+    for result in results:
+        if isinstance(result, engine.EngineError):
+            print(usage_from_engine(result, "CLIP"), file=sys.stderr)
+            failures += 1
+        else:
+            print(f"{result.output}  ({result.frames} frames)")
+    if args.work_dir is None and not failures:
+        shutil.rmtree(root, ignore_errors=True)
+    return EXIT_OK if not failures else EXIT_USAGE
 
 
 # --------------------------------------------------------------------------- demo
