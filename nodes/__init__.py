@@ -5,9 +5,9 @@ carry the ``Vanish`` prefix and are never renamed.
 """
 from __future__ import annotations
 
-from . import _validation, compositing, effects, inpainting, masks, metrics, segmentation, video_io
+from . import _validation, compositing, effects, inpainting, masks, metrics, segmentation, streaming, video_io
 
-_STAGES = (video_io, segmentation, masks, effects, inpainting, compositing, metrics)
+_STAGES = (video_io, segmentation, masks, effects, inpainting, compositing, metrics, streaming)
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}

@@ -22,6 +22,7 @@ FILE_COMBOS: dict[str, frozenset[str]] = {
     "VanishLoadVideoFrames": frozenset({"video"}),
     "VanishSAM2ModelLoader": frozenset({"checkpoint"}),
     "VanishProPainterModelLoader": frozenset({"raft", "flow_completion", "generator"}),
+    "VanishRemoveObjectStreaming": frozenset({"video"}),
 }
 """Per node id, the combos that list files (checked by the node when it opens the file)."""
 
@@ -71,13 +72,16 @@ def install(cls: type, node: str, node_id: str) -> None:
         return
     signature = inspect.signature(method)
     skip = FILE_COMBOS.get(node_id, frozenset())
+    var_keyword = [p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
 
     @functools.wraps(method)
     def checked(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            bound = signature.bind_partial(self, *args, **kwargs).arguments
+            bound = dict(signature.bind_partial(self, *args, **kwargs).arguments)
         except TypeError:
             bound = kwargs  # let the call itself report the wrong arguments
+        for key in var_keyword:  # widgets a node takes through **options are checked too
+            bound.update(bound.pop(key, None) or {})
         check_combos(cls, node, bound, skip)
         return method(self, *args, **kwargs)
 

@@ -150,6 +150,7 @@ def thumbnails(base: Path) -> dict[str, np.ndarray]:
         new_bg[top:, x] = (50, 120, 60)
     pictures = {
         "remove_object": split(subject, object_removed, mask_t, "SAM 2 + ProPainter"),
+        "remove_object_streaming": split(subject, object_removed, mask_t, "one streaming node, any length"),
         "remove_region": split(_u8(stamped[t]), region_removed, logo, "fixed region, ProPainter"),
         "remove_region_no_weights": split(_u8(stamped[t]), region_removed, logo, "no weights: flow_fill"),
         "transparent_subject": (subject * alpha + checkerboard(SIZE[1], SIZE[0]) * (1 - alpha)).astype(np.uint8),

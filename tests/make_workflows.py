@@ -252,6 +252,23 @@ def remove_object_with_shadow() -> dict:
         "from SAM 2 Propagate instead of mask_path."))
 
 
+def remove_object_streaming() -> dict:
+    nodes = [
+        ("sam", "VanishSAM2ModelLoader", {"checkpoint": SAM2_MODEL["name"]}),
+        ("prompt", "VanishSAM2VideoPrompt", {"prompts": json.dumps(TENNIS_PROMPT)}),
+        ("pp", "VanishProPainterModelLoader", {}),
+        ("stream", "VanishRemoveObjectStreaming", {"video": "tennis.mp4",
+                                                   "filename_prefix": "vanish/removed_streaming"}),
+    ]
+    links = [("sam", "model", "stream", "sam2_model"), ("prompt", "prompts", "stream", "prompts"),
+             ("pp", "model", "stream", "inpaint_model")]
+    return build(nodes, links, models=[SAM2_MODEL, *PROPAINTER_MODELS], note=(
+        "Remove an object from a long clip: the same job as 'Vanish - Remove an object' in one node that "
+        "streams the file (memory does not grow with the clip). Pick the clip (or connect core's Load "
+        "Video to core_video), click the object in SAM 2 Video Prompt, queue. The result goes to "
+        "the output folder with the clip's sound."))
+
+
 GRAPHS = {
     "remove_object": remove_object,
     "remove_region": remove_region,
@@ -259,6 +276,7 @@ GRAPHS = {
     "transparent_subject": transparent_subject,
     "replace_background": replace_background,
     "remove_object_with_shadow": remove_object_with_shadow,
+    "remove_object_streaming": remove_object_streaming,
 }
 # The file names, which ComfyUI's template browser shows as the titles of a custom node's templates
 # (it reads no other title); each has its thumbnail <title>.jpg beside it (tests/make_thumbnails.py).
@@ -269,6 +287,7 @@ TITLES = {
     "transparent_subject": "Vanish - Transparent background",
     "replace_background": "Vanish - Replace the background",
     "remove_object_with_shadow": "Vanish - Remove an object and its shadow",
+    "remove_object_streaming": "Vanish - Remove a long clip",
 }
 
 

@@ -33,7 +33,7 @@ MULTILINE_H = 100  # a multiline STRING widget (textarea) at its usual least hei
 PREVIEW_H = 300  # the clip preview the frontend shows under a video_upload widget
 PAD_H = 24
 NODE_W = 320
-GAP = 24  # between nodes, and between columns
+GAP = 16  # between nodes, and between columns
 # The window the view is made for, and the frontend's chrome inside it: the sidebar (icons, left)
 # and the workflow tabs plus the floating Run bar (top); the margin keeps title bars off their
 # edges. Measured in ComfyUI 0.33.0 with frontend 1.49.6 in a 1920x950 page
