@@ -27,6 +27,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .temporal import grow
+
 # Neighbours that vote for the background of frame t, as offsets in frames. Far ones let a slow
 # object uncover the ground under its shadow; near ones keep the lighting and the parallax close.
 NEIGHBOUR_OFFSETS: tuple[int, ...] = (-30, -18, -10, -4, 4, 10, 18, 30)
@@ -44,13 +46,6 @@ _NEAR_FACTOR = 1.0
 _MIN_NEAR_TRACKS = 40
 _MIN_TRACKS = 8
 _RANSAC_PX = 1.5
-
-
-def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
-    if pixels <= 0 or not mask.any():
-        return mask
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
-    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
 
 
 def _near_object(mask: np.ndarray) -> np.ndarray:
@@ -76,7 +71,7 @@ def pair_homography(gray_a: np.ndarray, gray_b: np.ndarray, object_a: np.ndarray
         gray_a, gray_b: uint8 ``[H, W]``. object_a, object_b: bool ``[H, W]``.
     """
     identity = np.eye(3)
-    allowed = (~_grow(object_a, OBJECT_GUARD)).astype(np.uint8)
+    allowed = (~grow(object_a, OBJECT_GUARD)).astype(np.uint8)
     corners = cv2.goodFeaturesToTrack(gray_a, _MAX_CORNERS, 0.01, _MIN_DISTANCE, mask=allowed)
     if corners is None or len(corners) < _MIN_TRACKS:
         return identity
@@ -85,7 +80,7 @@ def pair_homography(gray_a: np.ndarray, gray_b: np.ndarray, object_a: np.ndarray
     h, w = gray_a.shape
     inside = (dst[:, 0] >= 0) & (dst[:, 0] <= w - 1) & (dst[:, 1] >= 0) & (dst[:, 1] <= h - 1)
     ok = status.ravel().astype(bool) & inside & np.isfinite(dst).all(1)
-    blocked_b = _grow(object_b, OBJECT_GUARD)
+    blocked_b = grow(object_b, OBJECT_GUARD)
     ok[ok] &= ~blocked_b[dst[ok, 1].round().astype(int), dst[ok, 0].round().astype(int)]
     src, dst = src[ok], dst[ok]
     if len(src) < _MIN_TRACKS:
@@ -182,7 +177,7 @@ def background(frames: np.ndarray, objects: np.ndarray, t: int, path: CameraPath
         matrix = to_box @ path.between(s, t)
         stack[k] = cv2.warpPerspective(frames[s], matrix, (w, h), flags=cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        blocked = _grow(objects[s], OBJECT_GUARD)
+        blocked = grow(objects[s], OBJECT_GUARD)
         valid = cv2.warpPerspective((~blocked).astype(np.uint8), matrix, (w, h), flags=cv2.INTER_NEAREST,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
         luma[k] = cv2.cvtColor(stack[k], cv2.COLOR_RGB2GRAY)
