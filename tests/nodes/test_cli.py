@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from cli_testing import cli_in_child, files_under, write_box_mask, write_scene
+from engine_testing import decode_all
 from vanish.nodes import cli
 from vanish.nodes.ops import video_decode as vd
 
@@ -24,16 +25,6 @@ FRAMES = 6
 def scene(tmp_path_factory) -> tuple[Path, Path]:
     """A 6-frame 96x64 clip with a moving ball, and its mask video (made once)."""
     return write_scene(tmp_path_factory.mktemp("scene"), FRAMES)
-
-
-def _frames(path: Path) -> np.ndarray:
-    from vanish.nodes.engine import open_source
-
-    source = open_source(path)
-    try:
-        return source.read(0, source.num_frames)
-    finally:
-        source.close()
 
 
 def test_help(capsys):
@@ -113,7 +104,7 @@ def test_mask_video_keeps_pixels_outside_the_mask(scene, tmp_path, capsys):
     assert cli.main(["remove", str(clip), "--mask", str(mask), "--out", str(out), "--quiet",
                      "--grow", "2", "--feather", "0"]) == 0
     assert str(out) in capsys.readouterr().out
-    result, original, masks = _frames(out), _frames(clip), _frames(mask)
+    result, original, masks = decode_all(out), decode_all(clip), decode_all(mask)
     assert result.shape == original.shape == (FRAMES, 64, 96, 3)
     import cv2
 

@@ -10,6 +10,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from route_testing import routes_app
 import torch
 
 from sam2_testing import handle_for, moving_square_clip, tiny_predictor
@@ -279,15 +280,8 @@ def test_register_is_a_no_op_outside_comfyui():
 
 def test_routes_answer_over_http_when_registered(image_folder, video_file, monkeypatch):
     """register() wired into a real aiohttp server, as ComfyUI's PromptServer would hold it."""
-    aiohttp_web = pytest.importorskip("aiohttp.web")
+    app = routes_app(monkeypatch)
     from aiohttp.test_utils import TestClient, TestServer
-
-    table = aiohttp_web.RouteTableDef()
-    monkeypatch.setattr(routes._comfy, "prompt_server_routes", lambda: table)
-    monkeypatch.setattr(routes._comfy, "web_responses", lambda: aiohttp_web)
-    routes.register()
-    app = aiohttp_web.Application()
-    app.add_routes(table)
 
     async def exchange():
         async with TestClient(TestServer(app)) as client:

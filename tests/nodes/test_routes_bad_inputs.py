@@ -8,6 +8,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from route_testing import routes_app
 
 from vanish.nodes import routes
 from vanish.nodes.ops.sam2_prompts import MAX_JSON_DEPTH, PromptError, PromptSet, json_depth, parse_xy_points
@@ -95,15 +96,8 @@ def test_frame_route_names_the_size_limit(clip):
 
 
 def test_deep_and_bad_bodies_over_http_are_json_400(comfy, monkeypatch):
-    aiohttp_web = pytest.importorskip("aiohttp.web")
+    app = routes_app(monkeypatch)
     from aiohttp.test_utils import TestClient, TestServer
-
-    table = aiohttp_web.RouteTableDef()
-    monkeypatch.setattr(routes._comfy, "prompt_server_routes", lambda: table)
-    monkeypatch.setattr(routes._comfy, "web_responses", lambda: aiohttp_web)
-    routes.register()
-    app = aiohttp_web.Application()
-    app.add_routes(table)
 
     async def exchange():
         async with TestClient(TestServer(app)) as client:
