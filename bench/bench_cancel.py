@@ -35,7 +35,7 @@ def cancel_latencies(frames: int) -> None:
     images = torch.randint(0, 256, (frames, 128, 160, 3), dtype=torch.uint8)
     masks = torch.zeros(frames, 128, 160)
     masks[:, 40:80, 50:100] = 1
-    stages = {"raft refinement": models.raft.update_block, "raft encoders": models.raft.fnet,
+    stages = {"raft refinement": models.raft.update_block.encoder, "raft encoders": models.raft.fnet,
               "flow completion": models.flow_completion, "image propagation": models.generator.img_prop_module,
               "generator window": models.generator.encoder}
     print("| stage | seconds from the cancel request to Cancelled |\n|---|---|")
