@@ -147,7 +147,7 @@ def graph_case(clip: str, mask: str, base: str, backend: str, long_side: int, fa
     from vanish.nodes.compositing import VanishCompositeFrames
     from vanish.nodes.inpainting import InpaintModel, VanishProPainterInpaint
     from vanish.nodes.masks import VanishMaskDilateBlur
-    from vanish.nodes.video_io import LoadVideoFrames, SaveVideo
+    from vanish.nodes.video_io import VanishLoadVideoFrames, VanishSaveVideo
 
     model = InpaintModel("flow_fill", torch.device("cpu"))
     if backend == "propainter":
@@ -159,7 +159,7 @@ def graph_case(clip: str, mask: str, base: str, backend: str, long_side: int, fa
             _Networks(nets.raft, nets.flow_completion, nets.generator), torch.device("cpu")))
     s = _settings(backend, long_side)
     started = _usage()
-    frames, raw, audio, fps, count, info = LoadVideoFrames().load(
+    frames, raw, audio, fps, count, info = VanishLoadVideoFrames().load(
         "", 0, 0, 1, 0.0, 0, 0, path=clip, mask_path=mask, mask_threshold=MASK_THRESHOLD)
     m = s.mask
     soft, hard, _ = VanishMaskDilateBlur().refine(raw, m.grow, m.shape, m.fill_holes, m.min_island_area,
@@ -171,7 +171,7 @@ def graph_case(clip: str, mask: str, base: str, backend: str, long_side: int, fa
         r.subvideo_length, r.raft_iter, r.size_mode, r.scale, r.long_side, r.crop, r.crop_margin,
         r.segment_length)
     (result,) = VanishCompositeFrames().composite(frames, filled, soft, False, 16, crop)
-    SaveVideo().save("bench/graph", "h264-mp4", 19, fps, images=result, audio=audio, video_info=info)
+    VanishSaveVideo().save("bench/graph", "h264-mp4", 19, fps, images=result, audio=audio, video_info=info)
     return _done(started, count)
 
 
