@@ -211,7 +211,7 @@ def bench_memory(args) -> None:
     short, long = (int(v) for v in args.frames.split(","))
     width, height = args.size
     for backend in args.backends.split(","):
-        side = args.long_side if backend == "propainter" else 0
+        side = args.long_side
         figures = {}
         for frames in (short, long):
             clip, mask = make_clip(frames, width, height)

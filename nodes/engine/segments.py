@@ -127,15 +127,22 @@ def run_segment(source: FrameSource, masks: MaskSource, settings: RemovalSetting
 
     # mask refinement and decoding go in chunks, so a cancel is seen between them (refine_window
     # of a chunk equals the same frames of a whole-span refinement)
-    parts = []
+    # the soft mask is needed for the owned frames only (the composite); the hard one everywhere
+    keep = segment.keep
+    soft = hard = None
     for first in range(segment.start, segment.stop, READ_CHUNK):
         check()
-        parts.append(refine_window(masks, first, min(segment.stop, first + READ_CHUNK), settings.mask))
-    keep = segment.keep
-    # the soft mask is needed for the owned frames only (the composite); the hard one everywhere
-    soft = torch.cat([p[0] for p in parts])[keep].clone()  # [core, H, W]
-    hard = torch.cat([p[1] for p in parts])  # [n, H, W]
-    del parts
+        last = min(segment.stop, first + READ_CHUNK)
+        chunk_soft, chunk_hard = refine_window(masks, first, last, settings.mask)
+        if hard is None:  # [n, H, W] bool and [core, H, W] float32, filled chunk by chunk
+            hard = torch.empty((segment.stop - segment.start, *chunk_hard.shape[1:]), dtype=torch.bool)
+            soft = torch.empty((keep.stop - keep.start, *chunk_soft.shape[1:]), dtype=torch.float32)
+        hard[first - segment.start:last - segment.start] = chunk_hard
+        owned = range(max(first, segment.core_start), min(last, segment.core_stop))
+        if owned:
+            soft[owned.start - segment.core_start:owned.stop - segment.core_start] = \
+                chunk_soft[owned.start - first:owned.stop - first]
+        del chunk_soft
     if not bool((soft > 0).any()):
         return SegmentOutput(segment, None, None)
     frames = torch.empty((segment.stop - segment.start, source.height, source.width, 3), dtype=torch.uint8)
@@ -151,7 +158,7 @@ def run_segment(source: FrameSource, masks: MaskSource, settings: RemovalSetting
     from ...propainter_core import InpaintInputError
 
     try:
-        result = inpaint_runner.run_inpaint(frames, hard, run_settings, models, host, keep=keep)
+        result = inpaint_runner.run_inpaint(frames, hard, run_settings, models, host, keep=keep, lazy=True)
     except (CoreCancelled, flow_fill.InpaintCancelled) as exc:
         raise Cancelled(str(exc)) from exc
     except inpaint_runner.InpaintMemoryError as exc:

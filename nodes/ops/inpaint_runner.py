@@ -99,15 +99,17 @@ class RunResult:
 
     Attributes:
         filled: ``[T, h, w, 3]`` float32 0..1 on the CPU at the crop's original size; equal to
-            the given frames wherever ``mask_used`` is False.
-        mask_used: ``[T, H, W]`` bool at the full frame size: the dilated hole that was filled.
+            the given frames wherever ``mask_used`` is False. A :class:`FrameRestorer` (indexed
+            frame by frame, same values) when ``run_inpaint`` was called with ``lazy=True``.
+        mask_used: ``[T, H, W]`` bool at the full frame size: the dilated hole that was filled
+            (None with ``lazy=True``).
         crop: where ``filled`` belongs in the full frame.
         processing_size: ``(h, w)`` the backend ran at.
         segment_length: the streamed segment length of the final (successful) attempt.
     """
 
-    filled: torch.Tensor
-    mask_used: torch.Tensor
+    filled: torch.Tensor | FrameRestorer
+    mask_used: torch.Tensor | None
     crop: CropBox
     processing_size: tuple[int, int]
     segment_length: int
@@ -221,7 +223,7 @@ ALL_MASKED_WARNING = ("the mask covers every pixel of every frame: there is noth
 
 
 def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings, models: Any = None,
-                host: Host | None = None, keep: slice | None = None) -> RunResult:
+                host: Host | None = None, keep: slice | None = None, lazy: bool = False) -> RunResult:
     """Inpaint ``masks`` out of ``images`` with the chosen backend.
 
     Args:
@@ -232,6 +234,8 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
         host: memory probe, cache release, progress and cancel callables.
         keep: the frames to return (a streamed segment's owned frames; its context frames are
             inpainted too but not scaled back); None returns every frame.
+        lazy: return the fill as a :class:`FrameRestorer` that scales each frame back when it is
+            indexed (``mask_used`` is then None); the streaming engine's segments use it.
     Raises:
         InpaintMemoryError: nothing fits, with the size that would.
         propainter_core.Cancelled / flow_fill.InpaintCancelled: the user cancelled.
@@ -260,7 +264,10 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
     else:
         result, holes = _run_flow_fill(frames, crop_masks.cpu(), size, settings, host)
     keep = keep if keep is not None else slice(None)
-    filled, used = _restore(result[keep], holes[keep], crop_images[keep], crop_masks[keep], host.should_cancel)
+    restorer = FrameRestorer(result[keep], holes[keep], crop_images[keep], crop_masks[keep], host.should_cancel)
+    if lazy:
+        return RunResult(restorer, None, box, size, segment, notes)
+    filled, used = _restore(restorer)
     mask_used = torch.zeros((used.shape[0], *masks.shape[1:]), dtype=torch.bool)
     mask_used[:, rows, cols] = used
     return RunResult(filled, mask_used, box, size, segment, notes)
@@ -359,33 +366,56 @@ def _run_flow_fill(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, i
     return torch.from_numpy(result), torch.from_numpy(holes)
 
 
-def _restore(result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor, masks: torch.Tensor,
-             should_cancel: Callable[[], bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Back to the crop's original size, frame by frame; original values outside the hole.
+class FrameRestorer:
+    """The fill of each frame back at the crop's original size, one frame at a time.
+
+    Indexing (``restorer[i]``) gives frame ``i`` as ``[H, W, 3]`` float32 0..1 on the CPU: the
+    backend's result scaled back (bicubic, antialiased) inside the hole it covered and the original
+    values everywhere else. The streaming engine composites frame by frame from this, so a
+    segment never holds its fill as a float32 clip (60 1080p frames would be 1.5 GB).
 
     Args:
         result: ``[T, h, w, 3]`` uint8. holes: ``[T, h, w]`` bool (processing size).
         original: ``[T, H, W, 3]`` float 0..1 or uint8 (the crop). masks: ``[T, H, W]`` bool.
-    Returns:
-        ``([T, H, W, 3]`` float32 CPU, ``[T, H, W]`` bool) — the fill and the hole it covers.
     """
-    t, height, width = masks.shape
-    filled = torch.empty((t, height, width, 3), dtype=torch.float32)
-    used = resize_masks(holes, (height, width)) | masks.cpu()  # [T, H, W]
-    same = tuple(result.shape[1:3]) == (height, width)
-    for i in range(t):
-        if should_cancel is not None and should_cancel():
+
+    def __init__(self, result: torch.Tensor, holes: torch.Tensor, original: torch.Tensor, masks: torch.Tensor,
+                 should_cancel: Callable[[], bool] | None = None):
+        self.result, self.holes, self.original, self.masks = result, holes, original, masks
+        self.should_cancel = should_cancel
+        self.size = tuple(masks.shape[1:])
+
+    def __len__(self) -> int:
+        return self.masks.shape[0]
+
+    def used(self, i: int) -> torch.Tensor:
+        """``[H, W]`` bool: the hole frame ``i``'s fill covers (the backend's dilated hole or the mask)."""
+        return resize_masks(self.holes[i:i + 1], self.size)[0] | self.masks[i].cpu()
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if self.should_cancel is not None and self.should_cancel():
             from ...propainter_core import Cancelled
 
-            raise Cancelled(f"cancelled while restoring frame {i} of {t}")
-        frame = result[i].float() / 255.0  # [h, w, 3]
-        if not same:
+            raise Cancelled(f"cancelled while restoring frame {i} of {len(self)}")
+        height, width = self.size
+        frame = self.result[i].float() / 255.0  # [h, w, 3]
+        if tuple(frame.shape[:2]) != (height, width):
             planar = frame.permute(2, 0, 1).unsqueeze(0)  # [1, 3, h, w]
             planar = F.interpolate(planar, size=(height, width), mode="bicubic", align_corners=False,
                                    antialias=True)
             frame = planar[0].permute(1, 2, 0).clamp(0.0, 1.0)  # [H, W, 3]
-        source = original[i].detach().cpu().float()
-        if original.dtype == torch.uint8:
+        source = self.original[i].detach().cpu().float()
+        if self.original.dtype == torch.uint8:
             source = source / 255.0  # the float IMAGE value of the same pixel
-        filled[i] = torch.where(used[i].unsqueeze(-1), frame, source)
+        return torch.where(self.used(i).unsqueeze(-1), frame, source)
+
+
+def _restore(restorer: FrameRestorer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every frame of ``restorer`` at once: ``([T, H, W, 3]`` float32 CPU, ``[T, H, W]`` bool)."""
+    t, (height, width) = len(restorer), restorer.size
+    filled = torch.empty((t, height, width, 3), dtype=torch.float32)
+    used = torch.empty((t, height, width), dtype=torch.bool)
+    for i in range(t):
+        filled[i] = restorer[i]
+        used[i] = restorer.used(i)
     return filled, used

@@ -15,6 +15,11 @@ from ..config import MIN_SIZE, InpaintSettings
 from ..ops.morphology import binary_dilation
 from .errors import InpaintInputError
 
+#: Frames resized per call: the float copy of a chunk is all the resize holds at once (a batch of
+#: 120 1080p frames as float32 would be 3 GB). Each frame is resized on its own either way, so
+#: the result is bit-identical to resizing the whole batch in one call.
+RESIZE_CHUNK = 8
+
 
 def processing_size(settings: InpaintSettings, height: int, width: int) -> tuple[int, int]:
     """``(h, w)`` the networks run at; refuses sizes below 128 (RAFT returns NaN there).
@@ -44,9 +49,13 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """
     if tuple(frames.shape[1:3]) == tuple(size):
         return frames
-    planar = frames.permute(0, 3, 1, 2).to(torch.float32)  # [T, 3, H, W]
-    resized = F.interpolate(planar, size=size, mode="bicubic", align_corners=False, antialias=True)
-    return resized.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()  # [T, h, w, 3]
+    out = torch.empty((frames.shape[0], *size, 3), dtype=torch.uint8, device=frames.device)
+    for first in range(0, frames.shape[0], RESIZE_CHUNK):
+        chunk = frames[first:first + RESIZE_CHUNK]
+        planar = chunk.permute(0, 3, 1, 2).to(torch.float32)  # [t, 3, H, W]
+        resized = F.interpolate(planar, size=size, mode="bicubic", align_corners=False, antialias=True)
+        out[first:first + RESIZE_CHUNK] = resized.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    return out
 
 
 def resize_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -63,8 +72,11 @@ def resize_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(holes.shape[1:]) == tuple(size):
         return holes
     # "nearest-exact" samples source pixel floor((i + 0.5) * scale), as PIL's NEAREST does
-    resized = F.interpolate(holes.unsqueeze(1).to(torch.float32), size=size, mode="nearest-exact")
-    return resized[:, 0] > 0.5
+    out = torch.empty((holes.shape[0], *size), dtype=torch.bool, device=holes.device)
+    for first in range(0, holes.shape[0], RESIZE_CHUNK):
+        chunk = holes[first:first + RESIZE_CHUNK].unsqueeze(1).to(torch.float32)  # [t, 1, H, W]
+        out[first:first + RESIZE_CHUNK] = F.interpolate(chunk, size=size, mode="nearest-exact")[:, 0] > 0.5
+    return out
 
 
 def prepare_segment(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, int],
