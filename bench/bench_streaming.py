@@ -110,18 +110,18 @@ def _random_propainter():
         device=torch.device("cpu"))
 
 
-def _settings(backend: str, long_side: int, window: int = 0):
+def _settings(backend: str, long_side: int, window: int = 0, raft_iter: int = 20):
     from vanish.nodes import engine
 
     size = {"size_mode": "long side", "long_side": long_side} if long_side else {}
     return engine.RemovalSettings(
-        inpaint=engine.RunSettings(backend=backend, crop="auto", **size),
+        inpaint=engine.RunSettings(backend=backend, crop="auto", raft_iter=raft_iter, **size),
         mask=engine.MaskOptions(grow=8, feather=2.0, threshold=MASK_THRESHOLD),
         output=engine.OutputOptions(format="h264-mp4", crf=19), window=window)
 
 
 def stream_case(clip: str, mask: str, out: str, backend: str, long_side: int, fast_encode: bool,
-                threads: int, window: int = 0) -> dict:
+                threads: int, window: int = 0, raft_iter: int = 20) -> dict:
     """One streaming run; peak RSS of this whole process (imports included)."""
     import torch
 
@@ -131,7 +131,7 @@ def stream_case(clip: str, mask: str, out: str, backend: str, long_side: int, fa
 
     models = _random_propainter() if backend == "propainter" else None
     started = _usage()
-    result = engine.run_removal(clip, out, _settings(backend, long_side, window), masks=mask,
+    result = engine.run_removal(clip, out, _settings(backend, long_side, window, raft_iter), masks=mask,
                                 inpaint_models=models)
     return _done(started, result.frames)
 
@@ -217,7 +217,7 @@ def bench_memory(args) -> None:
             clip, mask = make_clip(frames, width, height)
             out = _fresh(OUT / f"stream_{backend}_{frames}.mp4")
             figures[frames] = run_in_fresh_process(stream_case, str(clip), str(mask), str(out), backend, side,
-                                                   args.fast_encode, args.threads, args.window)
+                                                   args.fast_encode, args.threads, args.window, args.raft_iter)
             print(_line(f"streaming {backend} {width}x{height} x {frames}", figures[frames]), flush=True)
         ratio = figures[long]["peak_rss_mib"] / figures[short]["peak_rss_mib"]
         print(f"  -> {backend}: peak RSS {long} / {short} frames = {ratio:.3f} (target <= 1.25)", flush=True)
@@ -293,6 +293,9 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=None,
                         help="frames per segment (memory: default the backend's; scaleout: 24)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--raft-iter", type=int, default=20,
+                        help="ProPainter's RAFT refinement steps in the streaming runs (fewer: a long run "
+                             "fits in less time; the memory held per segment does not depend on it)")
     parser.add_argument("--fast-encode", action="store_true", help="x264 ultrafast for the measured runs")
     args = parser.parse_args()
     defaults = {"memory": ("300,3000", (1920, 1080)), "overhead": ("100", (640, 360)),

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..ops import video_encode as ve
-from ..ops.video_audio import AudioClip, read_audio
+from ..ops.video_audio import AudioFileReader
 from .errors import EngineError
 from .segments import Segment, SegmentOutput
 from .settings import OutputOptions
@@ -135,9 +135,9 @@ def encode(frames: StitchedFrames, target: Path, fps: float, options: OutputOpti
     Raises:
         EngineError: the disk filled up or the folder stopped being writable (``target`` removed).
     """
-    audio: AudioClip | None = None
+    audio: AudioFileReader | None = None  # decoded piece by piece while the frames are encoded
     if options.audio and audio_path is not None:
-        audio = read_audio(audio_path, 0.0, None)
+        audio = AudioFileReader.open(audio_path)
     try:
         ve.encode_video(target, frames, fps, options.format, crf=options.crf, audio=audio,  # type: ignore[arg-type]
                         on_frame=on_frame, bitexact=True)

@@ -16,15 +16,14 @@ import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import av
 import cv2
 import numpy as np
 from av.video.reformatter import Colorspace, ColorRange, Interpolation
 
-from .video_audio import (AudioClip, add_audio_stream, encode_audio, encode_audio_packets,
-                          packet_seconds, trim_audio)
+from .video_audio import AudioSource, add_audio_stream, encode_audio, encode_audio_packets, packet_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +155,7 @@ def _add_video_stream(container: av.container.OutputContainer, spec: FormatSpec,
 
 
 def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: VideoFormat, *,
-                 crf: int = 19, audio: AudioClip | None = None,
+                 crf: int = 19, audio: AudioSource | None = None,
                  metadata: dict[str, object] | None = None,
                  on_frame: Callable[[int], None] | None = None, bitexact: bool = False) -> Path:
     """Write ``frames`` (uint8 ``[T, H, W, 3|4]``) to a NEW file ``target`` (never overwritten).
@@ -164,7 +163,8 @@ def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: Vi
     Args:
         fps: frames per second (> 0). fmt: a key of :data:`FORMATS`.
         crf: quality for crf codecs (lower is better; clipped to the codec's range).
-        audio: sound to mux in; trimmed to the video's length.
+        audio: sound to mux in (in memory, or a file's decoded as it is written); trimmed to the
+            video's length.
         metadata: container tags (values that are not strings are stored as JSON).
         on_frame: called with the frame index after each frame (progress and cancel).
         bitexact: no random ids or version strings in the container, so the same frames give the
@@ -226,7 +226,7 @@ def check_decodes(path: Path, count: int) -> None:
 
 def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, int],
                       rate: Fraction, frames: Sequence[np.ndarray], crf: int,
-                      audio: AudioClip | None, metadata: dict[str, object],
+                      audio: AudioSource | None, metadata: dict[str, object],
                       on_frame: Callable[[int], None] | None, bitexact: bool = False) -> None:
     options = {"movflags": "use_metadata_tags"} if spec.extension in ("mp4", "mov") else {}
     if bitexact:
@@ -236,23 +236,26 @@ def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, i
         for key, value in metadata.items():
             container.metadata[key] = value if isinstance(value, str) else json.dumps(value)
         video = _add_video_stream(container, spec, pix_fmt, size, rate, crf)
-        pending: list[av.Packet] = []  # audio, muxed in step with the video frames
-        if audio is not None and audio.samples.shape[1] > 0:
-            audio = trim_audio(audio, len(frames) / float(rate))
+        packets: Iterator[av.Packet] = iter(())  # audio, encoded and muxed in step with the video
+        if audio is not None and audio.has_samples:
             sound = add_audio_stream(container, spec.audio_codec, audio, spec.audio_rate)
-            pending = encode_audio_packets(sound, audio)[::-1]  # popped from the end
+            packets = encode_audio_packets(sound, audio, len(frames) / float(rate))
+        upcoming = next(packets, None)
         for index, rgb in enumerate(frames):
             rgb = pad_to_even(rgb[None])[0] if spec.even_size else rgb
             container.mux(video.encode(_to_av_frame(rgb, spec, pix_fmt, index)))
-            while pending and packet_seconds(pending[-1]) < (index + 1) / rate:
-                container.mux(pending.pop())
+            while upcoming is not None and packet_seconds(upcoming) < (index + 1) / rate:
+                container.mux(upcoming)
+                upcoming = next(packets, None)
             if on_frame is not None:
                 on_frame(index)
         container.mux(video.encode(None))
-        container.mux(pending[::-1])
+        while upcoming is not None:
+            container.mux(upcoming)
+            upcoming = next(packets, None)
 
 
-def write_png_sequence(folder: Path, frames: Sequence[np.ndarray], *, audio: AudioClip | None,
+def write_png_sequence(folder: Path, frames: Sequence[np.ndarray], *, audio: AudioSource | None,
                        fps: float, on_frame: Callable[[int], None] | None = None) -> Path:
     """Write ``folder/00000.png ...`` (RGB or RGBA) into a NEW folder, plus ``audio.flac``.
 
@@ -269,9 +272,7 @@ def write_png_sequence(folder: Path, frames: Sequence[np.ndarray], *, audio: Aud
             handle.write(data.tobytes())
         if on_frame is not None:
             on_frame(index)
-    if audio is not None and audio.samples.shape[1] > 0:
-        clip = trim_audio(audio, len(frames) / fps)
+    if audio is not None and audio.has_samples:
         with open(folder / "audio.flac", "xb") as handle, av.open(handle, "w", format="flac") as out:
-            stream = add_audio_stream(out, "flac", clip)
-            encode_audio(out, stream, clip)
+            encode_audio(out, add_audio_stream(out, "flac", audio), audio, len(frames) / fps)
     return folder
