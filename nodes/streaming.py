@@ -25,7 +25,7 @@ from .ops import video_encode as ve
 from .ops.inpaint_runner import RunSettings
 from .ops.sam2_loader import SAM2Handle
 from .ops.sam2_prompts import PromptSet
-from .video_io import _new_target, preview_entries, resolve_source
+from .video_io import _new_target, preview_entries, resolve_source, workflow_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def check_models(prompts, sam2_model, inpaint_model, has_mask: bool) -> None:
                           "connect a SAM 2 Model Loader.")
 
 
-def removal_settings(engine, inpaint_model: InpaintModel, options: dict):
+def removal_settings(engine, inpaint_model: InpaintModel, options: dict, metadata: dict | None = None):
     """The engine's settings from the widgets (names as on Mask Dilate & Blur / ProPainter Inpaint)."""
     mask = engine.MaskOptions(grow=options["grow"], feather=options["feather"],
                               temporal_sigma=options["temporal_sigma"])
@@ -106,7 +106,7 @@ def removal_settings(engine, inpaint_model: InpaintModel, options: dict):
                           scale=options["scale"], long_side=options["long_side"],
                           segment_length=options["segment_length"],
                           half=inpaint_model.dtype != torch.float32)
-    output = engine.OutputOptions(format=options["format"], crf=options["crf"])
+    output = engine.OutputOptions(format=options["format"], crf=options["crf"], metadata=metadata or {})
     return engine.RemovalSettings(inpaint=inpaint, mask=mask, output=output)
 
 
@@ -193,11 +193,11 @@ class VanishRemoveObjectStreaming:
             "mask_path": ("STRING", {"default": "", "tooltip": "Instead of prompts: a mask video, image "
                                      "folder or ONE image (white = remove), resized to the clip."}),
             "mask": ("MASK", {"tooltip": "Instead of prompts: one mask for every frame, or one per frame."}),
-        }}
+        }, "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
 
     def remove(self, video: str, inpaint_model, filename_prefix: str, format: str, crf: int, path: str = "",
                core_video=None, prompts=None, sam2_model=None, mask_path: str = "", mask=None,
-               **options) -> dict:
+               prompt=None, extra_pnginfo=None, **options) -> dict:
         from . import engine
 
         options.update(format=format, crf=crf)
@@ -207,8 +207,8 @@ class VanishRemoveObjectStreaming:
             source, masks, temporary = open_inputs(engine, video, path, core_video, mask_path, mask)
             target, subfolder = _new_target(filename_prefix, (source.width, source.height),
                                             ve.FORMATS[format].extension, format == "png-sequence")
-            result = run_engine(engine, source, target, removal_settings(engine, inpaint_model, options),
-                                prompts, masks, sam2_model, inpaint_model)
+            settings = removal_settings(engine, inpaint_model, options, workflow_metadata(prompt, extra_pnginfo))
+            result = run_engine(engine, source, target, settings, prompts, masks, sam2_model, inpaint_model)
         except VanishError as error:  # the engine's errors, and Save Video's naming checks
             raise relabel(error) from error
         finally:

@@ -399,6 +399,13 @@ def check_fps(fps: object, video_info: vd.VideoInfo | None) -> float:
     return rate
 
 
+def workflow_metadata(prompt: object, extra_pnginfo: object) -> dict:
+    """The container tags Save Video writes: ComfyUI's ``prompt`` and ``workflow`` (when given),
+    so the saved file drops back into ComfyUI as the graph that made it."""
+    workflow = extra_pnginfo.get("workflow") if isinstance(extra_pnginfo, dict) else None
+    return {k: v for k, v in (("prompt", prompt), ("workflow", workflow)) if v is not None}
+
+
 def check_audio(audio: object) -> AudioClip | None:
     """Core AUDIO -> :class:`AudioClip` (first batch item); None for no/silent-marker audio."""
     if audio is None or (isinstance(audio, dict) and audio.get(SILENT_KEY)):
@@ -493,8 +500,7 @@ class VanishSaveVideo:
         clip = check_audio(audio)
         prefix = check_prefix(filename_prefix)
         progress = _comfy.Progress(len(frames8))
-        metadata = {k: v for k, v in (("prompt", prompt), ("workflow", (extra_pnginfo or {}).get(
-            "workflow"))) if v is not None}
+        metadata = workflow_metadata(prompt, extra_pnginfo)
         target, subfolder = write_new_file(
             prefix, format, frames8, rate, crf, clip, metadata,
             on_frame=lambda i: (_comfy.throw_if_interrupted(), progress.set(i + 1)))

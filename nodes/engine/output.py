@@ -140,7 +140,7 @@ def encode(frames: StitchedFrames, target: Path, fps: float, options: OutputOpti
         audio = AudioFileReader.open(audio_path)
     try:
         ve.encode_video(target, frames, fps, options.format, crf=options.crf, audio=audio,  # type: ignore[arg-type]
-                        on_frame=on_frame, bitexact=True)
+                        metadata=options.metadata, on_frame=on_frame, bitexact=True)
     except OSError as exc:
         remove_partial(target)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

@@ -189,12 +189,20 @@ def _composite(frames: torch.Tensor, soft: torch.Tensor, result: inpaint_runner.
     rows = torch.nonzero(touched.any(dim=1))[:, 0]
     cols = torch.nonzero(touched.any(dim=0))[:, 0]
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    out = np.empty((len(keep), y1 - y0, x1 - x0, 3), np.uint8)
-    crop = composite_ops.CropRegion(box.x, box.y, box.width, box.height)
+    # the original pixels, then each frame's blend inside the box of ITS soft mask only: outside
+    # it the composite is the original exactly (weight 0), and u8 -> IMAGE float -> u8 is exact
+    out = frames[keep.start:keep.stop, y0:y1, x0:x1].numpy().copy()
     for j, i in enumerate(keep):
-        original = frames[i, crop.rows(), crop.cols()].float() / 255.0  # [h, w, 3] the IMAGE values
-        blended = composite_ops.composite_frame(original, result.filled[j], soft[j, crop.rows(), crop.cols()])
-        out[j] = to_uint8(blended[y0 - box.y:y1 - box.y, x0 - box.x:x1 - box.x])
+        weight = soft[j, box.y:box.y + box.height, box.x:box.x + box.width]  # [h, w] crop coordinates
+        rows = torch.nonzero(weight.amax(dim=1) > 0)[:, 0]
+        if rows.numel() == 0:
+            continue
+        cols = torch.nonzero(weight.amax(dim=0) > 0)[:, 0]
+        a0, a1, b0, b1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        original = frames[i, box.y + a0:box.y + a1, box.x + b0:box.x + b1].float() / 255.0  # the IMAGE values
+        fill = result.filled[j][a0:a1, b0:b1]
+        blended = composite_ops.composite_frame(original, fill, weight[a0:a1, b0:b1])
+        out[j, box.y + a0 - y0:box.y + a1 - y0, box.x + b0 - x0:box.x + b1 - x0] = to_uint8(blended)
     return SegmentOutput(segment, (y0, y1, x0, x1), out, result.notes, processed)
 
 

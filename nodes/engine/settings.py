@@ -40,6 +40,9 @@ class OutputOptions:
     format: str = "h264-mp4"
     crf: int = 19
     audio: bool = True
+    #: container tags, as Save Video writes them (ComfyUI's ``prompt`` and ``workflow``, so the
+    #: file drops back into ComfyUI as its graph); values that are not strings are stored as JSON
+    metadata: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

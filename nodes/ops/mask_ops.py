@@ -106,6 +106,32 @@ def _shift(x: torch.Tensor, offset: int, dim: int) -> torch.Tensor:
     return out
 
 
+def on_support(masks: torch.Tensor, margin: int, operation: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``operation(masks)``, computed only on the box around the nonzero pixels.
+
+    For an operation whose value at a pixel depends only on the pixels within ``margin`` of it
+    and is 0 where they are all 0 (a dilation of that radius, a blur of that reach), the result
+    is the same as running it on the whole frame: the box is the nonzero pixels' bounding box
+    (over all of ``masks``' frames) grown by ``margin``, and everything outside it stays 0. An
+    object filling a small part of a 1080p frame then costs what its box costs.
+
+    Args:
+        masks: ``[T, H, W]``, values >= 0. margin: the operation's reach in pixels.
+    """
+    rows = torch.nonzero(masks.amax(dim=(0, 2)) > 0)[:, 0]
+    if rows.numel() == 0:
+        return operation(masks)  # nothing selected: cheap either way, and exactly what it gives
+    cols = torch.nonzero(masks.amax(dim=(0, 1)) > 0)[:, 0]
+    height, width = masks.shape[-2:]
+    y0, y1 = max(0, int(rows[0]) - margin), min(height, int(rows[-1]) + 1 + margin)
+    x0, x1 = max(0, int(cols[0]) - margin), min(width, int(cols[-1]) + 1 + margin)
+    if (y1 - y0) * (x1 - x0) > 0.7 * height * width:
+        return operation(masks)
+    out = torch.zeros_like(masks)
+    out[:, y0:y1, x0:x1] = operation(masks[:, y0:y1, x0:x1].contiguous())
+    return out
+
+
 def dilate(masks: torch.Tensor, radius: int, shape: MaskShape = "disk",
            check: CancelCheck | None = None) -> torch.Tensor:
     """Grey-level dilation: each pixel becomes the maximum over the structuring element.
@@ -125,6 +151,10 @@ def dilate(masks: torch.Tensor, radius: int, shape: MaskShape = "disk",
         return masks.clone()
     if masks.shape[0] > FRAME_CHUNK:  # bound the temporaries (a few [chunk, H, W] tensors)
         return torch.cat([dilate(part, radius, shape, check) for part in masks.split(FRAME_CHUNK)])
+    return on_support(masks, radius, lambda box: _dilate_box(box, radius, shape, check))
+
+
+def _dilate_box(masks: torch.Tensor, radius: int, shape: MaskShape, check: CancelCheck | None) -> torch.Tensor:
     widths = row_half_widths(radius, shape)
     rows_by_width: dict[int, list[int]] = {}
     for row, half in enumerate(widths):
@@ -233,10 +263,12 @@ def feather(masks: torch.Tensor, sigma: float, check: CancelCheck | None = None)
     """
     if sigma <= 0:
         return masks.clone()
+    reach = max(int(math.ceil(GAUSSIAN_TRUNCATE * sigma)), 1)  # the kernel's radius
     out = torch.empty_like(masks)
     for t in range(masks.shape[0]):
         _poll(check)
-        out[t: t + 1] = blur_along(blur_along(masks[t: t + 1], sigma, -1), sigma, -2)
+        out[t: t + 1] = on_support(masks[t: t + 1], reach,
+                                   lambda box: blur_along(blur_along(box, sigma, -1), sigma, -2))
     return snap_ends(out)
 
 

@@ -77,6 +77,18 @@ def test_path_input_writes_into_the_output_folder(comfy, clip):
     assert again != first and first.is_file()  # a new counter, the first file untouched
 
 
+def test_workflow_is_stored_in_the_file(comfy, clip):
+    import av
+
+    out = VanishRemoveObjectStreaming().remove(
+        "", _flow_fill(), path="scene/clip.mp4", mask_path="scene/mask.mkv",
+        prompt={"7": {"class_type": "VanishRemoveObjectStreaming"}}, extra_pnginfo={"workflow": {"nodes": [7]}},
+        **WIDGETS)
+    with av.open(_check_result(out, comfy)) as container:  # as Save Video stores it
+        assert "VanishRemoveObjectStreaming" in container.metadata["prompt"]
+        assert container.metadata["workflow"] == '{"nodes": [7]}'
+
+
 @pytest.mark.parametrize("kind", ["path", "bytes", "trimmed"])
 def test_core_video_input(comfy, clip, kind):
     video = {"path": StandInVideo(str(clip)), "bytes": StandInVideo(io.BytesIO(clip.read_bytes())),
