@@ -5,7 +5,7 @@ weights, at ``--threads`` threads, and prints for each stage its CPU seconds, th
 convolutions that take the most self CPU time, grouped by stage and (input, weight) shape, and
 the top operators overall. Profiling adds overhead; use the shares, not the absolute seconds.
 
-Usage: python bench/profile_core.py [--frames 8] [--threads 1] [--top 25] [--prepack]
+Usage: python bench/profile_core.py [--frames 8] [--threads 1] [--top 25] [--cpu-bf16]
 """
 from __future__ import annotations
 
@@ -55,22 +55,19 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--prepack", action="store_true", help="run with optimize_for_cpu(models)")
+    parser.add_argument("--cpu-bf16", action="store_true", help="the opt-in bfloat16 CPU mode")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     frames, masks = read_clip(args.frames)
     with tempfile.TemporaryDirectory() as folder:
         paths = {name: write_checkpoint(name, Path(folder)) for name in MANIFESTS}
         models = propainter_core.load_models(**paths)
-    if args.prepack:
-        from propainter_core.pipeline import optimize_for_cpu
-        models = optimize_for_cpu(models)
     label_stages()
     print(header("profile_core"))
     print(f"{args.frames} bmx-trees frames 432x240, {args.threads} thread(s), load {os.getloadavg()[0]:.1f}")
     start = time.process_time()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        propainter_core.inpaint(frames, masks, models)
+        propainter_core.inpaint(frames, masks, models, cpu_bf16=args.cpu_bf16)
     print(f"CPU {time.process_time() - start:.1f} s (with profiler), load {os.getloadavg()[0]:.1f}")
     events = prof.events()
     stage_total: dict[str, float] = defaultdict(float)
