@@ -237,10 +237,13 @@ def generate_and_composite(generator: nn.Module, propagated: Propagated, masks: 
             # No hole in the local frames: the generator's pixels would all be discarded below.
             composite = original[window.span]
         else:
+            # Local frames without a hole are not decoded: their pixels would be discarded below.
+            with_hole = holes[window.span].flatten(1).any(dim=1).tolist()
+            extra = {} if all(with_hole) else {"decode": with_hole}
             generated = generator(propagated.frames[:, ids],
                                   (flows.forward[:, local[:-1]], flows.backward[:, local[:-1]]),
                                   masks[:, ids], propagated.masks[:, ids], len(local),
-                                  features=encoded.take(step, ids))
+                                  features=encoded.take(step, ids), **extra)
             pixels = to_uint8_frames(generated.reshape(-1, *generated.shape[-3:])[:len(local)])
             composite = torch.where(holes[window.span], pixels, original[window.span])  # [L, h, w, 3]
             del generated
