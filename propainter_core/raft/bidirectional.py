@@ -49,8 +49,9 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
         max_pairs: Refine at most this many frame pairs in one batch. Default ``B * (T-1)``:
             one direction at a time, so the correlation volumes peak at the size the official
             wrapper reaches (``(H/8 * W/8)^2`` floats per pair: 0.8 GB at 1280x720). Larger
-            values batch both directions (no faster on CPU); smaller ones save memory.
-            Results do not depend on it.
+            values batch both directions (no faster on CPU); smaller ones save memory. The
+            pairs are split into batches of even size. Results do not depend on it (float
+            jitter aside).
     Returns:
         ``(flows_forward, flows_backward)``, each ``[B, T-1, 2, H, W]`` float32 in pixels
         (channel 0 = x, 1 = y): ``flows_forward[:, t]`` is the flow from frame t to t+1,
@@ -86,6 +87,7 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
     hidden1, context1 = pairs(hidden, first=True), pairs(context, first=True)
     count = features1.shape[0]
     step = batch * (time - 1) if max_pairs is None else int(max_pairs)
+    step = -(-count // -(-count // step))  # batches of even size: 22 pairs, at most 15 -> 11 + 11
     flows = torch.cat([
         raft.refine(features1[i:i + step], features2[i:i + step], hidden1[i:i + step],
                     context1[i:i + step], iters=iters)
