@@ -1,7 +1,7 @@
 """The InpaintGenerator: encoder, feature propagation, sparse transformer, decoder."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -90,7 +90,7 @@ class InpaintGenerator(nn.Module):
     def forward(self, masked_frames: Tensor, completed_flows: tuple[Tensor, Tensor], masks_in: Tensor,
                 masks_updated: Tensor, num_local_frames: int,
                 interpolation: Literal["bilinear", "nearest"] = "bilinear", t_dilation: int = 2, *,
-                features: Tensor | None = None) -> Tensor:
+                features: Tensor | None = None, decode: Sequence[bool] | None = None) -> Tensor:
         """Inpaint the local frames of one window.
 
         Args:
@@ -106,6 +106,9 @@ class InpaintGenerator(nn.Module):
             features: ``[B, T, C, H/4, W/4]`` the encoder's output for these frames, when the
                 caller already has it (:meth:`encode`; a frame's features depend only on that
                 frame and its two masks, so windows that share frames can share them).
+            decode: ``L`` flags (``B == 1``): decode only the local frames flagged; the others
+                come out 0. The pipeline clears the flag of frames without a hole, whose output it
+                discards (the decoder works per frame, so the decoded frames do not change).
 
         Returns:
             ``[B, L, 3, H, W]`` tanh output in -1..1 for the local frames (eval behaviour; the
@@ -143,9 +146,13 @@ class InpaintGenerator(nn.Module):
         del features
         # Frame by frame: the same numbers (convolutions are per sample) with a fraction of the
         # full-size activations alive at once.
-        output = local_feat.new_empty(batch * local, 3, height, width)
+        if decode is not None and (batch != 1 or len(decode) != local):
+            raise ValueError(f"InpaintGenerator: decode needs B == 1 and {local} flags, got B={batch} "
+                             f"and {len(decode)} flags")
+        output = local_feat.new_zeros(batch * local, 3, height, width)
         for index, frame in enumerate(local_feat.reshape(batch * local, 1, channels, h, w)):
-            output[index] = self.decoder(frame).tanh_()[0]
+            if decode is None or decode[index]:
+                output[index] = self.decoder(frame).tanh_()[0]
         return output.view(batch, local, 3, height, width)
 
     def encode(self, masked_frames: Tensor, masks_in: Tensor, masks_updated: Tensor) -> Tensor:

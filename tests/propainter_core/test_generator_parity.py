@@ -129,3 +129,28 @@ def test_every_parameter_gets_a_gradient(small_generator):
     missing = [n for n, p in small_generator.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     small_generator.zero_grad()
     assert missing == []
+
+
+def test_decode_flags_skip_frames_and_leave_the_others_unchanged(small_generator):
+    # The pipeline does not decode local frames without a hole (their pixels are discarded).
+    frames, flows, masks, updated = _small_clip(1, 4, 3)
+    with torch.no_grad():
+        full = small_generator(frames, flows, masks, updated, 3)
+        part = small_generator(frames, flows, masks, updated, 3, decode=[True, False, True])
+        with pytest.raises(ValueError, match="decode needs"):
+            small_generator(frames, flows, masks, updated, 3, decode=[True, False])
+    assert torch.equal(part[:, [0, 2]], full[:, [0, 2]])
+    assert torch.equal(part[:, 1], torch.zeros_like(part[:, 1])) and full[:, 1].abs().sum() > 0
+
+
+def test_feed_forward_in_groups_of_frames_is_bit_identical(small_generator, monkeypatch):
+    # Large clips run the feed-forward a few frames at a time (buffers under glibc's mmap
+    # threshold); a tiny budget forces groups of one frame here.
+    from propainter_core.generator import sparse_transformer
+
+    frames, flows, masks, updated = _small_clip(1, 5, 3)
+    with torch.no_grad():
+        whole = small_generator(frames, flows, masks, updated, 3)
+        monkeypatch.setattr(sparse_transformer, "FFN_BUFFER_BYTES", 1)
+        grouped = small_generator(frames, flows, masks, updated, 3)
+    assert torch.equal(grouped, whole)

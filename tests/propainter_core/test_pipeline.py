@@ -58,18 +58,23 @@ class StandInGenerator(nn.Module):
     def __init__(self):
         super().__init__()
         self.encoded_frames = 0
+        self.undecoded = 0
 
     def encode(self, frames, masks_in, masks_updated):  # per frame, like the real encoder
         self.encoded_frames += frames.shape[1]
         return torch.cat([frames, masks_in, masks_updated], dim=2) * 2
 
-    def forward(self, frames, flows, masks_in, masks_updated, num_local, *, features=None):
+    def forward(self, frames, flows, masks_in, masks_updated, num_local, *, features=None, decode=None):
         assert flows[0].shape[1] == num_local - 1
         if features is not None:  # the pipeline's cached features are these frames' own
             assert torch.equal(features, torch.cat([frames, masks_in, masks_updated], dim=2) * 2)
         context = frames.mean(dim=1, keepdim=True)  # references matter
-        return torch.tanh(frames[:, :num_local] * 0.7 + context * 0.6 + 0.3 * masks_updated[:, :num_local]
-                          - 0.2 * masks_in[:, :num_local] + 0.01 * flows[0].mean())
+        out = torch.tanh(frames[:, :num_local] * 0.7 + context * 0.6 + 0.3 * masks_updated[:, :num_local]
+                       - 0.2 * masks_in[:, :num_local] + 0.01 * flows[0].mean())
+        if decode is not None:  # like the real generator: frames not decoded come out 0
+            self.undecoded += decode.count(False)
+            out = out * torch.tensor(decode, dtype=out.dtype).view(1, -1, 1, 1, 1)
+        return out
 
 
 @pytest.fixture
@@ -322,5 +327,6 @@ def test_generator_encodes_each_frame_once_and_skips_windows_without_hole(models
     ours = run_inpaint(torch.from_numpy(frames), torch.from_numpy(masks), models, settings, segment_length=16)
     assert models.generator.encoded_frames == 16  # frames 1..15 (windows 2-4) plus reference 0
     assert calls == [11, 11, 6]  # windows at f = 5, 10, 15; the one at f = 0 is skipped
+    assert models.generator.undecoded == 7  # frames 0-5 (window f = 5) and 5 (window f = 10) have no hole
     monkeypatch.setattr(models.generator, "forward", forward)
     np.testing.assert_array_equal(ours.numpy(), official_like(frames, masks, models, settings))

@@ -116,3 +116,29 @@ def test_compiled_step_is_used_when_it_works(caplog):
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
     for ours, expected in zip(flows, eager):
         assert torch.equal(ours, expected)
+
+
+def test_raft_batches_keep_the_iteration_buffers_under_the_mmap_threshold(monkeypatch):
+    """A batch's correlation look-up (324 floats per 1/8-grid pixel and pair) stays under 32 MiB,
+    where glibc reuses freed memory instead of mapping fresh pages; the correlation budget still
+    rules at large sizes. The pairs are then split into batches of even size."""
+    from propainter_core.pipeline import stages
+
+    seen = []
+
+    def record(raft, frames, *, iters, max_pairs):
+        seen.append(max_pairs)
+        zeros = torch.zeros(1, frames.shape[1] - 1, 2, *frames.shape[-2:])
+        return zeros, zeros
+
+    monkeypatch.setattr(stages, "bidirectional_flow", record)
+    for height, width in ((240, 432), (128, 128), (720, 1280)):
+        stages.estimate_flows(torch.nn.Identity(), torch.zeros(1, 2, 3, height, width), 1, lambda: None)
+    assert seen == [15, 101, 1]  # 324 * 1620 * 4 B * 15 < 32 MiB; 128x128: 101; 1280x720: 1 (budget)
+
+    raft = build_raft().eval()
+    sizes = []
+    monkeypatch.setattr(raft, "refine", lambda f1, f2, h, c, *, iters: sizes.append(f1.shape[0])
+                        or torch.zeros(f1.shape[0], 2, 128, 128))
+    bidirectional_flow(raft, torch.zeros(1, 12, 3, 128, 128), iters=1, max_pairs=15)
+    assert sizes == [11, 11]  # 22 pairs, at most 15 per batch: two even batches, not 15 + 7
