@@ -205,8 +205,8 @@ def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettin
     stitched = StitchedFrames(copy.copy(clip), plan, get_output)
 
     def on_frame(index: int) -> None:
-        if index in wanted:
-            previews[index] = stitched[index]
+        if index in wanted:  # downscaled now: a view would keep its whole window of frames alive
+            previews[index] = preview_of([stitched[index]])[0]
         job.encoding(index)
 
     try:
@@ -225,7 +225,8 @@ def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettin
                           "check the folder and run again (finished segments are reused).") from exc
     job.report(job.total)
     return RemovalResult(output, frames, counts["run"], counts["reused"],
-                         preview_of([previews[i] for i in sorted(previews)]), None, notes)
+                         np.stack([previews[i] for i in sorted(previews)]) if previews
+                         else preview_of([]), None, notes)
 
 
 def _save(folder: Path, out: SegmentOutput) -> None:
