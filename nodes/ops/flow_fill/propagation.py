@@ -7,12 +7,13 @@ inverse temporal distance.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .numeric import sample
-from .flow_completion import PairFlows
+from .flow_completion import LAYER_GROW, PairFlows
 from .source_selection import consistent, hole_layer, safe_to_sample, source_pixels
 
 # Sources kept per direction and the least number of frames between two of them: a thing
@@ -21,6 +22,10 @@ CANDIDATES = 3
 CANDIDATE_GAP = 2
 # Candidates within this many levels (max over channels) of the medoid are averaged.
 AGREE = 24.0
+# Whether a hole pixel hides the moving layer is read where its trace lands this many px away
+# from the hole or more: next to the hole the flow, and so the layers, are disturbed by it.
+LANDING_DEPTH = 6
+_DEEP = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LANDING_DEPTH + 1, 2 * LANDING_DEPTH + 1))
 
 
 @dataclass
@@ -38,6 +43,32 @@ class Window:
     moving: np.ndarray   # [n, H, W] bool, pixels that move on their own (see source_selection)
     forward: np.ndarray  # [n-1, H, W, 2]
     backward: np.ndarray  # [n-1, H, W, 2]
+    # The same flows with the moving layer's own motion inside the hole (see
+    # flow_completion.complete_own_flow); None: no moving layer anywhere, the flows above.
+    own_forward: np.ndarray | None = None  # [n-1, H, W, 2]
+    own_backward: np.ndarray | None = None  # [n-1, H, W, 2]
+
+    _core: np.ndarray | None = field(default=None, repr=False)
+    _deep: np.ndarray | None = field(default=None, repr=False)
+
+    def deep_known(self) -> np.ndarray:
+        """``[n, H, W]`` bool: known pixels at least :data:`LANDING_DEPTH` px from the hole."""
+        if self._deep is None:
+            self._deep = np.stack([cv2.erode(k.astype(np.uint8), _DEEP).astype(bool) for k in self.safe_all])
+        return self._deep
+
+    def moving_core(self) -> np.ndarray:
+        """``[n, H, W]`` bool: the moving pixels without the margin grown for shadow and blur."""
+        if self._core is None:
+            self._core = np.stack([cv2.erode(m.astype(np.uint8), LAYER_GROW).astype(bool) for m in self.moving])
+        return self._core
+
+    def flows(self, direction: int, own: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The flows a step in ``direction`` (+1/-1) follows and its check, ``own``: the moving layer's."""
+        forward, backward = self.forward, self.backward
+        if own and self.own_forward is not None:
+            forward, backward = self.own_forward, self.own_backward
+        return (forward, backward) if direction > 0 else (backward, forward)
 
 
 def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlows], first: int,
@@ -56,6 +87,13 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
         for p in pairs:
             moving[p - first] |= flows[p].moving_first
             moving[p - first + 1] |= flows[p].moving_second
+    has_own = exclude_moving and any(flows[p].own_forward is not None or flows[p].own_backward is not None
+                                     for p in pairs)
+
+    def own(p: int, which: int) -> np.ndarray:
+        flow = flows[p][4 + which]
+        return flows[p][which] if flow is None else flow
+
     return Window(
         start=first,
         frames=frames[first:last].astype(np.float32),
@@ -64,6 +102,8 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
         moving=moving,
         forward=np.stack([flows[p][0] for p in pairs]) if len(pairs) else empty,
         backward=np.stack([flows[p][1] for p in pairs]) if len(pairs) else empty,
+        own_forward=np.stack([own(p, 0) for p in pairs]) if has_own else None,
+        own_backward=np.stack([own(p, 1) for p in pairs]) if has_own else None,
     )
 
 
@@ -90,16 +130,19 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
     active = np.arange(k)
     layer = np.zeros(k, bool) if in_moving_layer is None else in_moving_layer
     py, px = ys.astype(np.float32), xs.astype(np.float32)
-    step_flow, check_flow = (win.forward, win.backward) if direction > 0 else (win.backward, win.forward)
+    step_flow, check_flow = win.flows(direction, own=False)
+    own_step, own_check = win.flows(direction, own=True)
     for step in range(1, max_steps + 1):
         src = local + (step - 1) * direction
         dst = src + direction
         if dst < 0 or dst >= n or active.size == 0:
             break
         pair = src if direction > 0 else dst  # flow index of the pair (src, dst)
-        motion = sample(step_flow[pair], py, px)
+        # Pixels of the moving layer follow its own motion, the others the background's.
+        mine = layer[active] if own_step is not step_flow else np.zeros(active.size, bool)
+        motion = _sample_either(step_flow[pair], own_step[pair], mine, py, px)
         ny, nx = py + motion[:, 1], px + motion[:, 0]
-        back = sample(check_flow[pair], ny, nx)
+        back = _sample_either(check_flow[pair], own_check[pair], mine, ny, nx)
         inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
         alive = inside & consistent(motion, back)
         cy = np.clip(ny, 0, h - 1).astype(np.int64)  # floor for in-frame points
@@ -115,6 +158,76 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
         keep = alive & (count[active] < candidates)
         active, py, px = active[keep], ny[keep], nx[keep]
     return colour, distance
+
+
+def _sample_either(flow: np.ndarray, own: np.ndarray, mine: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Samples ``[K, 2]`` of ``flow`` at ``(y, x)``, of ``own`` where ``mine [K]`` is set."""
+    out = sample(flow, y, x)
+    if mine.any():
+        out[mine] = sample(own, y[mine], x[mine])
+    return out
+
+
+def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, max_steps: int) -> np.ndarray:
+    """``[K]`` bool: the hole pixels ``(ys, xs)`` of window frame ``local`` that hide the moving layer.
+
+    A hole may lie partly over a thing that moves on its own (a swan's neck, a camel's back) and
+    partly over the background. Each hole pixel is traced along that thing's own motion (the
+    moving layer's flow continued into the hole) to the first frame before and after where it
+    is known: if the thing moves rigidly enough, a pixel of it lands on it again, a pixel of the
+    background beside it lands on the background (the thing keeps its shape while it moves).
+    A pixel is taken as the moving layer's where more of those landings are on the moving layer
+    (the core of it, without the margin grown for shadow and blur) than on the still background.
+    """
+    k = ys.size
+    if win.own_forward is None or k == 0:
+        return np.zeros(k, bool)
+    core = win.moving_core()
+    votes = np.zeros(k, np.int64)
+    everywhere = np.ones(k, bool)
+    for direction in (+1, -1):
+        landed_y, landed_x, landed_at = _first_landing(win, local, ys, xs, direction, max_steps, everywhere)
+        found = landed_at >= 0
+        on_thing = np.zeros(k, bool)
+        on_thing[found] = core[landed_at[found], landed_y[found], landed_x[found]]
+        votes += np.where(found, np.where(on_thing, 1, -1), 0)
+    return votes > 0
+
+
+def _first_landing(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int, max_steps: int,
+                   own: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where pixels traced along the flows (``own [K]``: the moving layer's) first reach a known pixel.
+
+    Returns rounded positions ``[K]`` y, x and the window frame ``[K]`` (-1: none reached).
+    """
+    n, h, w = win.frames.shape[:3]
+    k = ys.size
+    out_y, out_x, out_t = np.zeros(k, np.int64), np.zeros(k, np.int64), np.full(k, -1, np.int64)
+    active = np.arange(k)
+    py, px = ys.astype(np.float32), xs.astype(np.float32)
+    step_flow, check_flow = win.flows(direction, own=False)
+    own_step, own_check = win.flows(direction, own=True)
+    deep = win.deep_known()
+    for step in range(1, max_steps + 1):
+        src = local + (step - 1) * direction
+        dst = src + direction
+        if dst < 0 or dst >= n or active.size == 0:
+            break
+        pair = src if direction > 0 else dst
+        mine = own[active]
+        motion = _sample_either(step_flow[pair], own_step[pair], mine, py, px)
+        ny, nx = py + motion[:, 1], px + motion[:, 0]
+        back = _sample_either(check_flow[pair], own_check[pair], mine, ny, nx)
+        inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
+        alive = inside & consistent(motion, back)
+        cy = np.clip(np.rint(ny), 0, h - 1).astype(np.int64)
+        cx = np.clip(np.rint(nx), 0, w - 1).astype(np.int64)
+        found = alive & deep[dst][cy, cx]
+        who = active[found]
+        out_y[who], out_x[who], out_t[who] = cy[found], cx[found], dst
+        keep = alive & ~found
+        active, py, px = active[keep], ny[keep], nx[keep]
+    return out_y, out_x, out_t
 
 
 def choose_sources(colours: np.ndarray, distances: np.ndarray,
@@ -148,9 +261,12 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray,
     return values.astype(np.float32), reached, w.argmax(1)
 
 
-def propagate(win: Window, local: int, hole: np.ndarray,
-              max_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int,
+              layer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bidirectional propagation into ``hole [H, W]`` of window frame ``local``.
+
+    ``layer [H, W]`` bool: the hole pixels that hide the moving layer (they follow its own
+    motion and may take its pixels as sources); None: :func:`hole_layer`'s.
 
     Returns:
         values ``[K, 3]``, a bool ``[K]`` saying which of the ``K`` hole pixels (in ``np.nonzero``
@@ -158,7 +274,7 @@ def propagate(win: Window, local: int, hole: np.ndarray,
         candidate that weighs most; negative: earlier frames; 0: none).
     """
     ys, xs = np.nonzero(hole)
-    layer = hole_layer(win.moving[local], hole)[ys, xs]
+    layer = (hole_layer(win.moving[local], hole) if layer is None else layer)[ys, xs]
     col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer)
     col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer)
     values, reached, main = choose_sources(np.concatenate([col_f, col_b], 1),
