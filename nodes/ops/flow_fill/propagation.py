@@ -109,13 +109,14 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
 
 def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int,
           max_steps: int, candidates: int = 1, gap: int = 1,
-          in_moving_layer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+          in_moving_layer: np.ndarray | None = None, follow_own: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Follow hole pixels of window frame ``local`` along the flow until they reach known pixels.
 
     The first ``candidates`` sources on the path are kept, at least ``gap`` frames apart (a
     pixel goes on being traced after its first source, so that a thing passing over that spot
     for a few frames can be outvoted by the background seen before or after it). Pixels of the
-    background take no moving pixel as a source; those ``in_moving_layer [K]`` (bool) may.
+    background take no moving pixel as a source; those ``in_moving_layer [K]`` (bool) may, and
+    with ``follow_own`` they follow the moving layer's own motion (see :class:`Window`).
 
     Returns:
         colours ``[K, C, 3]`` float32 and temporal distances ``[K, C]`` (``inf`` where none),
@@ -139,7 +140,7 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
             break
         pair = src if direction > 0 else dst  # flow index of the pair (src, dst)
         # Pixels of the moving layer follow its own motion, the others the background's.
-        mine = layer[active] if own_step is not step_flow else np.zeros(active.size, bool)
+        mine = layer[active] if follow_own and own_step is not step_flow else np.zeros(active.size, bool)
         motion = _sample_either(step_flow[pair], own_step[pair], mine, py, px)
         ny, nx = py + motion[:, 1], px + motion[:, 0]
         back = _sample_either(check_flow[pair], own_check[pair], mine, ny, nx)
@@ -277,6 +278,14 @@ def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int,
     layer = (hole_layer(win.moving[local], hole) if layer is None else layer)[ys, xs]
     col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer)
     col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer)
+    # A moving thing's own motion may lead nowhere (it leaves the frame, its flow is inconsistent
+    # where it deforms): those of its pixels are traced along the background's motion instead.
+    lost = layer & ~np.isfinite(np.concatenate([dist_f, dist_b], 1)).any(1)
+    if lost.any() and win.own_forward is not None:
+        again = np.ones(int(lost.sum()), bool)
+        for direction, colours, distances in ((+1, col_f, dist_f), (-1, col_b, dist_b)):
+            colours[lost], distances[lost] = trace(win, local, ys[lost], xs[lost], direction, max_steps,
+                                                   CANDIDATES, CANDIDATE_GAP, again, follow_own=False)
     values, reached, main = choose_sources(np.concatenate([col_f, col_b], 1),
                                            np.concatenate([dist_f, dist_b], 1), AGREE)
     distance = np.concatenate([dist_f, -dist_b], 1)[np.arange(ys.size), main]
