@@ -130,9 +130,12 @@ def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, un
     Returns:
         ``[H, W, 2]`` float32, or None when there is no moving layer to follow.
     """
-    fixed = moving & ~hole
+    # The core of the layer, without the margin grown for shadow and blur (that margin is
+    # background, still, and would slow the thing's motion down in the membrane).
+    core = cv2.erode(moving.astype(np.uint8), LAYER_GROW).astype(bool)
+    fixed = core & ~hole
     if fixed.sum() < _MIN_OWN_PIXELS and unmeasured is not None:
-        fixed = moving & ~unmeasured
+        fixed = core & ~unmeasured
     if fixed.sum() < _MIN_OWN_PIXELS or not hole.any():
         return None
     ys, xs = np.nonzero(hole | fixed)

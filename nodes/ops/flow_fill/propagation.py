@@ -22,6 +22,9 @@ CANDIDATES = 3
 CANDIDATE_GAP = 2
 # Candidates within this many levels (max over channels) of the medoid are averaged.
 AGREE = 24.0
+# Agreeing candidates are weighted by 1 / distance ** this: the nearer source in time is the
+# more exact one (each step of a trace through the hole adds the completed flow's error).
+DISTANCE_POWER = 2.0
 # Whether a hole pixel hides the moving layer is read where its trace lands this many px away
 # from the hole or more: next to the hole the flow, and so the layers, are disturbed by it.
 LANDING_DEPTH = 6
@@ -186,20 +189,27 @@ def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray,
     core = win.moving_core()
     votes = np.zeros(k, np.int64)
     everywhere = np.ones(k, bool)
+    unsure = np.zeros(k, bool)
     for direction in (+1, -1):
-        landed_y, landed_x, landed_at = _first_landing(win, local, ys, xs, direction, max_steps, everywhere)
+        landed_y, landed_x, landed_at, unfinished = _first_landing(win, local, ys, xs, direction, max_steps,
+                                                                   everywhere)
         found = landed_at >= 0
         on_thing = np.zeros(k, bool)
         on_thing[found] = core[landed_at[found], landed_y[found], landed_x[found]]
         votes += np.where(found, np.where(on_thing, 1, -1), 0)
-    return votes > 0
+        unsure |= unfinished
+    # A trace still inside the hole when the frames run out has not voted yet: near the clip's
+    # ends a thing that the hole travels along with (its shadow's place) would otherwise win on
+    # one vote. Those pixels need both.
+    return np.where(unsure, votes >= 2, votes >= 1)
 
 
 def _first_landing(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int, max_steps: int,
                    own: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where pixels traced along the flows (``own [K]``: the moving layer's) first reach a known pixel.
 
-    Returns rounded positions ``[K]`` y, x and the window frame ``[K]`` (-1: none reached).
+    Returns rounded positions ``[K]`` y, x, the window frame ``[K]`` (-1: none reached) and
+    ``[K]`` bool: still being traced when the window or ``max_steps`` ran out.
     """
     n, h, w = win.frames.shape[:3]
     k = ys.size
@@ -228,7 +238,9 @@ def _first_landing(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, dire
         out_y[who], out_x[who], out_t[who] = cy[found], cx[found], dst
         keep = alive & ~found
         active, py, px = active[keep], ny[keep], nx[keep]
-    return out_y, out_x, out_t
+    unfinished = np.zeros(k, bool)
+    unfinished[active] = True
+    return out_y, out_x, out_t, unfinished
 
 
 def choose_sources(colours: np.ndarray, distances: np.ndarray,
@@ -238,7 +250,7 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray,
     The background behind a hole is what most frames show there; a thing that moves over that
     spot (a passing car, its shadow, a limb) shows in a few of them. The medoid (the candidate
     nearest to all others, L1 over the channels) is the background's vote; the candidates within
-    ``agree`` levels (max over channels) of it are averaged, weighted by inverse temporal
+    ``agree`` levels (max over channels) of it are averaged, weighted by inverse squared temporal
     distance. With two disagreeing candidates the nearer one wins.
 
     Args:
@@ -249,7 +261,7 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray,
     """
     valid = np.isfinite(distances)  # [K, C]
     reached = valid.any(1)
-    weight = np.where(valid, 1.0 / np.where(valid, distances, 1.0), 0.0).astype(np.float32)
+    weight = np.where(valid, 1.0 / np.where(valid, distances, 1.0) ** DISTANCE_POWER, 0.0).astype(np.float32)
     # Pairwise L1 distances between candidates: [K, C, C].
     pair = np.abs(colours[:, :, None, :] - colours[:, None, :, :]).sum(-1)
     score = (pair * valid[:, None, :]).sum(-1)  # [K, C]
