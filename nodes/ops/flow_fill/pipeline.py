@@ -39,9 +39,17 @@ def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray |
     frame = win.frames[local].copy()  # [H, W, 3] float32
     ys, xs = np.nonzero(hole)
     if ys.size:
-        layer = hole_layer(win.moving[local], hole)
-        layer[ys, xs] |= moving_layer_pixels(win, local, ys, xs, settings.max_propagation)
-        values, reached, offset = propagate(win, local, hole, settings.max_propagation, layer)
+        # Which hole pixels hide the moving layer: each pixel's own evidence (where its trace along
+        # the layer's motion lands), else the majority of the ring around its part of the hole.
+        # The layer's pixels may be their sources; those not shown to be background follow its
+        # own motion (a part whose ring is the thing but which lands on the background is, for
+        # instance, the shadow's place beside it: its flow is the background's).
+        evidence = np.zeros(hole.shape, np.int8)
+        evidence[ys, xs] = moving_layer_pixels(win, local, ys, xs, settings.max_propagation)
+        ring_layer = hole_layer(win.moving[local], hole)
+        layer = ring_layer | (evidence > 0)
+        follow = (evidence > 0) | (ring_layer & (evidence == 0))
+        values, reached, offset = propagate(win, local, hole, settings.max_propagation, layer, follow)
         check_cancel(should_cancel)
         frame[ys[reached], xs[reached]] = values[reached]
         regions = np.zeros(hole.shape, np.int16)
@@ -50,8 +58,8 @@ def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray |
         to_previous = None
         if local > 0:  # hidden parts of the moving layer are carried along its own motion
             to_previous = win.flows(-1, own=False)[0][local - 1]
-            if layer.any() and win.own_backward is not None:
-                to_previous = np.where(layer[..., None], win.own_backward[local - 1], to_previous)
+            if follow.any() and win.own_backward is not None:
+                to_previous = np.where(follow[..., None], win.own_backward[local - 1], to_previous)
         # Moving pixels beside the background part of the hole are not drawn from; beside a part
         # of the hole that belongs to the moving thing itself, they are its surroundings.
         own = cv2.dilate(layer.astype(np.uint8), _NEAR).astype(bool)

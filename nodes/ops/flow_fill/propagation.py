@@ -112,14 +112,15 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
 
 def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int,
           max_steps: int, candidates: int = 1, gap: int = 1,
-          in_moving_layer: np.ndarray | None = None, follow_own: bool = True) -> tuple[np.ndarray, np.ndarray]:
+          in_moving_layer: np.ndarray | None = None, follow_own: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Follow hole pixels of window frame ``local`` along the flow until they reach known pixels.
 
     The first ``candidates`` sources on the path are kept, at least ``gap`` frames apart (a
     pixel goes on being traced after its first source, so that a thing passing over that spot
     for a few frames can be outvoted by the background seen before or after it). Pixels of the
     background take no moving pixel as a source; those ``in_moving_layer [K]`` (bool) may, and
-    with ``follow_own`` they follow the moving layer's own motion (see :class:`Window`).
+    those of them also in ``follow_own`` (bool, or ``[K]`` bool) follow the moving layer's own
+    motion (see :class:`Window`).
 
     Returns:
         colours ``[K, C, 3]`` float32 and temporal distances ``[K, C]`` (``inf`` where none),
@@ -133,6 +134,7 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
     last = np.full(k, -gap, np.int64)
     active = np.arange(k)
     layer = np.zeros(k, bool) if in_moving_layer is None else in_moving_layer
+    follow = np.broadcast_to(np.asarray(follow_own, bool), (k,))
     py, px = ys.astype(np.float32), xs.astype(np.float32)
     step_flow, check_flow = win.flows(direction, own=False)
     own_step, own_check = win.flows(direction, own=True)
@@ -143,7 +145,7 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
             break
         pair = src if direction > 0 else dst  # flow index of the pair (src, dst)
         # Pixels of the moving layer follow its own motion, the others the background's.
-        mine = layer[active] if follow_own and own_step is not step_flow else np.zeros(active.size, bool)
+        mine = (layer & follow)[active] if own_step is not step_flow else np.zeros(active.size, bool)
         motion = _sample_either(step_flow[pair], own_step[pair], mine, py, px)
         ny, nx = py + motion[:, 1], px + motion[:, 0]
         back = _sample_either(check_flow[pair], own_check[pair], mine, ny, nx)
@@ -173,7 +175,9 @@ def _sample_either(flow: np.ndarray, own: np.ndarray, mine: np.ndarray, y: np.nd
 
 
 def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, max_steps: int) -> np.ndarray:
-    """``[K]`` bool: the hole pixels ``(ys, xs)`` of window frame ``local`` that hide the moving layer.
+    """``[K]`` int8: whether the hole pixels ``(ys, xs)`` of window frame ``local`` hide the moving layer.
+
+    1: they do, -1: they hide the background, 0: no evidence either way.
 
     A hole may lie partly over a thing that moves on its own (a swan's neck, a camel's back) and
     partly over the background. Each hole pixel is traced along that thing's own motion (the
@@ -181,11 +185,12 @@ def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray,
     is known: if the thing moves rigidly enough, a pixel of it lands on it again, a pixel of the
     background beside it lands on the background (the thing keeps its shape while it moves).
     A pixel is taken as the moving layer's where more of those landings are on the moving layer
-    (the core of it, without the margin grown for shadow and blur) than on the still background.
+    (the core of it, without the margin grown for shadow and blur) than on the still background,
+    as the background's where fewer.
     """
     k = ys.size
     if win.own_forward is None or k == 0:
-        return np.zeros(k, bool)
+        return np.zeros(k, np.int8)
     core = win.moving_core()
     votes = np.zeros(k, np.int64)
     everywhere = np.ones(k, bool)
@@ -201,7 +206,7 @@ def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray,
     # A trace still inside the hole when the frames run out has not voted yet: near the clip's
     # ends a thing that the hole travels along with (its shadow's place) would otherwise win on
     # one vote. Those pixels need both.
-    return np.where(unsure, votes >= 2, votes >= 1)
+    return np.where(np.where(unsure, votes >= 2, votes >= 1), 1, np.where(votes < 0, -1, 0)).astype(np.int8)
 
 
 def _first_landing(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int, max_steps: int,
@@ -274,12 +279,13 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray,
     return values.astype(np.float32), reached, w.argmax(1)
 
 
-def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int,
-              layer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int, layer: np.ndarray | None = None,
+              follow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bidirectional propagation into ``hole [H, W]`` of window frame ``local``.
 
-    ``layer [H, W]`` bool: the hole pixels that hide the moving layer (they follow its own
-    motion and may take its pixels as sources); None: :func:`hole_layer`'s.
+    ``layer [H, W]`` bool: the hole pixels that belong to the moving layer (they may take its
+    pixels as sources); None: :func:`hole_layer`'s. ``follow [H, W]`` bool: those of them that
+    follow its own motion (see :func:`moving_layer_pixels`); None: all of ``layer``.
 
     Returns:
         values ``[K, 3]``, a bool ``[K]`` saying which of the ``K`` hole pixels (in ``np.nonzero``
@@ -288,11 +294,12 @@ def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int,
     """
     ys, xs = np.nonzero(hole)
     layer = (hole_layer(win.moving[local], hole) if layer is None else layer)[ys, xs]
-    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer)
-    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer)
+    follow = layer if follow is None else follow[ys, xs]
+    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow)
+    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow)
     # A moving thing's own motion may lead nowhere (it leaves the frame, its flow is inconsistent
     # where it deforms): those of its pixels are traced along the background's motion instead.
-    lost = layer & ~np.isfinite(np.concatenate([dist_f, dist_b], 1)).any(1)
+    lost = layer & follow & ~np.isfinite(np.concatenate([dist_f, dist_b], 1)).any(1)
     if lost.any() and win.own_forward is not None:
         again = np.ones(int(lost.sum()), bool)
         for direction, colours, distances in ((+1, col_f, dist_f), (-1, col_b, dist_b)):

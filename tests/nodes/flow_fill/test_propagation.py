@@ -66,8 +66,9 @@ def test_hole_pixels_over_the_moving_block_are_its_layer_those_beside_it_are_not
     layer = moving_layer_pixels(win, 4, ys, xs, max_steps=10)
     over_block = (ys >= 12) & (ys < 28) & (xs <= 40)  # away from its outline by a pixel or two
     beside = (xs >= 44) | (ys < 8) | (ys >= 32)
-    assert layer[over_block].mean() > 0.95
-    assert not layer[beside].any()
+    assert (layer[over_block] == 1).mean() > 0.95
+    assert not (layer[beside] == 1).any()
+    assert (layer[(xs >= 44) & (ys >= 12) & (ys < 28)] == -1).all()  # landed on the background: shown to be it
 
 
 def test_a_layer_pixel_follows_the_things_own_motion_to_its_source():
@@ -84,6 +85,6 @@ def test_a_trace_still_in_the_hole_when_the_frames_run_out_needs_both_votes():
     """One vote on the thing is not enough where the other direction is unfinished (clip's end)."""
     win = _block_entering_a_hole()
     ys, xs = np.array([20]), np.array([38])
-    assert moving_layer_pixels(win, 4, ys, xs, max_steps=10)[0]
+    assert moving_layer_pixels(win, 4, ys, xs, max_steps=10)[0] == 1
     # Only 2 frames of tracing forward: that direction stays inside the hole, unfinished.
-    assert not moving_layer_pixels(win, 4, ys, xs, max_steps=2)[0]
+    assert moving_layer_pixels(win, 4, ys, xs, max_steps=2)[0] == 0
