@@ -5,10 +5,12 @@ networks, so object removal works without a GPU and without model files. One mod
 
 1. :mod:`.flow_completion` — OpenCV DIS flow between neighbouring frames, both directions
    (instead of RAFT); inside the hole the flow is replaced by the camera's motion around it
-   (instead of the flow-completion network).
+   (instead of the flow-completion network), and, where a thing moves on its own beside the
+   hole, its own motion is continued into the hole too (for the hole pixels that hide it).
 2. :mod:`.source_selection` — which pixel of another frame may stand in for a hole pixel.
 3. :mod:`.propagation` — every hole pixel is traced along the completed flow, forward and
-   backward, until it lands on a usable source.
+   backward, until it lands on a usable source; pixels whose trace along the moving thing's
+   own motion lands on that thing again are its hidden part, and follow that motion.
 4. :mod:`.spatial_fill` — what no frame reveals is filled once and carried along the flow.
 5. :mod:`.blending` — the fill is steadied along the motion and meets the frame without a seam.
 

@@ -29,7 +29,7 @@ _COMPLETION_MARGIN = 24
 # Motion layers: outliers of the camera's motion are opened with this (specks of noisy flow go)
 # and grown by this (the object's shadow and motion blur follow it).
 _LAYER_OPEN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-_LAYER_GROW = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+LAYER_GROW = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
 
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                 "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -111,6 +111,47 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     return out, moving
 
 
+def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, unmeasured: np.ndarray | None = None,
+                      relax_iterations: int = 40) -> np.ndarray | None:
+    """The moving layer's own motion continued into ``hole``: the flow a hidden part of it follows.
+
+    :func:`complete_flow` gives the hole the background's motion, right for what the hole hides
+    of the background but not for a hidden part of a thing that moves on its own (a hole over
+    a swan's neck, a walking camel's back): traced along the camera, such a pixel lands on the
+    background. Here the measured flow of the ``moving`` pixels outside ``hole`` (its real
+    motion, not replaced) is interpolated into the hole by a membrane, so each hole pixel takes
+    the motion of the moving thing nearest to it. Known pixels keep their measured flow.
+
+    Args:
+        flow: ``[H, W, 2]`` float32 measured flow. hole: ``[H, W]`` bool, the region whose flow
+            is unreliable. moving: ``[H, W]`` bool (see :func:`moving_layer`). unmeasured:
+            ``[H, W]`` bool, the hole proper; moving pixels in ``hole`` but outside it are used
+            when too few lie outside ``hole`` (a thin thing wholly inside the region).
+    Returns:
+        ``[H, W, 2]`` float32, or None when there is no moving layer to follow.
+    """
+    # The core of the layer, without the margin grown for shadow and blur (that margin is
+    # background, still, and would slow the thing's motion down in the membrane).
+    core = cv2.erode(moving.astype(np.uint8), LAYER_GROW).astype(bool)
+    fixed = core & ~hole
+    if fixed.sum() < _MIN_OWN_PIXELS and unmeasured is not None:
+        fixed = core & ~unmeasured
+    if fixed.sum() < _MIN_OWN_PIXELS or not hole.any():
+        return None
+    ys, xs = np.nonzero(hole | fixed)
+    h, w = hole.shape
+    y0, y1, x0, x1 = max(0, ys.min() - 1), min(h, ys.max() + 2), max(0, xs.min() - 1), min(w, xs.max() + 2)
+    box_fixed, box_hole = fixed[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+    filled = membrane(flow[y0:y1, x0:x1], box_fixed, box_hole, relax_iterations)
+    out = flow.copy()
+    out[y0:y1, x0:x1] = np.where(box_hole[..., None], filled, flow[y0:y1, x0:x1])
+    return out
+
+
+# The moving layer's own flow is completed only from at least this many of its pixels.
+_MIN_OWN_PIXELS = 24
+
+
 def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int, int],
                  unmeasured: np.ndarray | None = None) -> np.ndarray:
     """``[H, W]`` bool: the blobs inside ``box`` whose flow the camera's ``matrix`` does not explain.
@@ -127,7 +168,7 @@ def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int,
     if unmeasured is not None:
         outlier &= ~unmeasured[y0:y1, x0:x1]
     blob = cv2.morphologyEx(outlier.astype(np.uint8), cv2.MORPH_OPEN, _LAYER_OPEN)
-    blob = cv2.dilate(blob, _LAYER_GROW)
+    blob = cv2.dilate(blob, LAYER_GROW)
     moving = np.zeros(flow.shape[:2], bool)
     moving[y0:y1, x0:x1] = blob.astype(bool)
     return moving
@@ -188,13 +229,17 @@ class PairFlows(NamedTuple):
 
     ``forward`` ``[H, W, 2]`` maps frame i to i+1, ``backward`` i+1 to i; ``moving_first`` and
     ``moving_second`` ``[H, W]`` bool are the pixels of frames i and i+1 that move on their own
-    (see :func:`moving_layer`).
+    (see :func:`moving_layer`). ``own_forward`` and ``own_backward`` are the same flows with the
+    moving layer's own motion continued into the hole (:func:`complete_own_flow`), None where
+    there is no moving layer: the flows a hidden part of that thing follows.
     """
 
     forward: np.ndarray
     backward: np.ndarray
     moving_first: np.ndarray
     moving_second: np.ndarray
+    own_forward: np.ndarray | None = None
+    own_backward: np.ndarray | None = None
 
 
 def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarray], pair: int,
@@ -210,9 +255,11 @@ def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarra
     second = smooth_over(gray(pair + 1), second_hole)
     region = dilate_holes(raw(pair) | raw(pair + 1), settings.flow_mask_dilation)
     check_cancel(should_cancel)
-    forward, moving_first = complete_flow_and_layers(dis_flow(first, second, settings.flow_preset), region,
-                                                     first_hole)
+    measured = dis_flow(first, second, settings.flow_preset)
+    forward, moving_first = complete_flow_and_layers(measured, region, first_hole)
+    own_forward = complete_own_flow(measured, region, moving_first, first_hole)
     check_cancel(should_cancel)
-    backward, moving_second = complete_flow_and_layers(dis_flow(second, first, settings.flow_preset), region,
-                                                       second_hole)
-    return PairFlows(forward, backward, moving_first, moving_second)
+    measured = dis_flow(second, first, settings.flow_preset)
+    backward, moving_second = complete_flow_and_layers(measured, region, second_hole)
+    own_backward = complete_own_flow(measured, region, moving_second, second_hole)
+    return PairFlows(forward, backward, moving_first, moving_second, own_forward, own_backward)

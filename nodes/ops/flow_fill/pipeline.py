@@ -16,7 +16,7 @@ import numpy as np
 
 from .blending import OWN_WEIGHT, blend_with_previous, match_boundary, remove_seams
 from .flow_completion import pair_flows
-from .propagation import Window, make_window, propagate
+from .propagation import Window, make_window, moving_layer_pixels, propagate
 from .source_selection import hole_layer
 from .settings import FlowFillSettings, check_cancel, dilate_holes
 from .spatial_fill import carry_and_fill
@@ -39,21 +39,35 @@ def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray |
     frame = win.frames[local].copy()  # [H, W, 3] float32
     ys, xs = np.nonzero(hole)
     if ys.size:
-        values, reached, offset = propagate(win, local, hole, settings.max_propagation)
+        # Which hole pixels hide the moving layer: each pixel's own evidence (where its trace along
+        # the layer's motion lands), else the majority of the ring around its part of the hole.
+        # The layer's pixels may be their sources; those not shown to be background follow its
+        # own motion (a part whose ring is the thing but which lands on the background is, for
+        # instance, the shadow's place beside it: its flow is the background's).
+        evidence = np.zeros(hole.shape, np.int8)
+        evidence[ys, xs] = moving_layer_pixels(win, local, ys, xs, settings.max_propagation)
+        ring_layer = hole_layer(win.moving[local], hole)
+        layer = ring_layer | (evidence > 0)
+        follow = (evidence > 0) | (ring_layer & (evidence == 0))
+        values, reached, offset = propagate(win, local, hole, settings.max_propagation, layer, follow)
         check_cancel(should_cancel)
         frame[ys[reached], xs[reached]] = values[reached]
         regions = np.zeros(hole.shape, np.int16)
         regions[ys, xs] = np.where(reached, offset, _CARRIED_REGION)
         rest = ~reached
-        to_previous = win.backward[local - 1] if local > 0 else None
+        to_previous = None
+        if local > 0:  # hidden parts of the moving layer are carried along its own motion
+            to_previous = win.flows(-1, own=False)[0][local - 1]
+            if follow.any() and win.own_backward is not None:
+                to_previous = np.where(follow[..., None], win.own_backward[local - 1], to_previous)
         # Moving pixels beside the background part of the hole are not drawn from; beside a part
         # of the hole that belongs to the moving thing itself, they are its surroundings.
-        own = cv2.dilate(hole_layer(win.moving[local], hole).astype(np.uint8), _NEAR).astype(bool)
+        own = cv2.dilate(layer.astype(np.uint8), _NEAR).astype(bool)
         moving = win.moving[local] & ~hole & ~own
         carry_and_fill(frame, ys[rest], xs[rest], previous if local > 0 else None,
                        to_previous, settings.spatial_radius, avoid=moving, should_cancel=should_cancel)
         if local > 0 and previous is not None:
-            blend_with_previous(frame, ys, xs, previous, win.backward[local - 1], OWN_WEIGHT)
+            blend_with_previous(frame, ys, xs, previous, to_previous, OWN_WEIGHT)
         match_boundary(frame, hole, ignore=moving)
         check_cancel(should_cancel)
         remove_seams(frame, hole, regions, ignore=moving)

@@ -7,12 +7,13 @@ inverse temporal distance.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .numeric import sample
-from .flow_completion import PairFlows
+from .flow_completion import LAYER_GROW, PairFlows
 from .source_selection import consistent, hole_layer, safe_to_sample, source_pixels
 
 # Sources kept per direction and the least number of frames between two of them: a thing
@@ -21,6 +22,13 @@ CANDIDATES = 3
 CANDIDATE_GAP = 2
 # Candidates within this many levels (max over channels) of the medoid are averaged.
 AGREE = 24.0
+# Agreeing candidates are weighted by 1 / distance ** this: the nearer source in time is the
+# more exact one (each step of a trace through the hole adds the completed flow's error).
+DISTANCE_POWER = 2.0
+# Whether a hole pixel hides the moving layer is read where its trace lands this many px away
+# from the hole or more: next to the hole the flow, and so the layers, are disturbed by it.
+LANDING_DEPTH = 6
+_DEEP = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LANDING_DEPTH + 1, 2 * LANDING_DEPTH + 1))
 
 
 @dataclass
@@ -38,6 +46,32 @@ class Window:
     moving: np.ndarray   # [n, H, W] bool, pixels that move on their own (see source_selection)
     forward: np.ndarray  # [n-1, H, W, 2]
     backward: np.ndarray  # [n-1, H, W, 2]
+    # The same flows with the moving layer's own motion inside the hole (see
+    # flow_completion.complete_own_flow); None: no moving layer anywhere, the flows above.
+    own_forward: np.ndarray | None = None  # [n-1, H, W, 2]
+    own_backward: np.ndarray | None = None  # [n-1, H, W, 2]
+
+    _core: np.ndarray | None = field(default=None, repr=False)
+    _deep: np.ndarray | None = field(default=None, repr=False)
+
+    def deep_known(self) -> np.ndarray:
+        """``[n, H, W]`` bool: known pixels at least :data:`LANDING_DEPTH` px from the hole."""
+        if self._deep is None:
+            self._deep = np.stack([cv2.erode(k.astype(np.uint8), _DEEP).astype(bool) for k in self.safe_all])
+        return self._deep
+
+    def moving_core(self) -> np.ndarray:
+        """``[n, H, W]`` bool: the moving pixels without the margin grown for shadow and blur."""
+        if self._core is None:
+            self._core = np.stack([cv2.erode(m.astype(np.uint8), LAYER_GROW).astype(bool) for m in self.moving])
+        return self._core
+
+    def flows(self, direction: int, own: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The flows a step in ``direction`` (+1/-1) follows and its check, ``own``: the moving layer's."""
+        forward, backward = self.forward, self.backward
+        if own and self.own_forward is not None:
+            forward, backward = self.own_forward, self.own_backward
+        return (forward, backward) if direction > 0 else (backward, forward)
 
 
 def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlows], first: int,
@@ -56,6 +90,13 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
         for p in pairs:
             moving[p - first] |= flows[p].moving_first
             moving[p - first + 1] |= flows[p].moving_second
+    has_own = exclude_moving and any(flows[p].own_forward is not None or flows[p].own_backward is not None
+                                     for p in pairs)
+
+    def own(p: int, which: int) -> np.ndarray:
+        flow = flows[p][4 + which]
+        return flows[p][which] if flow is None else flow
+
     return Window(
         start=first,
         frames=frames[first:last].astype(np.float32),
@@ -64,18 +105,22 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
         moving=moving,
         forward=np.stack([flows[p][0] for p in pairs]) if len(pairs) else empty,
         backward=np.stack([flows[p][1] for p in pairs]) if len(pairs) else empty,
+        own_forward=np.stack([own(p, 0) for p in pairs]) if has_own else None,
+        own_backward=np.stack([own(p, 1) for p in pairs]) if has_own else None,
     )
 
 
 def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int,
           max_steps: int, candidates: int = 1, gap: int = 1,
-          in_moving_layer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+          in_moving_layer: np.ndarray | None = None, follow_own: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Follow hole pixels of window frame ``local`` along the flow until they reach known pixels.
 
     The first ``candidates`` sources on the path are kept, at least ``gap`` frames apart (a
     pixel goes on being traced after its first source, so that a thing passing over that spot
     for a few frames can be outvoted by the background seen before or after it). Pixels of the
-    background take no moving pixel as a source; those ``in_moving_layer [K]`` (bool) may.
+    background take no moving pixel as a source; those ``in_moving_layer [K]`` (bool) may, and
+    those of them also in ``follow_own`` (bool, or ``[K]`` bool) follow the moving layer's own
+    motion (see :class:`Window`).
 
     Returns:
         colours ``[K, C, 3]`` float32 and temporal distances ``[K, C]`` (``inf`` where none),
@@ -89,17 +134,21 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
     last = np.full(k, -gap, np.int64)
     active = np.arange(k)
     layer = np.zeros(k, bool) if in_moving_layer is None else in_moving_layer
+    follow = np.broadcast_to(np.asarray(follow_own, bool), (k,))
     py, px = ys.astype(np.float32), xs.astype(np.float32)
-    step_flow, check_flow = (win.forward, win.backward) if direction > 0 else (win.backward, win.forward)
+    step_flow, check_flow = win.flows(direction, own=False)
+    own_step, own_check = win.flows(direction, own=True)
     for step in range(1, max_steps + 1):
         src = local + (step - 1) * direction
         dst = src + direction
         if dst < 0 or dst >= n or active.size == 0:
             break
         pair = src if direction > 0 else dst  # flow index of the pair (src, dst)
-        motion = sample(step_flow[pair], py, px)
+        # Pixels of the moving layer follow its own motion, the others the background's.
+        mine = (layer & follow)[active] if own_step is not step_flow else np.zeros(active.size, bool)
+        motion = _sample_either(step_flow[pair], own_step[pair], mine, py, px)
         ny, nx = py + motion[:, 1], px + motion[:, 0]
-        back = sample(check_flow[pair], ny, nx)
+        back = _sample_either(check_flow[pair], own_check[pair], mine, ny, nx)
         inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
         alive = inside & consistent(motion, back)
         cy = np.clip(ny, 0, h - 1).astype(np.int64)  # floor for in-frame points
@@ -117,6 +166,88 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
     return colour, distance
 
 
+def _sample_either(flow: np.ndarray, own: np.ndarray, mine: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Samples ``[K, 2]`` of ``flow`` at ``(y, x)``, of ``own`` where ``mine [K]`` is set."""
+    out = sample(flow, y, x)
+    if mine.any():
+        out[mine] = sample(own, y[mine], x[mine])
+    return out
+
+
+def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, max_steps: int) -> np.ndarray:
+    """``[K]`` int8: whether the hole pixels ``(ys, xs)`` of window frame ``local`` hide the moving layer.
+
+    1: they do, -1: they hide the background, 0: no evidence either way.
+
+    A hole may lie partly over a thing that moves on its own (a swan's neck, a camel's back) and
+    partly over the background. Each hole pixel is traced along that thing's own motion (the
+    moving layer's flow continued into the hole) to the first frame before and after where it
+    is known: if the thing moves rigidly enough, a pixel of it lands on it again, a pixel of the
+    background beside it lands on the background (the thing keeps its shape while it moves).
+    A pixel is taken as the moving layer's where more of those landings are on the moving layer
+    (the core of it, without the margin grown for shadow and blur) than on the still background,
+    as the background's where fewer.
+    """
+    k = ys.size
+    if win.own_forward is None or k == 0:
+        return np.zeros(k, np.int8)
+    core = win.moving_core()
+    votes = np.zeros(k, np.int64)
+    everywhere = np.ones(k, bool)
+    unsure = np.zeros(k, bool)
+    for direction in (+1, -1):
+        landed_y, landed_x, landed_at, unfinished = _first_landing(win, local, ys, xs, direction, max_steps,
+                                                                   everywhere)
+        found = landed_at >= 0
+        on_thing = np.zeros(k, bool)
+        on_thing[found] = core[landed_at[found], landed_y[found], landed_x[found]]
+        votes += np.where(found, np.where(on_thing, 1, -1), 0)
+        unsure |= unfinished
+    # A trace still inside the hole when the frames run out has not voted yet: near the clip's
+    # ends a thing that the hole travels along with (its shadow's place) would otherwise win on
+    # one vote. Those pixels need both.
+    return np.where(np.where(unsure, votes >= 2, votes >= 1), 1, np.where(votes < 0, -1, 0)).astype(np.int8)
+
+
+def _first_landing(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int, max_steps: int,
+                   own: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where pixels traced along the flows (``own [K]``: the moving layer's) first reach a known pixel.
+
+    Returns rounded positions ``[K]`` y, x, the window frame ``[K]`` (-1: none reached) and
+    ``[K]`` bool: still being traced when the window or ``max_steps`` ran out.
+    """
+    n, h, w = win.frames.shape[:3]
+    k = ys.size
+    out_y, out_x, out_t = np.zeros(k, np.int64), np.zeros(k, np.int64), np.full(k, -1, np.int64)
+    active = np.arange(k)
+    py, px = ys.astype(np.float32), xs.astype(np.float32)
+    step_flow, check_flow = win.flows(direction, own=False)
+    own_step, own_check = win.flows(direction, own=True)
+    deep = win.deep_known()
+    for step in range(1, max_steps + 1):
+        src = local + (step - 1) * direction
+        dst = src + direction
+        if dst < 0 or dst >= n or active.size == 0:
+            break
+        pair = src if direction > 0 else dst
+        mine = own[active]
+        motion = _sample_either(step_flow[pair], own_step[pair], mine, py, px)
+        ny, nx = py + motion[:, 1], px + motion[:, 0]
+        back = _sample_either(check_flow[pair], own_check[pair], mine, ny, nx)
+        inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
+        alive = inside & consistent(motion, back)
+        cy = np.clip(np.rint(ny), 0, h - 1).astype(np.int64)
+        cx = np.clip(np.rint(nx), 0, w - 1).astype(np.int64)
+        found = alive & deep[dst][cy, cx]
+        who = active[found]
+        out_y[who], out_x[who], out_t[who] = cy[found], cx[found], dst
+        keep = alive & ~found
+        active, py, px = active[keep], ny[keep], nx[keep]
+    unfinished = np.zeros(k, bool)
+    unfinished[active] = True
+    return out_y, out_x, out_t, unfinished
+
+
 def choose_sources(colours: np.ndarray, distances: np.ndarray,
                    agree: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Robust combination of candidate sources: the medoid, then the mean of those that agree with it.
@@ -124,7 +255,7 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray,
     The background behind a hole is what most frames show there; a thing that moves over that
     spot (a passing car, its shadow, a limb) shows in a few of them. The medoid (the candidate
     nearest to all others, L1 over the channels) is the background's vote; the candidates within
-    ``agree`` levels (max over channels) of it are averaged, weighted by inverse temporal
+    ``agree`` levels (max over channels) of it are averaged, weighted by inverse squared temporal
     distance. With two disagreeing candidates the nearer one wins.
 
     Args:
@@ -135,7 +266,7 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray,
     """
     valid = np.isfinite(distances)  # [K, C]
     reached = valid.any(1)
-    weight = np.where(valid, 1.0 / np.where(valid, distances, 1.0), 0.0).astype(np.float32)
+    weight = np.where(valid, 1.0 / np.where(valid, distances, 1.0) ** DISTANCE_POWER, 0.0).astype(np.float32)
     # Pairwise L1 distances between candidates: [K, C, C].
     pair = np.abs(colours[:, :, None, :] - colours[:, None, :, :]).sum(-1)
     score = (pair * valid[:, None, :]).sum(-1)  # [K, C]
@@ -148,9 +279,13 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray,
     return values.astype(np.float32), reached, w.argmax(1)
 
 
-def propagate(win: Window, local: int, hole: np.ndarray,
-              max_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int, layer: np.ndarray | None = None,
+              follow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bidirectional propagation into ``hole [H, W]`` of window frame ``local``.
+
+    ``layer [H, W]`` bool: the hole pixels that belong to the moving layer (they may take its
+    pixels as sources); None: :func:`hole_layer`'s. ``follow [H, W]`` bool: those of them that
+    follow its own motion (see :func:`moving_layer_pixels`); None: all of ``layer``.
 
     Returns:
         values ``[K, 3]``, a bool ``[K]`` saying which of the ``K`` hole pixels (in ``np.nonzero``
@@ -158,9 +293,18 @@ def propagate(win: Window, local: int, hole: np.ndarray,
         candidate that weighs most; negative: earlier frames; 0: none).
     """
     ys, xs = np.nonzero(hole)
-    layer = hole_layer(win.moving[local], hole)[ys, xs]
-    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer)
-    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer)
+    layer = (hole_layer(win.moving[local], hole) if layer is None else layer)[ys, xs]
+    follow = layer if follow is None else follow[ys, xs]
+    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow)
+    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow)
+    # A moving thing's own motion may lead nowhere (it leaves the frame, its flow is inconsistent
+    # where it deforms): those of its pixels are traced along the background's motion instead.
+    lost = layer & follow & ~np.isfinite(np.concatenate([dist_f, dist_b], 1)).any(1)
+    if lost.any() and win.own_forward is not None:
+        again = np.ones(int(lost.sum()), bool)
+        for direction, colours, distances in ((+1, col_f, dist_f), (-1, col_b, dist_b)):
+            colours[lost], distances[lost] = trace(win, local, ys[lost], xs[lost], direction, max_steps,
+                                                   CANDIDATES, CANDIDATE_GAP, again, follow_own=False)
     values, reached, main = choose_sources(np.concatenate([col_f, col_b], 1),
                                            np.concatenate([dist_f, dist_b], 1), AGREE)
     distance = np.concatenate([dist_f, -dist_b], 1)[np.arange(ys.size), main]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vanish.nodes.ops.flow_fill.flow_completion import complete_flow_and_layers, moving_layer
+from vanish.nodes.ops.flow_fill.flow_completion import complete_flow_and_layers, complete_own_flow, moving_layer
 
 
 def _scene(h: int = 80, w: int = 120) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -42,3 +42,16 @@ def test_unmeasured_pixels_are_never_part_of_the_layer():
     unmeasured = np.zeros(hole.shape, bool)
     unmeasured[block] = True
     assert not moving_layer(flow, matrix, (0, 80, 0, 120), unmeasured)[block].any()
+
+
+def test_the_moving_layers_own_flow_goes_on_into_the_hole_and_none_without_one():
+    """A hole beside the block: its own completed flow is the block's motion, not the camera's."""
+    flow, hole, block = _scene()
+    _, moving = complete_flow_and_layers(flow, hole)
+    own = complete_own_flow(flow, hole, moving)
+    assert own is not None
+    # Inside the hole the nearest moving thing's motion (-6, 0), not the camera's (2, 0).
+    np.testing.assert_allclose(own[hole], np.broadcast_to((-6.0, 0.0), own[hole].shape), atol=0.5)
+    # Known pixels keep their measured flow (the block's own, too: it is not replaced here).
+    np.testing.assert_array_equal(own[~hole], flow[~hole])
+    assert complete_own_flow(flow, hole, np.zeros_like(hole)) is None

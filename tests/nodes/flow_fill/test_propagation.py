@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vanish.nodes.ops.flow_fill.propagation import Window, choose_sources, trace
+from vanish.nodes.ops.flow_fill.propagation import Window, choose_sources, moving_layer_pixels, trace
 
 
 def test_a_passing_thing_is_outvoted_by_the_background_seen_before_and_after():
@@ -34,3 +34,57 @@ def test_trace_keeps_several_sources_at_least_gap_frames_apart():
     colour, distance = trace(win, 0, np.array([5]), np.array([6]), +1, max_steps=7, candidates=3, gap=2)
     np.testing.assert_array_equal(distance[0], [1, 3, 5])
     np.testing.assert_allclose(colour[0, :, 0], [10, 30, 50])
+
+
+def _block_entering_a_hole(n: int = 14, h: int = 40, w: int = 80, speed: float = 3.0) -> Window:
+    """A still background, a 20x20 block moving ``speed`` px right per frame, a still hole it enters.
+
+    The background's completed flow is zero; the block's own flow is ``speed`` everywhere it may
+    be (what complete_own_flow gives in the hole). In frame 4 the block covers columns 22..41 and
+    the hole columns 36..50 (rows 5..34): its columns 36..41 hide the block, 42..50 the background.
+    """
+    frames = np.full((n, h, w, 3), 100.0, np.float32)
+    holes = np.zeros((n, h, w), bool)
+    moving = np.zeros((n, h, w), bool)
+    for i in range(n):
+        x = int(10 + speed * i)
+        frames[i, 10:30, x:x + 20] = 200.0
+        moving[i, 6:34, max(0, x - 4):x + 24] = True  # the block grown by 4 px, as moving_layer does
+        holes[i, 5:35, 36:51] = True
+    moving &= ~holes
+    zero = np.zeros((n - 1, h, w, 2), np.float32)
+    forward, backward = zero.copy(), zero.copy()
+    forward[..., 0], backward[..., 0] = speed, -speed
+    known = ~holes
+    return Window(0, frames, known & ~moving, known, moving, zero, zero, forward, backward)
+
+
+def test_hole_pixels_over_the_moving_block_are_its_layer_those_beside_it_are_not():
+    win = _block_entering_a_hole()
+    ys, xs = np.nonzero(np.ones((40, 80), bool)[5:35, 36:51])
+    ys, xs = ys + 5, xs + 36
+    layer = moving_layer_pixels(win, 4, ys, xs, max_steps=10)
+    over_block = (ys >= 12) & (ys < 28) & (xs <= 40)  # away from its outline by a pixel or two
+    beside = (xs >= 44) | (ys < 8) | (ys >= 32)
+    assert (layer[over_block] == 1).mean() > 0.95
+    assert not (layer[beside] == 1).any()
+    assert (layer[(xs >= 44) & (ys >= 12) & (ys < 28)] == -1).all()  # landed on the background: shown to be it
+
+
+def test_a_layer_pixel_follows_the_things_own_motion_to_its_source():
+    win = _block_entering_a_hole()
+    ys, xs = np.array([20]), np.array([38])  # over the block in frame 4
+    colour, distance = trace(win, 4, ys, xs, -1, max_steps=10, in_moving_layer=np.array([True]))
+    assert np.isfinite(distance[0, 0]) and colour[0, 0, 0] == 200.0  # the block, seen before
+    # Along the camera's (zero) motion the pixel stays in the still hole and is never seen.
+    _, distance = trace(win, 4, ys, xs, -1, max_steps=10, in_moving_layer=np.array([False]))
+    assert not np.isfinite(distance[0, 0])
+
+
+def test_a_trace_still_in_the_hole_when_the_frames_run_out_needs_both_votes():
+    """One vote on the thing is not enough where the other direction is unfinished (clip's end)."""
+    win = _block_entering_a_hole()
+    ys, xs = np.array([20]), np.array([38])
+    assert moving_layer_pixels(win, 4, ys, xs, max_steps=10)[0] == 1
+    # Only 2 frames of tracing forward: that direction stays inside the hole, unfinished.
+    assert moving_layer_pixels(win, 4, ys, xs, max_steps=2)[0] == 0
