@@ -56,6 +56,8 @@ class InpaintModel:
     dtype: torch.dtype = torch.float32
     managed: _comfy.ManagedModel | None = None
     files: dict[str, str] = field(default_factory=dict)
+    #: bf16 on the CPU: fp32 weights, convolutions and matrix products under bfloat16 autocast
+    cpu_bf16: bool = False
 
     def networks(self):
         """``propainter_core.ProPainterModels`` on the compute device (loads it there)."""
@@ -99,11 +101,13 @@ def load_inpaint_model(backend: str, names: dict[str, str], precision: str, devi
     if backend == "flow_fill":
         return InpaintModel("flow_fill", torch.device("cpu"))
     dtype = PRECISIONS[precision]
+    cpu_bf16 = precision == "bf16" and device.type == "cpu"  # the core warns where the CPU lacks bf16
     if dtype != torch.float32 and device.type != "cuda":
-        logger.warning("%s: %s needs a CUDA GPU; running in fp32 on %s", node, precision, device)
+        if not cpu_bf16:
+            logger.warning("%s: %s needs a CUDA GPU; running in fp32 on %s", node, precision, device)
         dtype = torch.float32
     paths = resolve_model_files(names, node)
-    key = (tuple(file_identity(p) for p in paths.values()), str(device), str(dtype))
+    key = (tuple(file_identity(p) for p in paths.values()), str(device), str(dtype), cpu_bf16)
     if key not in _CACHE:
         from ..propainter_core import load_models
         from ..propainter_core.checkpoints import CheckpointError
@@ -120,7 +124,7 @@ def load_inpaint_model(backend: str, names: dict[str, str], precision: str, devi
         bundle = _Networks(models.raft, models.flow_completion, models.generator)
         _CACHE.clear()  # one set of networks at a time; ComfyUI holds the rest of the memory
         _CACHE[key] = InpaintModel("propainter", device, dtype, _comfy.ManagedModel(bundle, device),
-                                   {k: str(v) for k, v in paths.items()})
+                                   {k: str(v) for k, v in paths.items()}, cpu_bf16)
     return _CACHE[key]
 
 
@@ -137,8 +141,9 @@ class VanishProPainterModelLoader:
         "Loads ProPainter's three official files (raft-things.pth, recurrent_flow_completion.pth, "
         f"ProPainter.pth from {RELEASE_URL}) from ComfyUI/models/propainter, or picks the weights-free "
         "backend (OpenCV flow, smooth flow completion, propagation; CPU, no download). fp16/bf16 run "
-        "flow completion and the generator in half precision on CUDA (RAFT stays fp32); on the CPU "
-        "they fall back to fp32 with a warning."
+        "flow completion and the generator in half precision on CUDA (RAFT stays fp32). On the CPU, "
+        "bf16 runs the networks under bfloat16 autocast where the CPU has native bfloat16 (about 1.85x "
+        "faster; inside the hole a few values move by up to 5 levels); fp16 falls back to fp32 with a warning."
     )
 
     @classmethod
@@ -161,8 +166,10 @@ class VanishProPainterModelLoader:
             "flow_completion": choices("flow_completion"),
             "generator": choices("generator"),
             "precision": (list(PRECISIONS), {"default": "fp32",
-                          "tooltip": "fp16/bf16 halve the memory of flow completion and the generator on CUDA; "
-                                     "fp32 is the official default and the only CPU choice."}),
+                          "tooltip": "fp16/bf16 halve the memory of flow completion and the generator on CUDA. "
+                                     "On the CPU, bf16 is about 1.85x faster where the CPU has native bfloat16 "
+                                     "(the fill differs from fp32 by up to a few levels); fp32 is the official "
+                                     "default."}),
             "device": (["auto", "cpu"], {"default": "auto",
                        "tooltip": "auto: ComfyUI's compute device (GPU when there is one); cpu: force the CPU."}),
         }}
@@ -263,7 +270,8 @@ class VanishProPainterInpaint:
             backend=model.backend, mask_dilation=mask_dilation, flow_mask_dilation=flow_mask_dilation,
             neighbor_length=neighbor_length, ref_stride=ref_stride, subvideo_length=subvideo_length,
             raft_iter=raft_iter, size_mode=size_mode, scale=scale, long_side=long_side, crop=crop,
-            crop_margin=crop_margin, segment_length=segment_length, half=model.dtype != torch.float32)
+            crop_margin=crop_margin, segment_length=segment_length, half=model.dtype != torch.float32,
+            cpu_bf16=model.cpu_bf16)
         result = run_with_model(frames, holes, settings, model, node)
         for note in result.notes:
             logger.warning("%s: %s", node, note)

@@ -74,6 +74,7 @@ class RunSettings:
     crop_margin: int = 64
     segment_length: int = 0           # 0: choose from free memory
     half: bool = False                # ProPainter networks run in fp16/bf16 (models' dtype)
+    cpu_bf16: bool = False            # ProPainter on the CPU under bfloat16 autocast (opt-in)
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ def _run_propainter(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, 
                              subvideo_length=settings.subvideo_length, raft_iter=settings.raft_iter,
                              height=size[0] if explicit else -1, width=size[1] if explicit else -1,
                              progress=host.progress, should_cancel=host.should_cancel,
-                             segment_length=segment)
+                             segment_length=segment, cpu_bf16=settings.cpu_bf16)
         except (RuntimeError, MemoryError) as error:
             if not is_out_of_memory(error):
                 raise

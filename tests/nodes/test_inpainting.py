@@ -316,3 +316,32 @@ def test_propainter_node_stops_within_the_bound_mid_raft(comfy, random_propainte
         handle.remove()
         timer.cancel()
     assert latency < CANCEL_BOUND_S, f"stopped {latency:.2f} s after the cancel request"
+
+
+def test_bf16_on_cpu_is_the_bfloat16_autocast_mode(comfy, parity_checkpoints, caplog, random_propainter):
+    """The loader's bf16 on the CPU keeps fp32 weights and asks the core for bfloat16 autocast."""
+    from dataclasses import replace
+
+    from vanish.propainter_core.pipeline.precision import _cpu_has_bf16
+
+    folder = comfy.models("propainter")
+    for path in parity_checkpoints.values():
+        (folder / path.name).write_bytes(path.read_bytes())
+    with caplog.at_level("WARNING"):
+        (loaded,) = inpainting.VanishProPainterModelLoader().load(
+            "propainter", "raft-things.pth", "recurrent_flow_completion.pth", "ProPainter.pth", "bf16", "cpu")
+    assert loaded.dtype == torch.float32 and loaded.cpu_bf16 and "needs a CUDA GPU" not in caplog.text
+
+    torch.manual_seed(1)
+    frames = torch.rand(3, 128, 136, 3)
+    masks = torch.zeros(3, 128, 136)
+    masks[:, 40:80, 50:90] = 1.0
+    fp32, used, _ = run_node(frames, masks, model=random_propainter, raft_iter=2)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        bf16, used_bf16, _ = run_node(frames, masks, model=replace(random_propainter, cpu_bf16=True), raft_iter=2)
+    assert torch.equal(used, used_bf16) and torch.equal(bf16[used == 0], frames[used == 0])
+    if _cpu_has_bf16():  # this machine: AVX512-BF16
+        assert not torch.equal(bf16, fp32) and "cpu_bf16" not in caplog.text
+    else:  # one warning line, and the fp32 result
+        assert torch.equal(bf16, fp32) and "no native bfloat16" in caplog.text
