@@ -26,6 +26,7 @@ import torch
 
 from ...propainter_core.pipeline.run import DEFAULT_SEGMENT_PADDING, plan_segments
 from ..ops import composite_ops, flow_fill, inpaint_runner
+from ..ops.mask_ops import nonzero_box
 from .errors import Cancelled, EngineError
 from .masks import MaskSource, refine_window
 from .settings import RemovalSettings
@@ -182,23 +183,20 @@ def _composite(frames: torch.Tensor, soft: torch.Tensor, result: inpaint_runner.
     box = result.crop
     region = torch.zeros(soft.shape[1:], dtype=torch.bool)
     region[box.slices()] = True
-    touched = ((soft > 0) & region).any(dim=0)  # [H, W]
+    touched = nonzero_box((soft > 0) & region)
     processed = (box.x, box.y, box.width, box.height)
-    if not bool(touched.any()):
+    if touched is None:
         return SegmentOutput(segment, None, None, result.notes, processed)
-    rows = torch.nonzero(touched.any(dim=1))[:, 0]
-    cols = torch.nonzero(touched.any(dim=0))[:, 0]
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    y0, y1, x0, x1 = touched
     # the original pixels, then each frame's blend inside the box of ITS soft mask only: outside
     # it the composite is the original exactly (weight 0), and u8 -> IMAGE float -> u8 is exact
     out = frames[keep.start:keep.stop, y0:y1, x0:x1].numpy().copy()
     for j, i in enumerate(keep):
         weight = soft[j, box.y:box.y + box.height, box.x:box.x + box.width]  # [h, w] crop coordinates
-        rows = torch.nonzero(weight.amax(dim=1) > 0)[:, 0]
-        if rows.numel() == 0:
+        own = nonzero_box(weight)
+        if own is None:
             continue
-        cols = torch.nonzero(weight.amax(dim=0) > 0)[:, 0]
-        a0, a1, b0, b1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        a0, a1, b0, b1 = own
         original = frames[i, box.y + a0:box.y + a1, box.x + b0:box.x + b1].float() / 255.0  # the IMAGE values
         fill = result.filled[j][a0:a1, b0:b1]
         blended = composite_ops.composite_frame(original, fill, weight[a0:a1, b0:b1])

@@ -394,6 +394,10 @@ class FrameRestorer:
         return resize_masks(self.holes[i:i + 1], self.size)[0] | self.masks[i].cpu()
 
     def __getitem__(self, i: int) -> torch.Tensor:
+        return self.fill(i, self.used(i))
+
+    def fill(self, i: int, used: torch.Tensor) -> torch.Tensor:
+        """Frame ``i`` given its :meth:`used` hole (for callers that keep that too)."""
         if self.should_cancel is not None and self.should_cancel():
             from ...propainter_core import Cancelled
 
@@ -408,7 +412,7 @@ class FrameRestorer:
         source = self.original[i].detach().cpu().float()
         if self.original.dtype == torch.uint8:
             source = source / 255.0  # the float IMAGE value of the same pixel
-        return torch.where(self.used(i).unsqueeze(-1), frame, source)
+        return torch.where(used.unsqueeze(-1), frame, source)
 
 
 def _restore(restorer: FrameRestorer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -417,6 +421,6 @@ def _restore(restorer: FrameRestorer) -> tuple[torch.Tensor, torch.Tensor]:
     filled = torch.empty((t, height, width, 3), dtype=torch.float32)
     used = torch.empty((t, height, width), dtype=torch.bool)
     for i in range(t):
-        filled[i] = restorer[i]
         used[i] = restorer.used(i)
+        filled[i] = restorer.fill(i, used[i])
     return filled, used

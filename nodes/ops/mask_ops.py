@@ -106,6 +106,17 @@ def _shift(x: torch.Tensor, offset: int, dim: int) -> torch.Tensor:
     return out
 
 
+def nonzero_box(masks: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the bounding box of the nonzero pixels of ``[..., H, W]`` masks (all
+    leading frames together), or None when every pixel is 0."""
+    selected = (masks != 0).reshape(-1, *masks.shape[-2:]).any(dim=0)  # [H, W]
+    rows = torch.nonzero(selected.any(dim=1))[:, 0]
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(selected.any(dim=0))[:, 0]
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def on_support(masks: torch.Tensor, margin: int, operation: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """``operation(masks)``, computed only on the box around the nonzero pixels.
 
@@ -118,13 +129,12 @@ def on_support(masks: torch.Tensor, margin: int, operation: Callable[[torch.Tens
     Args:
         masks: ``[T, H, W]``, values >= 0. margin: the operation's reach in pixels.
     """
-    rows = torch.nonzero(masks.amax(dim=(0, 2)) > 0)[:, 0]
-    if rows.numel() == 0:
+    box = nonzero_box(masks)
+    if box is None:
         return operation(masks)  # nothing selected: cheap either way, and exactly what it gives
-    cols = torch.nonzero(masks.amax(dim=(0, 1)) > 0)[:, 0]
     height, width = masks.shape[-2:]
-    y0, y1 = max(0, int(rows[0]) - margin), min(height, int(rows[-1]) + 1 + margin)
-    x0, x1 = max(0, int(cols[0]) - margin), min(width, int(cols[-1]) + 1 + margin)
+    y0, y1 = max(0, box[0] - margin), min(height, box[1] + margin)
+    x0, x1 = max(0, box[2] - margin), min(width, box[3] + margin)
     if (y1 - y0) * (x1 - x0) > 0.7 * height * width:
         return operation(masks)
     out = torch.zeros_like(masks)
