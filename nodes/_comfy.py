@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from .ops.host_memory import available_ram
+
 logger = logging.getLogger(__name__)
 
 try:  # pragma: no cover - exercised only inside ComfyUI
@@ -207,23 +209,7 @@ def free_memory(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    return _available_ram()
-
-
-def _available_ram() -> int:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 8 * 1024**3  # unknown platform: assume a modest machine
-
-
-def available_ram() -> int:
-    """Bytes of host RAM available now (for pre-flight memory checks)."""
-    return _available_ram()
+    return available_ram()
 
 
 def make_room(bytes_needed: int, device: torch.device) -> None:

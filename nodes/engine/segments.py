@@ -26,6 +26,7 @@ import torch
 
 from ...propainter_core.pipeline.run import DEFAULT_SEGMENT_PADDING, plan_segments
 from ..ops import composite_ops, flow_fill, inpaint_runner
+from ..ops.host_memory import available_ram
 from ..ops.mask_ops import nonzero_box
 from .errors import Cancelled, EngineError
 from .masks import MaskSource, refine_window
@@ -97,11 +98,7 @@ def segment_plan(num_frames: int, settings: RemovalSettings) -> list[Segment]:
 def _free_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        return int(pages)
-    except (ValueError, OSError, AttributeError):
-        return 8 * 1024**3
+    return available_ram()
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
