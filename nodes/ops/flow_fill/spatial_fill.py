@@ -59,11 +59,15 @@ _FLAT_PRIORITY = 0.05
 # grain finer than a Gaussian of GRAIN_SIGMA px is the single best patches'. Measured on the first
 # spatial fill of 12 bench cases (PSNR of the never-revealed pixels, mean over the cases; see
 # bench/RESULTS.md, issue 13 session 5): single best patch 18.28 dB, Telea 18.86, this
-# 18.91. Without the grain 19.39 but a smooth fill (the failure-mode test's gradient energy
+# 19.18. Without the grain 19.39 but a smooth fill (the failure-mode test's gradient energy
 # falls to a third); grain of 1.0 px 19.01 but 0.49 of the energy (bar 0.5); 1.6 px 18.84;
 # 8 or 16 candidates lose 0.3 / 0.15 dB to 32; a membrane only below 2-4 px loses 0.3-0.4 dB.
+# The membrane is Telea with a wide radius (MEMBRANE_RADIUS px: 19.18 dB; 5 px: 18.91, 9: 19.01,
+# 30: 19.24 for twice the time), i.e. a smooth weighted mean of the rim, not a continuation of its
+# fine detail (the candidates give that).
 CANDIDATES = 32
 MEMBRANE_WEIGHT = 0.5
+MEMBRANE_RADIUS = 20
 AGREE = 1.0
 GRAIN_SIGMA = 1.3
 
@@ -120,7 +124,7 @@ def exemplar_fill(image: np.ndarray, fill: np.ndarray, avoid: np.ndarray | None 
         return _telea(image, fill, fallback_radius)
     invalid_cost = np.where(valid, 0.0, np.inf).astype(np.float32)
     # The membrane is drawn from the sources only: avoided pixels are part of its hole.
-    membrane = _telea(box.copy(), ~source, fallback_radius) if membrane_weight > 0 else None
+    membrane = _telea(box.copy(), ~source, MEMBRANE_RADIUS) if membrane_weight > 0 else None
     consensus = box.copy()  # [h, w, 3]: the mean of the candidates where filled
     spread = np.zeros(todo.shape, np.float32)  # [h, w]: their mean squared deviation from it
     confidence = (~todo).astype(np.float32)
