@@ -56,15 +56,14 @@ _FLAT_PRIORITY = 0.05
 # The fill's coarse content (above the grain) is the mean of this many best-matching source
 # patches, averaged with a Telea membrane with weight MEMBRANE_WEIGHT, except where the candidates
 # agree (mean squared deviation well under AGREE**2 levels**2: a regular structure, certain); the
-# grain finer than a Gaussian of GRAIN_SIGMA px is the single best patches'. Measured on the first
-# spatial fill of 12 bench cases (PSNR of the never-revealed pixels, mean over the cases; see
-# bench/RESULTS.md, issue 13 session 5): single best patch 18.28 dB, Telea 18.86, this
-# 19.18. Without the grain 19.39 but a smooth fill (the failure-mode test's gradient energy
-# falls to a third); grain of 1.0 px 19.01 but 0.49 of the energy (bar 0.5); 1.6 px 18.84;
-# 8 or 16 candidates lose 0.3 / 0.15 dB to 32; a membrane only below 2-4 px loses 0.3-0.4 dB.
-# The membrane is Telea with a wide radius (MEMBRANE_RADIUS px: 19.18 dB; 5 px: 18.91, 9: 19.01,
-# 30: 19.24 for twice the time), i.e. a smooth weighted mean of the rim, not a continuation of its
-# fine detail (the candidates give that).
+# grain finer than a Gaussian of GRAIN_SIGMA px is the single best patches'. The membrane is Telea
+# with a wide radius, MEMBRANE_RADIUS px: a smooth weighted mean of the rim, not a continuation of
+# its fine detail (the candidates give that). Measured on the first spatial fill of 12 bench cases
+# (PSNR of the never-revealed pixels, mean over the cases; bench/RESULTS.md, issue 13 session 5):
+# single best patch 18.28 dB, Telea 18.86, this 19.18. Without the grain 19.65, but the edge of the
+# failure-mode test smears; grain below 1.0 px 19.30 but 0.50 of the surroundings' gradient energy
+# there (bar 0.5; this: 0.68); below 1.6 px 19.08. 16 candidates 19.11. Membrane radius 5 px
+# 18.91, 9: 19.01, 30: 19.24 for twice the time; a membrane only below 2-4 px: -0.3 to -0.4 dB.
 CANDIDATES = 32
 MEMBRANE_WEIGHT = 0.5
 MEMBRANE_RADIUS = 20
@@ -93,9 +92,11 @@ def exemplar_fill(image: np.ndarray, fill: np.ndarray, avoid: np.ndarray | None 
     value written is blended: every copied pixel also gets the mean of the ``candidates`` best
     patches (a vote of many plausible continuations: where they agree, an edge or a regular
     texture, it stays sharp; where they do not, the mean is the best guess in squared error, which
-    one pasted patch is not). The result is ``m + grain`` with ``m`` that consensus averaged with
-    a Telea membrane (weight ``membrane_weight``) and ``grain`` the single best patches' content
-    finer than a Gaussian of ``grain_sigma`` px. ``candidates=1, membrane_weight=0,
+    one pasted patch is not). The result is ``coarse + grain``: ``coarse`` is that consensus
+    averaged with a wide Telea membrane of the sources (weight ``membrane_weight``, less where the
+    candidates agree within about ``agree`` levels), blurred by ``grain_sigma`` px; ``grain`` is
+    the single best patches' content finer than that blur, so the fill keeps the texture's grain
+    and sharp edges instead of a smooth silhouette. ``candidates=1, membrane_weight=0,
     grain_sigma=None`` is the plain Criminisi fill.
 
     Falls back to OpenCV Telea where no fully known patch exists (a tiny frame or a hole that
