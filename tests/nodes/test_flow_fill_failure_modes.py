@@ -137,3 +137,33 @@ def test_a_hole_sliding_over_a_moving_thing_fills_it_with_that_thing():
     error = np.abs(out - truth.astype(np.float32)).mean(-1)
     assert error[masks & on_block].mean() < 25.0, f"the block's part: {error[masks & on_block].mean():.1f} levels"
     assert error[masks & ~on_block].mean() < 10.0, f"the background's part: {error[masks & ~on_block].mean():.1f}"
+
+
+def test_a_never_revealed_random_texture_is_filled_with_the_best_guess_not_a_pasted_copy():
+    """A still camera over a random texture (grains of ~2.5 px), a still hole: nothing predicts
+    what is behind it. One pasted patch is an independent sample of the texture, so its squared
+    error is about twice the texture's variance (1.40 x on these three clips with the single-patch
+    exemplar fill of session 4); the consensus of many candidates with the grain of the best
+    one is the better guess (0.85 x) and still textured (gradient energy 0.41-0.47 of the
+    surroundings'; a Telea fill: error 0.69 x, energy 0.12-0.23)."""
+    t, h, w = 4, 80, 96
+    errors, energies = [], []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 2.5)
+        grains = 128.0 + 30.0 * noise / noise.std()
+        truth = np.stack([np.clip(grains + rng.normal(0, 1.0, grains.shape), 0, 255) for _ in range(t)])
+        truth = truth[..., None].repeat(3, 3).round().astype(np.uint8)  # [T, H, W, 3]
+        masks = np.zeros((t, h, w), bool)
+        masks[:, 28:52, 34:62] = True
+        given = truth.copy()
+        given[masks] = (255, 0, 255)
+        out = flow_fill_inpaint(given, masks).astype(np.float32)
+        known = truth[:, ~masks[0]].astype(np.float32)
+        errors.append(((out[masks] - truth[masks].astype(np.float32)) ** 2).mean() / known.var())
+        hole = dilate_holes(masks[-1], 4)
+        gy, gx = np.gradient(out[-1].mean(-1))
+        ty, tx = np.gradient(truth[-1].astype(np.float32).mean(-1))
+        energies.append((gx * gx + gy * gy)[hole].mean() / (tx * tx + ty * ty)[~hole].mean())
+    assert np.mean(errors) < 1.1, f"squared error {np.mean(errors):.2f} x the texture's variance: a pasted copy"
+    assert min(energies) > 0.33, f"{min(energies):.0%} of the surroundings' gradient energy: a smooth silhouette"
