@@ -63,7 +63,8 @@ _FLAT_PRIORITY = 0.05
 # single best patch 18.28 dB, Telea 18.86, this 19.18. Without the grain 19.65, but the edge of the
 # failure-mode test smears; grain below 1.0 px 19.30 but 0.50 of the surroundings' gradient energy
 # there (bar 0.5; this: 0.68); below 1.6 px 19.08. 16 candidates 19.11. Membrane radius 5 px
-# 18.91, 9: 19.01, 30: 19.24 for twice the time (all at full size); a membrane only below 2-4 px: -0.3 to -0.4 dB.
+# 18.91, 9: 19.01, 30: 19.24 for twice the time (all at full size); a membrane only below 2-4 px:
+# -0.3 to -0.4 dB.
 CANDIDATES = 32
 MEMBRANE_WEIGHT = 0.5
 MEMBRANE_RADIUS = 20
