@@ -63,18 +63,22 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40
 
 
 def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray | None = None,
-                             relax_iterations: int = 40) -> tuple[np.ndarray, np.ndarray]:
+                             relax_iterations: int = 40,
+                             greys: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`complete_flow`, and the pixels around the hole that move on their own.
 
     The second result is the motion layer that is not the camera's: pixels whose measured flow
     is an outlier of the camera's motion fitted around the hole (see :func:`moving_layer`),
     searched over the fitted region (the hole's box grown by its size), outside ``unmeasured``
     (the object itself, whose flow was smoothed away and means nothing). Within the hole's box
-    their flow is replaced like the hole's, by the background's motion.
+    their flow is replaced like the hole's, by the background's motion. With ``greys`` (the two
+    frames the flow maps between), a pixel of ``hole`` outside ``unmeasured`` is in the layer only
+    where its measured motion explains the frames better than the camera's (see
+    :func:`moving_layer`).
 
     Args:
         flow: ``[H, W, 2]`` float32. hole: ``[H, W]`` bool, the region whose flow is replaced.
-        unmeasured: ``[H, W]`` bool or None.
+        unmeasured: ``[H, W]`` bool or None. greys: uint8 ``[H, W]`` source and target frames, or None.
     Returns:
         ``[H, W, 2]`` float32 flow and ``[H, W]`` bool moving layer.
     """
@@ -100,7 +104,7 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     if trusted.sum() < _MIN_TRUSTED * known.sum():
         trusted = known  # no dominant motion: interpolate all of it
     elif matrix is not None:
-        moving = moving_layer(flow, matrix, around_box, unmeasured)
+        moving = moving_layer(flow, matrix, around_box, unmeasured, hole if greys is not None else None, greys)
     # The hole and the outliers are solved for; trusted pixels stay fixed.
     filled = membrane(residual, trusted, ~trusted, relax_iterations)
     out = flow.copy()
@@ -153,7 +157,8 @@ _MIN_OWN_PIXELS = 24
 
 
 def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int, int],
-                 unmeasured: np.ndarray | None = None) -> np.ndarray:
+                 unmeasured: np.ndarray | None = None, disturbed: np.ndarray | None = None,
+                 greys: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """``[H, W]`` bool: the blobs inside ``box`` whose flow the camera's ``matrix`` does not explain.
 
     A segmentation into two motion layers, the camera's and the rest, rather than a test of
@@ -161,10 +166,23 @@ def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int,
     opened (specks of noisy flow in flat areas go) and then grown by a margin, as DIS spreads
     an object's motion only a few pixels past its outline but its shadow and blur follow it.
     ``unmeasured`` pixels (the hole, whose flow means nothing) are never part of it.
+
+    Near the hole (``disturbed [H, W]`` bool, the region whose flow is replaced) DIS's patches
+    follow the edge of the smoothed-over hole, which moves with the hole: a halo of still
+    background around the hole has the hole's motion, not the camera's, and looked as if it
+    moved on its own. Hole pixels then took that halo for a thing beside them and followed its
+    motion (an ellipse over a road beside a cart, a hole beside a player that moves with him).
+    There an outlier stays in the layer only where its measured motion carries the source frame
+    onto the target frame (``greys``, uint8 ``[H, W]`` each) better than the camera's does, by
+    :data:`EXPLAINS_LEVELS` grey levels over a :data:`EXPLAINS_WINDOW`-px window: a thing
+    really moving there (a car beside its shadow's hole) is matched by its own motion, still
+    background by the camera's. Where neither explains better (flat areas), the camera's wins.
     """
     y0, y1, x0, x1 = box
     camera = camera_flow(matrix, box)
     outlier = ~follows_camera(flow[y0:y1, x0:x1], camera)
+    if disturbed is not None and greys is not None:
+        outlier &= ~disturbed[y0:y1, x0:x1] | own_motion_explains(greys[0], greys[1], flow, camera, box)
     if unmeasured is not None:
         outlier &= ~unmeasured[y0:y1, x0:x1]
     blob = cv2.morphologyEx(outlier.astype(np.uint8), cv2.MORPH_OPEN, _LAYER_OPEN)
@@ -172,6 +190,33 @@ def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int,
     moving = np.zeros(flow.shape[:2], bool)
     moving[y0:y1, x0:x1] = blob.astype(bool)
     return moving
+
+
+# A measured motion explains two frames better than the camera's when its mean absolute grey
+# difference over a window of this many px is lower by at least this many levels.
+EXPLAINS_WINDOW = 5
+EXPLAINS_LEVELS = 1.0
+
+
+def own_motion_explains(source: np.ndarray, target: np.ndarray, flow: np.ndarray, camera: np.ndarray,
+                        box: tuple[int, int, int, int]) -> np.ndarray:
+    """``[h', w']`` bool over ``box = (y0, y1, x0, x1)``: ``flow`` matches the frames better than ``camera``.
+
+    ``source`` and ``target`` are uint8 ``[H, W]`` grey frames, ``flow [H, W, 2]`` maps source to
+    target, ``camera [h', w', 2]`` is the camera's flow over the box. Each warps the target back
+    onto the source (bilinear); the absolute differences are averaged over
+    :data:`EXPLAINS_WINDOW`-px windows and compared with a margin of :data:`EXPLAINS_LEVELS`.
+    """
+    y0, y1, x0, x1 = box
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    target = target.astype(np.float32)
+    seen = source[y0:y1, x0:x1].astype(np.float32)
+    errors = []
+    for motion in (flow[y0:y1, x0:x1], camera):
+        warped = cv2.remap(target, gx + motion[..., 0], gy + motion[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        errors.append(cv2.blur(np.abs(seen - warped), (EXPLAINS_WINDOW, EXPLAINS_WINDOW)))
+    return errors[0] + EXPLAINS_LEVELS < errors[1]
 
 
 def fit_camera(flow: np.ndarray, known: np.ndarray) -> np.ndarray | None:
@@ -256,10 +301,10 @@ def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarra
     region = dilate_holes(raw(pair) | raw(pair + 1), settings.flow_mask_dilation)
     check_cancel(should_cancel)
     measured = dis_flow(first, second, settings.flow_preset)
-    forward, moving_first = complete_flow_and_layers(measured, region, first_hole)
+    forward, moving_first = complete_flow_and_layers(measured, region, first_hole, greys=(first, second))
     own_forward = complete_own_flow(measured, region, moving_first, first_hole)
     check_cancel(should_cancel)
     measured = dis_flow(second, first, settings.flow_preset)
-    backward, moving_second = complete_flow_and_layers(measured, region, second_hole)
+    backward, moving_second = complete_flow_and_layers(measured, region, second_hole, greys=(second, first))
     own_backward = complete_own_flow(measured, region, moving_second, second_hole)
     return PairFlows(forward, backward, moving_first, moving_second, own_forward, own_backward)

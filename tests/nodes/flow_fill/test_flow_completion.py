@@ -1,9 +1,12 @@
 """flow_fill.flow_completion: the motion layer that is not the camera's, and its completed flow."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from vanish.nodes.ops.flow_fill.flow_completion import complete_flow_and_layers, complete_own_flow, moving_layer
+from vanish.nodes.ops.flow_fill.flow_completion import (complete_flow_and_layers, complete_own_flow, moving_layer,
+                                                         pair_flows)
+from vanish.nodes.ops.flow_fill.settings import FlowFillSettings, dilate_holes
 
 
 def _scene(h: int = 80, w: int = 120) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -55,3 +58,61 @@ def test_the_moving_layers_own_flow_goes_on_into_the_hole_and_none_without_one()
     # Known pixels keep their measured flow (the block's own, too: it is not replaced here).
     np.testing.assert_array_equal(own[~hole], flow[~hole])
     assert complete_own_flow(flow, hole, np.zeros_like(hole)) is None
+
+
+def _textured(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, size=(h, w)).astype(np.float32)
+    return np.clip((cv2.GaussianBlur(noise, (0, 0), 2.0) - 127.0) * 4.0 + 127.0, 20, 235).astype(np.uint8)
+
+
+def test_a_thing_moving_beside_a_sliding_hole_stays_a_moving_layer_and_the_still_ring_does_not():
+    """A still camera over a still textured scene, a hole sliding 6 px right per frame, and a
+    textured block moving 4 px left beside it, inside the region whose flow is replaced. Around
+    the hole, outliers of the camera's motion are kept only where their own motion matches the
+    frames better than the camera's: the block's does (it stays a layer, a source to avoid), the
+    still background's around the hole does not. (On this strong texture DIS leaves no halo even
+    without that check; the real-footage case below is the one the check fixed.)"""
+    h, w = 96, 160
+    background = _textured(h, w, seed=5)
+    block = _textured(24, 16, seed=6)
+    frames, masks = [], []
+    for i in range(2):
+        frame = background.copy()
+        frame[60:84, 110 - 4 * i:126 - 4 * i] = block
+        frames.append(frame)
+        mask = np.zeros((h, w), bool)
+        mask[30:56, 40 + 6 * i:80 + 6 * i] = True
+        masks.append(mask)
+    pair = pair_flows(lambda i: frames[i], lambda i: masks[i], 0, FlowFillSettings())
+    # The still background within the replaced region around the hole (not the hole itself).
+    hole = dilate_holes(masks[0], 2)
+    region = dilate_holes(masks[0] | masks[1], FlowFillSettings().flow_mask_dilation)
+    halo = region & ~hole
+    halo[56:, :] = False  # the block's side, below
+    for moving in (pair.moving_first, pair.moving_second):
+        assert moving[halo].mean() < 0.02, f"{moving[halo].mean():.0%} of the still halo taken for a moving layer"
+    # The block beside it, which does move, stays a moving layer.
+    assert pair.moving_first[64:80, 112:124].mean() > 0.9
+
+
+def test_on_real_footage_the_halo_around_a_sliding_hole_is_not_a_moving_layer(clips_dir):
+    """soapbox (DAVIS) frames 34-35 at 432x242, the bench's ellipse hole sliding right over the road
+    beside the cart. DIS's patches around the smoothed-over hole follow its edge: before issue 13's
+    fifth session 11 % of the still background in the replaced region around the hole was taken for
+    a moving layer (and the hole for a part of it); the cart itself must stay one."""
+    folder = clips_dir / "davis" / "soapbox"
+    greys, objects = [], []
+    for i in (34, 35):
+        bgr = cv2.imread(str(folder / "frames" / f"{i:05d}.jpg"))
+        greys.append(cv2.cvtColor(cv2.resize(bgr, (432, 242), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY))
+        binary = (cv2.imread(str(folder / "masks" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE) > 0).astype(np.float32)
+        objects.append(cv2.resize(binary, (432, 242), interpolation=cv2.INTER_AREA) >= 0.5)
+    yy, xx = np.mgrid[:242, :432]
+    holes = [((xx - cx) / 53.3) ** 2 + ((yy - cy) / 27.3) ** 2 <= 1.0 for cx, cy in ((321.8, 96.2), (328.2, 90.9))]
+    pair = pair_flows(lambda i: greys[i], lambda i: holes[i], 0, FlowFillSettings())
+    region = dilate_holes(holes[0] | holes[1], FlowFillSettings().flow_mask_dilation)
+    halo = region & ~dilate_holes(holes[0], 2) & ~dilate_holes(objects[0] | objects[1], 6)
+    assert halo.sum() > 2000
+    assert pair.moving_first[halo].mean() < 0.05, f"{pair.moving_first[halo].mean():.0%} of the halo"
+    assert pair.moving_first[objects[0] & ~holes[0]].mean() > 0.6  # the cart moves on its own
