@@ -89,7 +89,8 @@ class RecurrentFlowCompletion(nn.Module):
             flows_backward: ``[B, T-1, 2, H, W]``, flow from frame t+1 to t.
             masks: ``[B, T, 1, H, W]``, 1 = hole (any float or bool dtype).
             mapper: ``mapper(function, items)`` gives ``function(item)`` for each item in order:
-                the builtin ``map``, or the pipeline's workers (one direction each).
+                the builtin ``map``, or workers that run the directions at once (the same numbers;
+                twice the activations alive, so the pipeline does not).
 
         Returns:
             :class:`FlowPair` of predictions ``[B, T-1, 2, H, W]`` (the raw network output,

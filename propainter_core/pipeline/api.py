@@ -66,9 +66,10 @@ def inpaint(frames: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor,
             uint8 values inside the hole move by more than one level, at most 5). Where it cannot
             run (another device, no native bfloat16) one warning is logged and the run is fp32.
         workers: ``"auto"``: on the CPU with torch at 2 threads or more, each stage's independent
-            work runs on 2 single-threaded workers (less CPU time lost to threads waiting for each
-            other; the same output as a sequential run at one thread); sequential elsewhere. An
-            int: that many workers (1 = sequential at torch's thread count). See
+            work runs on 2 worker threads with half of torch's threads each (on 2 cores: one
+            thread each, much less CPU time lost to threads waiting for each other, the same
+            output as a sequential run at one thread); sequential elsewhere. An int: that many
+            workers (1 = sequential at torch's thread count). See
             :func:`~propainter_core.pipeline.run.run_inpaint`.
 
     Returns:

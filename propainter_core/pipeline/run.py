@@ -122,16 +122,20 @@ def inpaint_segment(original: torch.Tensor, holes: torch.Tensor, networks: _Netw
     frames, masks = normalise(original, holes)
     flows = raft_flows = estimate_flows(networks.raft, frames, settings.raft_iter, tick, known_flows,
                                         workers=workers)
+    workers.release_memory()
     dtype = networks.precision.network
     if dtype != frames.dtype:  # parity: inference_propainter.py:333-335
         frames, masks = frames.to(dtype), masks.to(dtype)
         flows = FlowPair(flows.forward.to(dtype), flows.backward.to(dtype))
     flows = complete_flows(networks.flow_completion, flows, masks, settings.subvideo_length, tick,
                            workers=workers)
+    workers.release_memory()
     propagated = propagate_images(networks.generator, frames, masks, flows,
                                   settings.subvideo_length, tick, cancel=cancel, workers=workers)
-    return generate_and_composite(networks.generator, propagated, masks, flows, original,
-                                  settings, tick, workers=workers), raft_flows
+    result = generate_and_composite(networks.generator, propagated, masks, flows, original,
+                                    settings, tick, workers=workers)
+    workers.release_memory()
+    return result, raft_flows
 
 
 def _check_inputs(frames: torch.Tensor, masks: torch.Tensor) -> None:
@@ -170,11 +174,12 @@ def run_inpaint(frames: torch.Tensor, masks: torch.Tensor, models: NetworkSet,
             warning is logged and the run is the usual one.
         workers: ``"auto"`` (the default): on the CPU, when torch may use 2 threads or more, the
             independent work of each stage (RAFT's encoder calls and refinement batches, flow
-            completion's two directions, the generator's windows) runs on 2 worker threads of one
-            OpenMP thread each instead of one op after another on all threads, which wastes less
-            CPU time waiting (:mod:`~propainter_core.pipeline.workers`); the output equals a
-            sequential run at one thread. Elsewhere sequential. An int: that many workers
-            (1 = sequential, at torch's thread count). The caller's thread count is kept.
+            completion's two directions, the generator's windows) runs on 2 worker threads with
+            half of torch's threads each instead of one op after another on all threads, which
+            wastes less CPU time waiting (:mod:`~propainter_core.pipeline.workers`); the output
+            equals a sequential run at half the threads (on 2 cores: one). Elsewhere sequential.
+            An int: that many workers (1 = sequential, at torch's thread count). The caller's
+            thread count is kept.
 
     Returns:
         ``[T, h, w, 3]`` uint8 on the CPU at the processing size (multiples of 8).

@@ -7,15 +7,19 @@ and flow completion, and on a machine whose cores are shared, that waiting is CP
 no work (issue 14, session 5: the same stage measured 23.5 and 30.1 CPU-s in two runs at 2
 threads). The pipeline has work that is independent: RAFT's encoder calls and refinement batches,
 the two directions of flow completion, the generator's windows. :class:`Workers` runs such work on
-``count`` threads that each compute with one OpenMP thread: the arithmetic of every task is the
-one-thread arithmetic, whichever worker runs it, and the results come back in the order the tasks
-were given, so a run with two workers gives the same numbers as a sequential run at one thread.
+``count`` threads that share the caller's torch threads (each computes with ``threads // count``
+OpenMP threads, at least one: on a 2-core machine, one each). The arithmetic of every task is
+that of a sequential run at that thread count, whichever worker runs it, and the results come
+back in the order the tasks were given, so a run with two workers at 2 threads gives the same
+numbers as a sequential run at one thread. 20 bmx-trees frames at 432x240: 260 CPU-s with every
+op on 2 threads, 153 at one thread (bench/RESULTS.md, issue 14 session 5).
 
 ATen releases the GIL inside its ops, so the workers compute at the same time. Grad mode and CPU
 autocast are thread-local in PyTorch: each task runs under the caller's settings of both.
 """
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -29,12 +33,24 @@ from .errors import InpaintInputError
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: ``"auto"``: two single-threaded workers on the CPU when the caller allows torch two threads or
-#: more; sequential elsewhere. An int: that many workers (1 = sequential, at the caller's threads).
+#: ``"auto"``: two workers on the CPU when the caller allows torch two threads or more (each with
+#: half of them); sequential elsewhere. An int: that many workers (1 = sequential, at the caller's
+#: threads).
 WorkersOption = Literal["auto"] | int
 
 #: Workers that ``"auto"`` picks on a CPU with at least this many torch threads.
 AUTO_WORKERS = 2
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (macOS, Windows)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
 
 
 class _Stopped(Exception):
@@ -62,7 +78,7 @@ def resolve_workers(option: WorkersOption, device: torch.device) -> int:
 
 
 class Workers:
-    """Run tasks on ``count`` single-threaded worker threads; ``count == 1`` runs them inline.
+    """Run tasks on ``count`` worker threads; ``count == 1`` runs them inline.
 
     Use as a context manager around a run. On leaving it, every task has finished or been dropped
     and the caller's torch thread count is set again (a worker setting its own count changes
@@ -70,11 +86,13 @@ class Workers:
 
     Args:
         count: Worker threads (1: run every task in the calling thread, as a plain loop would).
+            Each computes with ``torch.get_num_threads() // count`` threads (at least one), the
+            caller's count when the block is entered.
     """
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self._pool: ThreadPoolExecutor | None = None
+        self._pools: list[ThreadPoolExecutor] = []
         self._failed = threading.Event()
         self._threads = torch.get_num_threads()
         self._grad = torch.is_grad_enabled()
@@ -89,20 +107,40 @@ class Workers:
             self._threads = torch.get_num_threads()
             self._grad = torch.is_grad_enabled()
             self._autocast = (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))
-            self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="propainter-worker",
-                                            initializer=torch.set_num_threads, initargs=(1,))
+            # One single-thread executor per worker, so that a task's worker is known: task i of a
+            # map runs on worker i % at_once, and work done one task at a time stays on worker 0
+            # (each thread allocates from its own malloc arena; one thread doing the sequential
+            # work reuses its own freed memory instead of growing two arenas).
+            self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"propainter-worker-{index}",
+                                              initializer=torch.set_num_threads,
+                                              initargs=(max(1, self._threads // self.count),))
+                           for index in range(self.count)]
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if self._pool is None:
+        if not self._pools:
             return
         if error is not None:
             self._failed.set()  # running tasks stop at their next layer (see check)
         try:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            for pool in self._pools:
+                pool.shutdown(wait=True, cancel_futures=True)
         finally:
-            self._pool = None
+            self._pools = []
             torch.set_num_threads(self._threads)
+
+    def release_memory(self) -> None:
+        """Hand the memory the workers freed back to the system (between stages).
+
+        Each thread allocates from its own glibc malloc arena and keeps what it frees there for
+        its own later use; the next stage, on another thread or with other sizes, cannot reuse
+        it, and the process's peak RSS became the sum of the stages' peaks (20 frames at 432x240:
+        2.17-2.28 GB against 1.72 sequentially). ``malloc_trim`` returns the free pages of every
+        arena, so each stage starts from the memory still in use. A no-op when sequential or
+        without glibc.
+        """
+        if self._pools and _MALLOC_TRIM is not None:
+            _MALLOC_TRIM(0)
 
     def check(self) -> None:
         """Raise inside a task once another task has failed (the pipeline calls this before every
@@ -117,24 +155,27 @@ class Workers:
             return function(item)
 
     def call(self, function: Callable[[], R]) -> R:
-        """``function()`` on one worker (so at one thread), or inline when sequential."""
+        """``function()`` on worker 0 (at its thread count), or inline when sequential."""
         return list(self.map(lambda _: function(), [None]))[0]
 
-    def map(self, function: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+    def map(self, function: Callable[[T], R], items: Iterable[T], *,
+            at_once: int | None = None) -> Iterator[R]:
         """``function(item)`` for every item, results in the order of ``items``.
 
-        At most ``count + 1`` tasks are queued or running at a time (one waits for the first
-        worker that frees up), so results are not piling up. The first error of a task is
-        raised here, after the other tasks stopped.
+        Task ``i`` runs on worker ``i % at_once`` (default ``count``), one task per worker at a
+        time, so results do not pile up and ``at_once=1`` runs the tasks one by one on worker 0
+        (at the workers' thread count, with one task's memory alive). The first error of a task
+        is raised here, after the other tasks stopped.
         """
-        if self._pool is None:
+        if not self._pools:
             yield from map(function, items)
             return
+        at_once = min(at_once or self.count, self.count)
         pending: deque[Future] = deque()
         try:
-            for item in items:
-                pending.append(self._pool.submit(self._task, function, item))
-                if len(pending) > self.count:
+            for index, item in enumerate(items):
+                pending.append(self._pools[index % at_once].submit(self._task, function, item))
+                if len(pending) >= at_once:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

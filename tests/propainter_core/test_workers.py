@@ -16,6 +16,7 @@ from cancel_timing import CANCEL_BOUND_S, CancelTimer
 from propainter_core.config import InpaintSettings
 from propainter_core.flow_completion import FlowCompletionConfig, build_flow_completion
 from propainter_core.generator import GeneratorConfig, build_generator
+from propainter_core.pipeline import stages
 from propainter_core.pipeline.errors import Cancelled, InpaintInputError
 from propainter_core.pipeline.models import ProPainterModels
 from propainter_core.pipeline.run import run_inpaint
@@ -59,8 +60,11 @@ def _one_thread_sequential(function):
         torch.set_num_threads(before)
 
 
-def test_two_workers_give_the_sequential_one_thread_output(models, threads):
-    # 14 frames: 2 RAFT clips, 3 generator windows with shared reference frames
+@pytest.mark.parametrize("windows_at_once", [1, 2])
+def test_two_workers_give_the_sequential_one_thread_output(models, threads, monkeypatch, windows_at_once):
+    # 14 frames: 2 RAFT clips, 3 generator windows with shared reference frames (run one by one,
+    # the default, or two at once)
+    monkeypatch.setattr(stages, "GENERATOR_WINDOWS_AT_ONCE", windows_at_once)
     images, masks = clip(14)
     settings = InpaintSettings(raft_iter=2, neighbor_length=6, ref_stride=4)
     expected = _one_thread_sequential(lambda: run_inpaint(images, masks, models, settings, workers=1))
@@ -177,3 +181,17 @@ def test_workers_option(threads):
     for bad in (0, -1, True, "two", 1.5):
         with pytest.raises(InpaintInputError, match="workers must be"):
             resolve_workers(bad, cpu)
+
+
+def test_workers_share_the_callers_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with Workers(2) as workers:
+            counts = list(workers.map(lambda _: torch.get_num_threads(), range(4)))
+        assert counts == [2] * 4  # half each
+        with Workers(3) as workers:
+            assert list(workers.map(lambda _: torch.get_num_threads(), range(3))) == [1] * 3
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)
