@@ -8,7 +8,7 @@ performance": 155 s wall, 3.45 GB peak RSS; 3.15 / 0.45 / 0.013 / 3.20 s per fra
 The weights are the pseudo-random parity weights (tests/parity_weights.py): the arithmetic is
 the real networks', only the numbers differ. Usage::
 
-    .venv/bin/python bench/bench_core.py [--frames 20] [--device cpu] [--threads 2] [--fp16] [--cpu-bf16]
+    .venv/bin/python bench/bench_core.py [--frames 20] [--device cpu] [--threads 2] [--fp16] [--cpu-bf16] [--workers auto|N]
 """
 from __future__ import annotations
 
@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--fp16", action="store_true")
     parser.add_argument("--cpu-bf16", action="store_true",
                         help="the opt-in bfloat16 CPU mode (not the official arithmetic)")
+    parser.add_argument("--workers", default="auto",
+                        help="'auto' (default) or an int: worker threads of one OpenMP thread each (1 = sequential)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -114,7 +116,9 @@ def main() -> None:
     timed_stages(seconds, stage_cpu, device)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    result = propainter_core.inpaint(frames, masks, models, fp16=args.fp16, cpu_bf16=args.cpu_bf16)
+    workers = args.workers if args.workers == "auto" else int(args.workers)
+    result = propainter_core.inpaint(frames, masks, models, fp16=args.fp16, cpu_bf16=args.cpu_bf16,
+                                     workers=workers)
     run_s = time.perf_counter() - start
     wall = time.perf_counter() - wall
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -125,7 +129,7 @@ def main() -> None:
     print(header("bench_core", device=device))
     print(f"clip:     bmx-trees, {count} frames {frames.shape[2]}x{frames.shape[1]} -> "
           f"{result.shape[2]}x{result.shape[1]}, device {device}, fp16={args.fp16}, "
-          f"cpu_bf16={args.cpu_bf16}")
+          f"cpu_bf16={args.cpu_bf16}, threads={args.threads}, workers={args.workers}")
     print(f"{'stage':<18} {'s/frame':>8} {'official':>9} {'ratio':>6} {'CPU s':>7} {'share':>6}")
     for label, official in OFFICIAL_STAGE_S_PER_FRAME.items():
         ours = seconds[label] / count

@@ -6,6 +6,7 @@ bidirectional deformable propagation, and a 2-D decoder with one skip connection
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -80,13 +81,16 @@ class RecurrentFlowCompletion(nn.Module):
         return self.edgeDetector(flows.flatten(0, 1)).view(batch, steps, 1, *flows.shape[-2:])
 
     def complete_bidirectional(self, flows_forward: Tensor, flows_backward: Tensor,
-                               masks: Tensor) -> FlowPair:
+                               masks: Tensor, mapper: Callable = map) -> FlowPair:
         """Predict both flow directions from flows whose holes are masked out here.
 
         Args:
             flows_forward: ``[B, T-1, 2, H, W]``, flow from frame t to t+1.
             flows_backward: ``[B, T-1, 2, H, W]``, flow from frame t+1 to t.
             masks: ``[B, T, 1, H, W]``, 1 = hole (any float or bool dtype).
+            mapper: ``mapper(function, items)`` gives ``function(item)`` for each item in order:
+                the builtin ``map``, or workers that run the directions at once (the same numbers;
+                twice the activations alive, so the pipeline does not).
 
         Returns:
             :class:`FlowPair` of predictions ``[B, T-1, 2, H, W]`` (the raw network output,
@@ -100,9 +104,10 @@ class RecurrentFlowCompletion(nn.Module):
         masks_forward, masks_backward = masks[:, :-1], masks[:, 1:]
         # parity: model/recurrent_flow_completion.py:345-364; the backward direction runs
         # time-reversed through the same network, then is flipped back.
-        pred_forward = self(flows_forward * (1 - masks_forward), masks_forward)
-        reversed_flows = torch.flip(flows_backward * (1 - masks_backward), dims=[1])
-        pred_backward = self(reversed_flows, torch.flip(masks_backward, dims=[1]))
+        # The two directions are independent: ``mapper`` may run them on two workers.
+        inputs = [(flows_forward * (1 - masks_forward), masks_forward),
+                  (torch.flip(flows_backward * (1 - masks_backward), dims=[1]), torch.flip(masks_backward, dims=[1]))]
+        pred_forward, pred_backward = mapper(lambda pair: self(*pair), inputs)
         return FlowPair(pred_forward, torch.flip(pred_backward, dims=[1]))
 
 

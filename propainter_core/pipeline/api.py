@@ -17,6 +17,7 @@ from ..config import InpaintSettings
 from .errors import InpaintInputError
 from .models import ProPainterModels, load_models
 from .run import CancelCallback, ProgressCallback, run_inpaint
+from .workers import WorkersOption
 
 __all__ = ["inpaint", "load_models", "ProPainterModels"]
 
@@ -42,7 +43,8 @@ def inpaint(frames: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor,
             resize_ratio: float = 1.0, height: int = -1, width: int = -1, fp16: bool = False,
             progress: ProgressCallback | None = None, should_cancel: CancelCallback | None = None,
             segment_length: int | None = None,
-            segment_padding: int | None = None, cpu_bf16: bool = False) -> np.ndarray | torch.Tensor:
+            segment_padding: int | None = None, cpu_bf16: bool = False,
+            workers: WorkersOption = "auto") -> np.ndarray | torch.Tensor:
     """Remove the masked region from a clip with ProPainter, as the official script does.
 
     Args:
@@ -63,6 +65,12 @@ def inpaint(frames: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor,
             CPU with native bfloat16 (about 1.85x less CPU time; on the parity clip 1 % of the
             uint8 values inside the hole move by more than one level, at most 5). Where it cannot
             run (another device, no native bfloat16) one warning is logged and the run is fp32.
+        workers: ``"auto"``: on the CPU with torch at 2 threads or more, each stage's independent
+            work runs on 2 worker threads with half of torch's threads each (on 2 cores: one
+            thread each, much less CPU time lost to threads waiting for each other, the same
+            output as a sequential run at one thread); sequential elsewhere. An int: that many
+            workers (1 = sequential at torch's thread count). See
+            :func:`~propainter_core.pipeline.run.run_inpaint`.
 
     Returns:
         ``[T, h, w, 3]`` uint8 at the processing size (sides rounded down to multiples of 8),
@@ -84,5 +92,5 @@ def inpaint(frames: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor,
     mask_tensor = _as_mask_stack(_as_tensor(masks, "masks"))
     result = run_inpaint(frame_tensor, mask_tensor, models, settings, segment_length=segment_length,
                          segment_padding=segment_padding, progress=progress,
-                         should_cancel=should_cancel, cpu_bf16=cpu_bf16)
+                         should_cancel=should_cancel, cpu_bf16=cpu_bf16, workers=workers)
     return result.numpy() if isinstance(frames, np.ndarray) else result

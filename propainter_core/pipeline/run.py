@@ -31,6 +31,7 @@ from .precision import Precision, cpu_bf16_context, module_in_dtype, resolve_pre
 from .prepare import normalise, prepare_segment, processing_size
 from .stages import (FlowPair, complete_flows, estimate_flows, generate_and_composite,
                      propagate_images, stage_step_counts)
+from .workers import SEQUENTIAL, Workers, WorkersOption, resolve_workers
 
 #: Context frames on each side of a segment when none is given: the official image-propagation
 #: padding (inference_propainter.py:376), wider than the generator's half window (5 frames).
@@ -102,7 +103,8 @@ class _Networks:
 def inpaint_segment(original: torch.Tensor, holes: torch.Tensor, networks: _Networks,
                     settings: InpaintSettings, tick: Callable[[], None],
                     known_flows: FlowPair | None = None,
-                    cancel: CancelCheck | None = None) -> tuple[torch.Tensor, FlowPair]:
+                    cancel: CancelCheck | None = None,
+                    workers: Workers = SEQUENTIAL) -> tuple[torch.Tensor, FlowPair]:
     """The official pipeline on one segment.
 
     Args:
@@ -111,22 +113,29 @@ def inpaint_segment(original: torch.Tensor, holes: torch.Tensor, networks: _Netw
         known_flows: RAFT flows of the segment's first frame pairs, from the previous segment.
         cancel: raises to stop; polled per frame inside image propagation (the networks are
             watched by :func:`~propainter_core.pipeline.cancel.cancel_checks` around the run).
+        workers: run each stage's independent work.
 
     Returns:
         ``[T, h, w, 3]`` uint8 on the device, and the segment's RAFT flows (fp32, before
         completion; ``[1, T-1, 2, h, w]`` each) for the next segment to reuse.
     """
     frames, masks = normalise(original, holes)
-    flows = raft_flows = estimate_flows(networks.raft, frames, settings.raft_iter, tick, known_flows)
+    flows = raft_flows = estimate_flows(networks.raft, frames, settings.raft_iter, tick, known_flows,
+                                        workers=workers)
+    workers.release_memory()
     dtype = networks.precision.network
     if dtype != frames.dtype:  # parity: inference_propainter.py:333-335
         frames, masks = frames.to(dtype), masks.to(dtype)
         flows = FlowPair(flows.forward.to(dtype), flows.backward.to(dtype))
-    flows = complete_flows(networks.flow_completion, flows, masks, settings.subvideo_length, tick)
+    flows = complete_flows(networks.flow_completion, flows, masks, settings.subvideo_length, tick,
+                           workers=workers)
+    workers.release_memory()
     propagated = propagate_images(networks.generator, frames, masks, flows,
-                                  settings.subvideo_length, tick, cancel=cancel)
-    return generate_and_composite(networks.generator, propagated, masks, flows, original,
-                                  settings, tick), raft_flows
+                                  settings.subvideo_length, tick, cancel=cancel, workers=workers)
+    result = generate_and_composite(networks.generator, propagated, masks, flows, original,
+                                    settings, tick, workers=workers)
+    workers.release_memory()
+    return result, raft_flows
 
 
 def _check_inputs(frames: torch.Tensor, masks: torch.Tensor) -> None:
@@ -144,7 +153,8 @@ def _check_inputs(frames: torch.Tensor, masks: torch.Tensor) -> None:
 def run_inpaint(frames: torch.Tensor, masks: torch.Tensor, models: NetworkSet,
                 settings: InpaintSettings = InpaintSettings(), *, segment_length: int | None = None,
                 segment_padding: int | None = None, progress: ProgressCallback | None = None,
-                should_cancel: CancelCallback | None = None, cpu_bf16: bool = False) -> torch.Tensor:
+                should_cancel: CancelCallback | None = None, cpu_bf16: bool = False,
+                workers: WorkersOption = "auto") -> torch.Tensor:
     """Inpaint a clip: every pixel inside the (dilated) mask is filled, the rest kept exactly.
 
     Args:
@@ -162,6 +172,14 @@ def run_inpaint(frames: torch.Tensor, masks: torch.Tensor, models: NetworkSet,
             matrix products in bfloat16 (about 1.85x less CPU time; not the official arithmetic,
             see :func:`~propainter_core.pipeline.precision.cpu_bf16_context`). Elsewhere one
             warning is logged and the run is the usual one.
+        workers: ``"auto"`` (the default): on the CPU, when torch may use 2 threads or more, the
+            independent work of each stage (RAFT's encoder calls and refinement batches, flow
+            completion's two directions, the generator's windows) runs on 2 worker threads with
+            half of torch's threads each instead of one op after another on all threads, which
+            wastes less CPU time waiting (:mod:`~propainter_core.pipeline.workers`); the output
+            equals a sequential run at half the threads (on 2 cores: one). Elsewhere sequential.
+            An int: that many workers (1 = sequential, at torch's thread count). The caller's
+            thread count is kept.
 
     Returns:
         ``[T, h, w, 3]`` uint8 on the CPU at the processing size (multiples of 8).
@@ -187,13 +205,16 @@ def run_inpaint(frames: torch.Tensor, masks: torch.Tensor, models: NetworkSet,
     cancel = ticker.check if should_cancel is not None else None
     watched = (networks.raft, networks.flow_completion, networks.generator)
     autocast = cpu_bf16_context(torch.device(models.device), cpu_bf16)
-    with torch.no_grad(), cancel_checks(watched, cancel), autocast:
+    pool = Workers(resolve_workers(workers, torch.device(models.device)))
+    layer_check = _both(pool.check, cancel) if pool.parallel else cancel
+    with torch.no_grad(), cancel_checks(watched, layer_check), autocast, pool:
         for index, segment in enumerate(segments):
             ticker.check()
             segment_masks = masks[segment.span] if masks.shape[0] > 1 else masks.expand(len(segment), -1, -1)
             original, holes = prepare_segment(frames[segment.span], segment_masks, size,
                                               settings.mask_dilation, torch.device(models.device))
-            result, raft_flows = inpaint_segment(original, holes, networks, settings, ticker, carried, cancel)
+            result, raft_flows = inpaint_segment(original, holes, networks, settings, ticker, carried, cancel,
+                                                 workers=pool)
             output[segment.core] = result[segment.keep].cpu()
             carried = None
             if index + 1 < len(segments) and reused[index + 1]:
@@ -208,3 +229,14 @@ def run_inpaint(frames: torch.Tensor, masks: torch.Tensor, models: NetworkSet,
 def _shared_pairs(before: Window, after: Window) -> int:
     """Frame pairs at the start of ``after`` whose RAFT flows ``before`` already estimated."""
     return max(0, before.stop - after.start - 1) if after.start >= before.start else 0
+
+
+def _both(first: CancelCheck, second: CancelCheck | None) -> CancelCheck:
+    """One layer check: the workers' stop (another task failed), then the caller's cancel."""
+    if second is None:
+        return first
+
+    def check() -> None:
+        first()
+        second()
+    return check

@@ -8,6 +8,7 @@ so that a segment covering the whole clip reproduces the official output.
 from __future__ import annotations
 
 from collections.abc import Callable
+import threading
 from typing import NamedTuple
 
 import torch
@@ -19,6 +20,7 @@ from ..flow_completion import FlowPair, combine_flows
 from ..raft import RaftConfig, bidirectional_flow
 from .chunking import neighbour_windows, overlapping_windows, raft_clip_windows
 from .references import local_reference_count, reference_frames
+from .workers import SEQUENTIAL, Workers
 
 #: Called between chunks: raises ``Cancelled`` when asked to stop, then counts one step.
 Tick = Callable[[], None]
@@ -37,6 +39,14 @@ RAFT_CORRELATION_BUDGET = 2**27
 #: 2 x 11 instead of 1 x 22, measured 13 % less CPU time in the refinement (system time 2.0 ->
 #: 0.4 s and 1.0 M -> 0.2 M page faults per 6 iterations, same user time; issue 14, session 4).
 RAFT_ITERATION_BUFFER_BYTES = 32 * 2**20
+
+
+#: Generator windows run one at a time (on one worker, at its thread count), not one per worker:
+#: two windows at once raised the peak RSS of 20 frames at 432x240 from 1.93 to 2.24 GB (0.65x the
+#: official run; the goal is <= 0.6x) for no CPU time saved, only wall time (issue 14, session 5).
+#: The windows are independent, and :class:`EncodedFrames` serves them in order from any thread,
+#: so a larger value runs them at once with the same output.
+GENERATOR_WINDOWS_AT_ONCE = 1
 
 
 class Propagated(NamedTuple):
@@ -65,7 +75,7 @@ def stage_step_counts(num_frames: int, width: int, settings: InpaintSettings,
 
 
 def estimate_flows(raft: nn.Module, frames: torch.Tensor, iters: int, tick: Tick,
-                   known: FlowPair | None = None) -> FlowPair:
+                   known: FlowPair | None = None, *, workers: Workers = SEQUENTIAL) -> FlowPair:
     """RAFT flows between neighbouring frames, in clips sharing one frame.
 
     Args:
@@ -73,6 +83,7 @@ def estimate_flows(raft: nn.Module, frames: torch.Tensor, iters: int, tick: Tick
         known: flows of the first ``k`` frame pairs, already estimated (the previous segment's
             overlap): only the pairs after them are run. A flow depends only on its two frames,
             so this changes results by float jitter at most.
+        workers: run each clip's encoder calls and refinement batches.
 
     parity: inference_propainter.py:302-329 (clip length by width, ``f-1`` overlap, fp32).
     """
@@ -88,7 +99,7 @@ def estimate_flows(raft: nn.Module, frames: torch.Tensor, iters: int, tick: Tick
                            (RAFT_ITERATION_BUFFER_BYTES - 1) // max(1, lookup_bytes)))
     for window in raft_clip_windows(frames.shape[1], raft_clip_length(frames.shape[-1])):
         flows_f, flows_b = bidirectional_flow(raft, frames[:, window.span], iters=iters,
-                                              max_pairs=max_pairs)
+                                              max_pairs=max_pairs, mapper=workers.map)
         forward.append(flows_f)
         backward.append(flows_b)
         tick()
@@ -96,12 +107,15 @@ def estimate_flows(raft: nn.Module, frames: torch.Tensor, iters: int, tick: Tick
 
 
 def complete_flows(flow_completion: nn.Module, flows: FlowPair, flow_masks: torch.Tensor,
-                   subvideo_length: int, tick: Tick) -> FlowPair:
+                   subvideo_length: int, tick: Tick, *, workers: Workers = SEQUENTIAL) -> FlowPair:
     """Fill the flows inside the hole, in sub-videos of ``subvideo_length`` flows.
 
     Args:
         flows: RAFT flows, ``[B, T-1, 2, h, w]`` each.
         flow_masks: ``[B, T, 1, h, w]`` in {0, 1}; flow t is masked with frames t / t+1.
+        workers: each sub-video runs on one worker (on 2 cores: one thread), its two directions
+            one after the other: run at once, the two directions' activations doubled the peak
+            RSS of the whole pipeline (20 frames at 432x240: 1.66 -> 3.16 GB).
 
     Returns:
         The completed flows: predictions inside the hole, RAFT's outside.
@@ -114,7 +128,7 @@ def complete_flows(flow_completion: nn.Module, flows: FlowPair, flow_masks: torc
     for window in windows:
         sub_f, sub_b = flows.forward[:, window.span], flows.backward[:, window.span]
         sub_masks = flow_masks[:, window.start:window.stop + 1]
-        pred_f, pred_b = flow_completion.complete_bidirectional(sub_f, sub_b, sub_masks)
+        pred_f, pred_b = workers.call(lambda: flow_completion.complete_bidirectional(sub_f, sub_b, sub_masks))
         comp_f, comp_b = combine_flows(sub_f, sub_b, pred_f, pred_b, sub_masks)
         forward.append(comp_f[:, window.keep])
         backward.append(comp_b[:, window.keep])
@@ -124,7 +138,7 @@ def complete_flows(flow_completion: nn.Module, flows: FlowPair, flow_masks: torc
 
 def propagate_images(generator: nn.Module, frames: torch.Tensor, masks: torch.Tensor,
                      flows: FlowPair, subvideo_length: int, tick: Tick, *,
-                     cancel: Callable[[], None] | None = None) -> Propagated:
+                     cancel: Callable[[], None] | None = None, workers: Workers = SEQUENTIAL) -> Propagated:
     """Carry known pixels along the completed flows into the hole, in chunks of frames.
 
     Args:
@@ -132,6 +146,8 @@ def propagate_images(generator: nn.Module, frames: torch.Tensor, masks: torch.Te
         masks: ``[B, T, 1, h, w]`` dilated hole masks in {0, 1}.
         flows: Completed flows.
         cancel: raises to stop; polled before every frame step of the propagation.
+        workers: each chunk runs on one worker (on 2 cores: one thread): it is a chain of small
+            per-frame steps, where a second OpenMP thread mostly waits.
 
     parity: inference_propainter.py:371-404 (chunks of ``min(100, subvideo_length)`` frames
     with 10 of context, ``'nearest'`` warps, ``frames * (1 - m) + prop * m``).
@@ -143,9 +159,9 @@ def propagate_images(generator: nn.Module, frames: torch.Tensor, masks: torch.Te
     for window in overlapping_windows(num_frames, chunk, pad_before=PROPAGATION_PADDING):
         span, flow_span = window.span, slice(window.start, window.stop - 1)
         count = len(window)
-        prop, holes = generator.img_propagation(
+        prop, holes = workers.call(lambda: generator.img_propagation(
             masked_frames[:, span], (flows.forward[:, flow_span], flows.backward[:, flow_span]),
-            masks[:, span], interpolation="nearest", cancel=cancel)
+            masks[:, span], interpolation="nearest", cancel=cancel))
         prop = prop.reshape(batch, count, 3, height, width)  # [B, t, 3, h, w]
         merged = frames[:, span] * (1 - masks[:, span]) + prop * masks[:, span]
         updated_frames.append(merged[:, window.keep])
@@ -182,25 +198,44 @@ class EncodedFrames:
     masks, so every window can reuse them. A frame's features are computed when a window first
     needs them and dropped after the last window that uses it.
 
+    Windows may run on two workers at once: :meth:`take` serves them in the order of ``step``
+    (a window waits until the one before it took its features), so every frame is encoded once
+    and dropped only after its last window took it, as in a sequential run.
+
     Args:
         generator: The InpaintGenerator.
         propagated: Image propagation's frames and remaining holes ``[B, T, ., h, w]``.
         masks: ``[B, T, 1, h, w]`` dilated hole masks.
         frame_ids: The frames of each window (local, then references), in the order of use.
+        stop: raises while a window waits for its turn if the run failed elsewhere.
     """
 
     def __init__(self, generator: nn.Module, propagated: Propagated, masks: torch.Tensor,
-                 frame_ids: list[list[int]]) -> None:
+                 frame_ids: list[list[int]], stop: Callable[[], None] = lambda: None) -> None:
         self._generator, self._propagated, self._masks = generator, propagated, masks
         self._last_use = {frame: step for step, ids in enumerate(frame_ids) for frame in ids}
         self._features: dict[int, torch.Tensor] = {}
+        self._turn, self._stop = 0, stop
+        self._ready = threading.Condition()
 
-    def take(self, step: int, ids: list[int]) -> torch.Tensor:
+    def take(self, step: int, ids: list[int]) -> torch.Tensor | None:
         """Features ``[B, len(ids), C, h/4, w/4]`` of window ``step`` (frames ``ids``).
 
-        Windows are taken in increasing ``step`` (skipped windows are fine); features no later
+        Every window must call this once, in any thread, with ``ids`` empty (None returned) if
+        it needs no features; the calls are served in increasing ``step``. Features no later
         window needs are dropped.
         """
+        with self._ready:
+            while self._turn < step:
+                self._stop()
+                self._ready.wait(0.05)
+            try:
+                return self._take(step, ids)
+            finally:
+                self._turn = step + 1
+                self._ready.notify_all()
+
+    def _take(self, step: int, ids: list[int]) -> torch.Tensor | None:
         for frame in [f for f in self._features if self._last_use[f] < step]:
             del self._features[frame]
         missing = [frame for frame in dict.fromkeys(ids) if frame not in self._features]
@@ -208,7 +243,7 @@ class EncodedFrames:
             new = self._generator.encode(self._propagated.frames[:, missing], self._masks[:, missing],
                                          self._propagated.masks[:, missing])  # [B, m, C, h, w]
             self._features.update(zip(missing, new.unbind(1)))
-        features = torch.stack([self._features[frame] for frame in ids], dim=1)  # [B, n, C, h, w]
+        features = torch.stack([self._features[frame] for frame in ids], dim=1) if ids else None  # [B, n, C, h, w]
         for frame in [f for f in self._features if self._last_use[f] <= step]:
             del self._features[frame]
         return features
@@ -216,7 +251,7 @@ class EncodedFrames:
 
 def generate_and_composite(generator: nn.Module, propagated: Propagated, masks: torch.Tensor,
                            flows: FlowPair, original: torch.Tensor, settings: InpaintSettings,
-                           tick: Tick) -> torch.Tensor:
+                           tick: Tick, *, workers: Workers = SEQUENTIAL) -> torch.Tensor:
     """Run the generator over overlapping neighbour windows and composite into uint8 frames.
 
     Args:
@@ -224,6 +259,9 @@ def generate_and_composite(generator: nn.Module, propagated: Propagated, masks: 
         masks: ``[B, T, 1, h, w]`` dilated hole masks in {0, 1}.
         flows: Completed flows.
         original: ``[T, h, w, 3]`` uint8 frames at the processing size.
+        workers: run the windows, :data:`GENERATOR_WINDOWS_AT_ONCE` at a time (each window's
+            generator pass is independent of the others'; the windows are averaged into the
+            result in their order, here).
 
     Returns:
         ``[T, h, w, 3]`` uint8: generated pixels inside the dilated hole, ``original`` outside;
@@ -241,28 +279,33 @@ def generate_and_composite(generator: nn.Module, propagated: Propagated, masks: 
     frame_ids = [window.indices + reference_frames(window.core_start, window.indices, num_frames,
                                                    settings.ref_stride, ref_count)
                  for window in windows]
-    encoded = EncodedFrames(generator, propagated, masks, frame_ids)
-    for step, (window, ids) in enumerate(zip(windows, frame_ids)):
+    encoded = EncodedFrames(generator, propagated, masks, frame_ids, stop=workers.check)
+
+    def composite(step: int) -> torch.Tensor:
+        """Window ``step``'s frames: generated inside the hole, ``original`` outside, ``[L, h, w, 3]``."""
+        window, ids = windows[step], frame_ids[step]
         local = window.indices
         if not holes[window.span].any():
             # No hole in the local frames: the generator's pixels would all be discarded below.
-            composite = original[window.span]
-        else:
-            # Local frames without a hole are not decoded: their pixels would be discarded below.
-            with_hole = holes[window.span].flatten(1).any(dim=1).tolist()
-            extra = {} if all(with_hole) else {"decode": with_hole}
-            generated = generator(propagated.frames[:, ids],
-                                  (flows.forward[:, local[:-1]], flows.backward[:, local[:-1]]),
-                                  masks[:, ids], propagated.masks[:, ids], len(local),
-                                  features=encoded.take(step, ids), **extra)
-            pixels = to_uint8_frames(generated.reshape(-1, *generated.shape[-3:])[:len(local)])
-            composite = torch.where(holes[window.span], pixels, original[window.span])  # [L, h, w, 3]
-            del generated
+            encoded.take(step, [])
+            return original[window.span]
+        # Local frames without a hole are not decoded: their pixels would be discarded below.
+        with_hole = holes[window.span].flatten(1).any(dim=1).tolist()
+        extra = {} if all(with_hole) else {"decode": with_hole}
+        features = encoded.take(step, ids)
+        generated = generator(propagated.frames[:, ids],
+                              (flows.forward[:, local[:-1]], flows.backward[:, local[:-1]]),
+                              masks[:, ids], propagated.masks[:, ids], len(local),
+                              features=features, **extra)
+        pixels = to_uint8_frames(generated.reshape(-1, *generated.shape[-3:])[:len(local)])
+        return torch.where(holes[window.span], pixels, original[window.span])
+
+    generated = workers.map(composite, range(len(windows)), at_once=GENERATOR_WINDOWS_AT_ONCE)
+    for window, frames in zip(windows, generated):
         fresh = ~written[window.span]
         averaged = (result[window.span].to(torch.float32) * 0.5
-                    + composite.to(torch.float32) * 0.5).to(torch.uint8)
-        result[window.span] = torch.where(fresh.to(composite.device).view(-1, 1, 1, 1),
-                                          composite, averaged)
+                    + frames.to(torch.float32) * 0.5).to(torch.uint8)
+        result[window.span] = torch.where(fresh.to(frames.device).view(-1, 1, 1, 1), frames, averaged)
         written[window.span] = True
         tick()
     return result

@@ -1,9 +1,16 @@
 """Forward and backward flows between consecutive frames of a clip."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
 import torch
 
 from .model import RAFT, check_iterations
+
+#: Runs ``function`` on every item and gives the results in order: the builtin ``map``, or
+#: :meth:`propainter_core.pipeline.workers.Workers.map` (the items on worker threads).
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 
 #: The encoders see at most this many pixels per call (one 960x540 frame, five at 432x240), so
 #: that every layer of a call is short and a cancel check between layers lands quickly, and so
@@ -33,9 +40,19 @@ def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
+def batch_size(count: int, max_pairs: int) -> int:
+    """Pairs per refinement batch: at most ``max_pairs``, batches of even size, and an even number
+    of batches when there are two pairs or more (22 pairs, at most 15 -> 11 + 11; 14 -> 7 + 7), so
+    that two workers get the same work. The plan depends only on these two numbers, so a run gives
+    the same flows whatever the workers."""
+    batches = -(-count // max_pairs)
+    batches += batches % 2 if count >= 2 else 0
+    return -(-count // batches)
+
+
 @torch.no_grad()
 def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
-                       max_pairs: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       max_pairs: int | None = None, mapper: Mapper = map) -> tuple[torch.Tensor, torch.Tensor]:
     """Flows between every pair of neighbouring frames, in both directions.
 
     Same outputs as the official bidirectional wrapper (``model/modules/flow_comp_raft.py``),
@@ -53,8 +70,10 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
             one direction at a time, so the correlation volumes peak at the size the official
             wrapper reaches (``(H/8 * W/8)^2`` floats per pair: 0.8 GB at 1280x720). Larger
             values batch both directions (no faster on CPU); smaller ones save memory. The
-            pairs are split into batches of even size. Results do not depend on it (float
-            jitter aside).
+            pairs are split into an even number of batches of even size (:func:`batch_size`).
+            Results do not depend on it (float jitter aside).
+        mapper: runs the independent encoder calls and refinement batches (the builtin ``map``:
+            one after another; the pipeline passes its workers' ``map``).
     Returns:
         ``(flows_forward, flows_backward)``, each ``[B, T-1, 2, H, W]`` float32 in pixels
         (channel 0 = x, 1 = y): ``flows_forward[:, t]`` is the flow from frame t to t+1,
@@ -73,9 +92,10 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
     images = frames.to(dtype).reshape(batch * time, 3, height, width)  # [B*T, 3, H, W]
     per_call = max(1, ENCODER_PIXELS_PER_CALL // (height * width))
     parts = images.split(-(-len(images) // -(-len(images) // per_call)))  # even sizes: 12 -> 4 + 4 + 4
-    features = _joined([raft.encode_features(part) for part in parts])
-    encoded = [raft.encode_context(part) for part in parts]
-    hidden, context = _joined([h for h, _ in encoded]), _joined([c for _, c in encoded])
+    encoders = [raft.encode_features] * len(parts) + [raft.encode_context] * len(parts)
+    encoded = list(mapper(lambda task: task[0](task[1]), zip(encoders, parts + parts)))
+    features = _joined(encoded[:len(parts)])
+    hidden, context = _joined([h for h, _ in encoded[len(parts):]]), _joined([c for _, c in encoded[len(parts):]])
     del encoded
     features = features.view(batch, time, *features.shape[1:])  # [B, T, C, h, w]
     hidden = hidden.view(batch, time, *hidden.shape[1:])  # [B, T, hidden_dim, h, w]
@@ -90,12 +110,12 @@ def bidirectional_flow(raft: RAFT, frames: torch.Tensor, *, iters: int = 20,
     features1, features2 = pairs(features, first=True), pairs(features, first=False)
     hidden1, context1 = pairs(hidden, first=True), pairs(context, first=True)
     count = features1.shape[0]
-    step = batch * (time - 1) if max_pairs is None else int(max_pairs)
-    step = -(-count // -(-count // step))  # batches of even size: 22 pairs, at most 15 -> 11 + 11
-    flows = torch.cat([
-        raft.refine(features1[i:i + step], features2[i:i + step], hidden1[i:i + step],
-                    context1[i:i + step], iters=iters)
-        for i in range(0, count, step)
-    ])  # [2*B*(T-1), 2, H, W]
+    step = batch_size(count, batch * (time - 1) if max_pairs is None else int(max_pairs))
+
+    def refine(i: int) -> torch.Tensor:
+        return raft.refine(features1[i:i + step], features2[i:i + step], hidden1[i:i + step],
+                           context1[i:i + step], iters=iters)
+
+    flows = torch.cat(list(mapper(refine, range(0, count, step))))  # [2*B*(T-1), 2, H, W]
     flows = flows.view(2, batch, time - 1, 2, height, width)  # [direction, B, T-1, 2, H, W]
     return flows[0], flows[1]

@@ -26,7 +26,7 @@ import propainter_core.pipeline.prepare as prepare
 H, W = 40, 56  # the stand-ins allow tiny frames once the 128-pixel floor is lowered (fixture)
 
 
-def stand_in_flows(raft, frames, *, iters, max_pairs=None):
+def stand_in_flows(raft, frames, *, iters, max_pairs=None, mapper=map):
     """Per pair only, like RAFT: depends on frames t and t+1 (and on iters)."""
     a, b = frames[:, :-1], frames[:, 1:]
     return (b - a)[:, :, :2] * 3 + 0.01 * iters, (a - b)[:, :, 1:] * 2
@@ -38,7 +38,7 @@ def stand_in_combine(flows_f, flows_b, pred_f, pred_b, masks):
 
 
 class StandInCompletion(nn.Module):
-    def complete_bidirectional(self, flows_f, flows_b, masks):  # window-dependent
+    def complete_bidirectional(self, flows_f, flows_b, masks, mapper=map):  # window-dependent
         return (flows_f * 0.5 + flows_f.mean(dim=1, keepdim=True) + masks[:, :-1],
                 flows_b * 0.5 - flows_b.mean(dim=1, keepdim=True))
 
@@ -189,7 +189,7 @@ def test_segments_estimate_each_flow_pair_once_with_the_same_result(models, monk
     settings = InpaintSettings(subvideo_length=8, neighbor_length=6)
     pairs: list[int] = []
 
-    def counting_flows(raft, clip, *, iters, max_pairs=None):
+    def counting_flows(raft, clip, *, iters, max_pairs=None, mapper=map):
         pairs.append(clip.shape[1] - 1)
         return stand_in_flows(raft, clip, iters=iters)
 

@@ -126,7 +126,7 @@ def test_raft_batches_keep_the_iteration_buffers_under_the_mmap_threshold(monkey
 
     seen = []
 
-    def record(raft, frames, *, iters, max_pairs):
+    def record(raft, frames, *, iters, max_pairs, mapper=map):
         seen.append(max_pairs)
         zeros = torch.zeros(1, frames.shape[1] - 1, 2, *frames.shape[-2:])
         return zeros, zeros
