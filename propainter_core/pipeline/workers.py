@@ -154,9 +154,14 @@ class Workers:
         with torch.set_grad_enabled(self._grad), torch.autocast("cpu", dtype=dtype, enabled=enabled):
             return function(item)
 
+    @property
+    def one_thread_each(self) -> bool:
+        """Each worker computes with a single thread (a 2-thread caller with two workers)."""
+        return self.parallel and self._threads // self.count <= 1
+
     def call(self, function: Callable[[], R]) -> R:
-        """``function()`` on worker 0 (at its thread count), or inline when sequential."""
-        return list(self.map(lambda _: function(), [None]))[0]
+        """``function()`` alone: see ``map(..., at_once=1)``."""
+        return list(self.map(lambda _: function(), [None], at_once=1))[0]
 
     def map(self, function: Callable[[T], R], items: Iterable[T], *,
             at_once: int | None = None) -> Iterator[R]:
@@ -166,11 +171,17 @@ class Workers:
         time, so results do not pile up and ``at_once=1`` runs the tasks one by one on worker 0
         (at the workers' thread count, with one task's memory alive). The first error of a task
         is raised here, after the other tasks stopped.
+
+        Work one task at a time (``at_once=1``) goes to worker 0 only where the workers have one
+        thread each: there a single thread does that work in less CPU time than two (the
+        second core idles, the stage's wall time on an idle machine is up to twice as long). Where
+        each worker has more threads, it runs inline at the caller's full thread count, so a
+        many-core machine computes the generator and flow completion as fast as without workers.
         """
-        if not self._pools:
+        at_once = min(at_once or self.count, self.count)
+        if not self._pools or (at_once == 1 and not self.one_thread_each):
             yield from map(function, items)
             return
-        at_once = min(at_once or self.count, self.count)
         pending: deque[Future] = deque()
         try:
             for index, item in enumerate(items):

@@ -195,3 +195,23 @@ def test_workers_share_the_callers_threads():
         assert torch.get_num_threads() == 4
     finally:
         torch.set_num_threads(before)
+
+
+def test_work_one_at_a_time_keeps_all_threads_where_workers_have_several():
+    """Four threads, two workers: pairs run on the workers at two threads each, a lone task (the
+    generator, flow completion) inline at all four; two threads: a lone task on worker 0 at one."""
+    before = torch.get_num_threads()
+    where = lambda _: (threading.current_thread() is threading.main_thread(), torch.get_num_threads())
+    try:
+        torch.set_num_threads(4)
+        with Workers(2) as workers:
+            assert list(workers.map(where, range(2))) == [(False, 2)] * 2
+            assert list(workers.map(where, range(2), at_once=1)) == [(True, 4)] * 2
+            assert workers.call(lambda: where(None)) == (True, 4)
+        torch.set_num_threads(2)
+        with Workers(2) as workers:
+            assert list(workers.map(where, range(2), at_once=1)) == [(False, 1)] * 2
+            assert workers.call(lambda: where(None)) == (False, 1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
