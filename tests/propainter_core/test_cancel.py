@@ -12,39 +12,18 @@ import pytest
 import torch
 
 from cancel_timing import CANCEL_BOUND_S, CancelTimer
+from core_testing import STAGE_MODULES as STAGES
+from core_testing import boxed_clip as clip
+from core_testing import random_models
 from propainter_core.config import InpaintSettings
-from propainter_core.flow_completion import FlowCompletionConfig, build_flow_completion
-from propainter_core.generator import GeneratorConfig, build_generator
 from propainter_core.pipeline.errors import Cancelled
 from propainter_core.pipeline.models import ProPainterModels
 from propainter_core.pipeline.run import run_inpaint
-from propainter_core.raft import RaftConfig, build_raft
 
 
 @pytest.fixture(scope="module")
 def models() -> ProPainterModels:
-    torch.manual_seed(0)
-    return ProPainterModels(raft=build_raft(RaftConfig()).eval(),
-                            flow_completion=build_flow_completion(FlowCompletionConfig()).eval(),
-                            generator=build_generator(GeneratorConfig()).eval(),
-                            device=torch.device("cpu"), dtype=torch.float32)
-
-
-def clip(frames: int = 6, size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (frames, size, size, 3), dtype=torch.uint8, generator=generator)
-    masks = torch.zeros(frames, size, size)
-    masks[:, 40:80, 50:90] = 1
-    return images, masks
-
-
-STAGES = {  # the module whose first call starts the stage
-    "raft refinement": lambda m: m.raft.update_block.encoder,  # called by forward and the fast step
-    "raft encoders": lambda m: m.raft.fnet,
-    "flow completion": lambda m: m.flow_completion,
-    "image propagation": lambda m: m.generator.img_prop_module,
-    "generator window": lambda m: m.generator.encoder,
-}
+    return random_models(0)
 
 
 @pytest.mark.parametrize("stage", list(STAGES))

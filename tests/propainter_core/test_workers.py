@@ -13,24 +13,19 @@ import pytest
 import torch
 
 from cancel_timing import CANCEL_BOUND_S, CancelTimer
+from core_testing import STAGE_MODULES, boxed_clip, random_models
 from propainter_core.config import InpaintSettings
-from propainter_core.flow_completion import FlowCompletionConfig, build_flow_completion
-from propainter_core.generator import GeneratorConfig, build_generator
 from propainter_core.pipeline import stages
 from propainter_core.pipeline.errors import Cancelled, InpaintInputError
 from propainter_core.pipeline.models import ProPainterModels
 from propainter_core.pipeline.run import run_inpaint
 from propainter_core.pipeline.workers import Workers, resolve_workers
-from propainter_core.raft import RaftConfig, bidirectional_flow, build_raft
+from propainter_core.raft import bidirectional_flow
 
 
 @pytest.fixture(scope="module")
 def models() -> ProPainterModels:
-    torch.manual_seed(0)
-    return ProPainterModels(raft=build_raft(RaftConfig()).eval(),
-                            flow_completion=build_flow_completion(FlowCompletionConfig()).eval(),
-                            generator=build_generator(GeneratorConfig()).eval(),
-                            device=torch.device("cpu"), dtype=torch.float32)
+    return random_models(0)
 
 
 @pytest.fixture
@@ -43,10 +38,7 @@ def threads():
 
 
 def clip(frames: int, size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (frames, size, size, 3), dtype=torch.uint8, generator=generator)
-    masks = torch.zeros(frames, size, size)
-    masks[:, 40:80, 50:90] = 1
+    images, masks = boxed_clip(frames, size)
     masks[2, :, :] = 0  # a local frame without a hole: the window skips its decoding
     return images, masks
 
@@ -145,11 +137,7 @@ def test_an_error_in_a_worker_is_raised_as_itself(models, threads):
     assert run_inpaint(images, masks, models, InpaintSettings(raft_iter=1), workers=2).shape == (4, 128, 128, 3)
 
 
-STAGES = {  # the module whose first call starts the stage
-    "raft refinement": lambda m: m.raft.update_block.encoder,
-    "flow completion": lambda m: m.flow_completion,
-    "generator window": lambda m: m.generator.encoder,
-}
+STAGES = {stage: STAGE_MODULES[stage] for stage in ("raft refinement", "flow completion", "generator window")}
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
