@@ -41,9 +41,9 @@ RAFT_CORRELATION_BUDGET = 2**27
 RAFT_ITERATION_BUFFER_BYTES = 32 * 2**20
 
 
-#: Generator windows run one at a time (on one worker, at its thread count), not one per worker:
-#: two windows at once raised the peak RSS of 20 frames at 432x240 from 1.93 to 2.24 GB (0.65x the
-#: official run; the goal is <= 0.6x) for no CPU time saved, only wall time (issue 14, session 5).
+#: Generator windows run one at a time (inline, at the caller's threads), not one per worker: two
+#: windows at once raised the peak RSS of 20 frames at 432x240 from 1.93 to 2.24 GB (0.65x the
+#: official run; the goal is <= 0.6x) for little CPU time saved (issue 14, session 5).
 #: The windows are independent, and :class:`EncodedFrames` serves them in order from any thread,
 #: so a larger value runs them at once with the same output.
 GENERATOR_WINDOWS_AT_ONCE = 1
@@ -113,7 +113,7 @@ def complete_flows(flow_completion: nn.Module, flows: FlowPair, flow_masks: torc
     Args:
         flows: RAFT flows, ``[B, T-1, 2, h, w]`` each.
         flow_masks: ``[B, T, 1, h, w]`` in {0, 1}; flow t is masked with frames t / t+1.
-        workers: each sub-video runs on one worker (on 2 cores: one thread), its two directions
+        workers: each sub-video runs alone (inline, at the caller's threads), its two directions
             one after the other: run at once, the two directions' activations doubled the peak
             RSS of the whole pipeline (20 frames at 432x240: 1.66 -> 3.16 GB).
 
@@ -146,8 +146,7 @@ def propagate_images(generator: nn.Module, frames: torch.Tensor, masks: torch.Te
         masks: ``[B, T, 1, h, w]`` dilated hole masks in {0, 1}.
         flows: Completed flows.
         cancel: raises to stop; polled before every frame step of the propagation.
-        workers: each chunk runs on one worker (on 2 cores: one thread): it is a chain of small
-            per-frame steps, where a second OpenMP thread mostly waits.
+        workers: each chunk runs alone (inline, at the caller's threads).
 
     parity: inference_propainter.py:371-404 (chunks of ``min(100, subvideo_length)`` frames
     with 10 of context, ``'nearest'`` warps, ``frames * (1 - m) + prop * m``).

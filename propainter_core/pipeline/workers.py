@@ -6,13 +6,14 @@ end; libgomp's waiting threads spin before they sleep. Between the small ops of 
 and flow completion, and on a machine whose cores are shared, that waiting is CPU time that does
 no work (issue 14, session 5: the same stage measured 23.5 and 30.1 CPU-s in two runs at 2
 threads). The pipeline has work that is independent: RAFT's encoder calls and refinement batches,
-the two directions of flow completion, the generator's windows. :class:`Workers` runs such work on
-``count`` threads that share the caller's torch threads (each computes with ``threads // count``
-OpenMP threads, at least one: on a 2-core machine, one each). The arithmetic of every task is
-that of a sequential run at that thread count, whichever worker runs it, and the results come
-back in the order the tasks were given, so a run with two workers at 2 threads gives the same
-numbers as a sequential run at one thread. 20 bmx-trees frames at 432x240: 260 CPU-s with every
-op on 2 threads, 153 at one thread (bench/RESULTS.md, issue 14 session 5).
+the generator's windows. :class:`Workers` runs such work on ``count`` threads that share the
+caller's torch threads (each computes with ``threads // count`` OpenMP threads, at least one: on
+a 2-core machine, one each). The arithmetic of every task is that of a sequential run at that
+thread count, whichever worker runs it, and the results come back in the order the tasks were
+given. Only RAFT runs on the workers by default: it is where they pay both ways (20 bmx-trees
+frames at 432x240, idle machine: 79.1 -> 72.0 CPU-s, 39.9 -> 36.8 s; at load ~3: 104.3 -> 74.7
+CPU-s, 94 -> 74 s), while the generator's big convolutions keep two threads busy, so work done
+one task at a time runs inline at the caller's thread count (bench/RESULTS.md, issue 14 session 5).
 
 ATen releases the GIL inside its ops, so the workers compute at the same time. Grad mode and CPU
 autocast are thread-local in PyTorch: each task runs under the caller's settings of both.
@@ -108,9 +109,7 @@ class Workers:
             self._grad = torch.is_grad_enabled()
             self._autocast = (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))
             # One single-thread executor per worker, so that a task's worker is known: task i of a
-            # map runs on worker i % at_once, and work done one task at a time stays on worker 0
-            # (each thread allocates from its own malloc arena; one thread doing the sequential
-            # work reuses its own freed memory instead of growing two arenas).
+            # map runs on worker i % at_once.
             self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"propainter-worker-{index}",
                                               initializer=torch.set_num_threads,
                                               initargs=(max(1, self._threads // self.count),))
@@ -154,34 +153,28 @@ class Workers:
         with torch.set_grad_enabled(self._grad), torch.autocast("cpu", dtype=dtype, enabled=enabled):
             return function(item)
 
-    @property
-    def one_thread_each(self) -> bool:
-        """Each worker computes with a single thread (a 2-thread caller with two workers)."""
-        return self.parallel and self._threads // self.count <= 1
-
     def call(self, function: Callable[[], R]) -> R:
-        """``function()`` alone: see ``map(..., at_once=1)``."""
-        return list(self.map(lambda _: function(), [None], at_once=1))[0]
+        """``function()`` alone: inline, at the caller's thread count (see ``map``, ``at_once=1``)."""
+        return function()
 
     def map(self, function: Callable[[T], R], items: Iterable[T], *,
             at_once: int | None = None) -> Iterator[R]:
         """``function(item)`` for every item, results in the order of ``items``.
 
         Task ``i`` runs on worker ``i % at_once`` (default ``count``), one task per worker at a
-        time, so results do not pile up and ``at_once=1`` runs the tasks one by one on worker 0
-        (at the workers' thread count, with one task's memory alive). The first error of a task
-        is raised here, after the other tasks stopped.
+        time, so results do not pile up. The first error of a task is raised here, after the
+        other tasks stopped.
 
-        Work one task at a time (``at_once=1``) goes to worker 0 only where the workers have one
-        thread each (a 2-thread caller): there one thread does it in less CPU time than two,
-        and in less wall time too once anything else runs on the machine (the generator, 20
-        frames at 432x240: one thread 77 CPU-s / 3.98 s per frame; two threads 82 / 2.10 beside one
-        other busy process, 112 / 5.59 beside a busier one), though twice as long on an idle
-        machine. Where each worker has more threads, it runs inline at the caller's full thread
-        count, so a many-core machine computes the generator and flow completion at all of them.
+        Work one task at a time (``at_once=1``: flow completion, the generator's windows) runs
+        inline, in the calling thread at the caller's full thread count. On one worker thread
+        it saved little CPU (the generator's big convolutions keep two threads busy: 80.3 ->
+        74.8 CPU-s for 20 frames at 432x240 on an idle machine) and took 1.8 times the wall time
+        (2.05 -> 3.74 s per frame), and on a many-core machine it would compute with half the
+        threads. (Beside a busy process it is the other way round: 112 CPU-s and 5.59 s per frame
+        at two threads, 77 and 3.98 at one; the default is chosen for a machine that runs the job.)
         """
         at_once = min(at_once or self.count, self.count)
-        if not self._pools or (at_once == 1 and not self.one_thread_each):
+        if not self._pools or at_once == 1:
             yield from map(function, items)
             return
         pending: deque[Future] = deque()

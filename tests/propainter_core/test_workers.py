@@ -52,14 +52,17 @@ def _one_thread_sequential(function):
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("windows_at_once", [1, 2])
-def test_two_workers_give_the_sequential_one_thread_output(models, threads, monkeypatch, windows_at_once):
-    # 14 frames: 2 RAFT clips, 3 generator windows with shared reference frames (run one by one,
-    # the default, or two at once)
+@pytest.mark.parametrize("windows_at_once, caller_threads", [(1, 1), (2, 2)])
+def test_two_workers_give_the_sequential_one_thread_output(models, threads, monkeypatch, windows_at_once,
+                                                          caller_threads):
+    # 14 frames: 2 RAFT clips, 3 generator windows with shared reference frames. Windows one by
+    # one (the default) run inline at the caller's threads, so the caller runs at one thread to
+    # compare exactly; two at once run on the workers at one thread each.
     monkeypatch.setattr(stages, "GENERATOR_WINDOWS_AT_ONCE", windows_at_once)
     images, masks = clip(14)
     settings = InpaintSettings(raft_iter=2, neighbor_length=6, ref_stride=4)
     expected = _one_thread_sequential(lambda: run_inpaint(images, masks, models, settings, workers=1))
+    torch.set_num_threads(caller_threads)
     ours = run_inpaint(images, masks, models, settings, workers=2)
     assert torch.equal(ours, expected)
     # and the generator saw something to fill: the output differs from the input inside the hole
@@ -89,15 +92,18 @@ def test_flow_completion_directions_are_identical_on_workers(models, threads):
 
 
 def test_the_callers_thread_count_is_kept(models, threads):
-    seen: list[int] = []
-    hook = models.generator.encoder.register_forward_pre_hook(
-        lambda *_: seen.append(torch.get_num_threads()))
+    seen: dict[str, list[int]] = {"raft": [], "generator": []}
+    hooks = [models.raft.fnet.register_forward_pre_hook(lambda *_: seen["raft"].append(torch.get_num_threads())),
+             models.generator.encoder.register_forward_pre_hook(
+                 lambda *_: seen["generator"].append(torch.get_num_threads()))]
     try:
         images, masks = clip(6)
         run_inpaint(images, masks, models, InpaintSettings(raft_iter=1), workers=2)
     finally:
-        hook.remove()
-    assert seen and set(seen) == {1}  # the encoder ran on the workers, one thread each
+        for hook in hooks:
+            hook.remove()
+    assert seen["raft"] and set(seen["raft"]) == {1}  # RAFT's encoder ran on the workers, one thread each
+    assert seen["generator"] and set(seen["generator"]) == {threads}  # the generator inline, at the caller's
     assert torch.get_num_threads() == threads
     # a thread started afterwards gets the caller's count too (the count new threads start with
     # is process-wide and the workers had set it to 1)
@@ -185,9 +191,9 @@ def test_workers_share_the_callers_threads():
         torch.set_num_threads(before)
 
 
-def test_work_one_at_a_time_keeps_all_threads_where_workers_have_several():
-    """Four threads, two workers: pairs run on the workers at two threads each, a lone task (the
-    generator, flow completion) inline at all four; two threads: a lone task on worker 0 at one."""
+def test_work_one_at_a_time_runs_inline_at_the_callers_threads():
+    """Pairs run on the workers at half the threads each, a lone task (the generator, flow
+    completion) inline at all of them: a 16-thread CPU must not run the generator at 8."""
     before = torch.get_num_threads()
     where = lambda _: (threading.current_thread() is threading.main_thread(), torch.get_num_threads())
     try:
@@ -198,8 +204,8 @@ def test_work_one_at_a_time_keeps_all_threads_where_workers_have_several():
             assert workers.call(lambda: where(None)) == (True, 4)
         torch.set_num_threads(2)
         with Workers(2) as workers:
-            assert list(workers.map(where, range(2), at_once=1)) == [(False, 1)] * 2
-            assert workers.call(lambda: where(None)) == (False, 1)
+            assert list(workers.map(where, range(2))) == [(False, 1)] * 2
+            assert workers.call(lambda: where(None)) == (True, 2)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
