@@ -58,11 +58,15 @@ MASK_DEFAULTS = dict(grow=4, shape="disk", fill_holes=True, min_island_area=10, 
 @pytest.mark.parametrize("case", ["guide", "large grow", "feather"])
 def test_mask_dilate_blur_stops_within_the_bound(comfy, case):
     """Before issue 11 the node never checked: 401 s past the request on 150 masks with a guide."""
-    masks = blob_masks(24, 270, 480)
+    # Each case must outlast the 0.5 s delay, or the node ends before the request. An idle machine,
+    # uncancelled: the guide 0.75 s on 24 frames (it once finished first), 3.2 s on 96; the
+    # large grow and the feather 1.7 s on 24.
+    frames = 96 if case == "guide" else 24
+    masks = blob_masks(frames, 270, 480)
     options = dict(MASK_DEFAULTS)
     extra = {}
     if case == "guide":
-        extra = dict(guide=textured(24, 270, 480), guide_radius=16)
+        extra = dict(guide=textured(frames, 270, 480), guide_radius=16)
     elif case == "large grow":
         options["grow"] = 400
     else:
