@@ -65,11 +65,11 @@ def inpaint(frames: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor,
             CPU with native bfloat16 (about 1.85x less CPU time; on the parity clip 1 % of the
             uint8 values inside the hole move by more than one level, at most 5). Where it cannot
             run (another device, no native bfloat16) one warning is logged and the run is fp32.
-        workers: ``"auto"``: on the CPU with torch at 2 threads or more, each stage's independent
-            work runs on 2 worker threads with half of torch's threads each (on 2 cores: one
-            thread each, much less CPU time lost to threads waiting for each other, the same
-            output as a sequential run at one thread); sequential elsewhere. An int: that many
-            workers (1 = sequential at torch's thread count). See
+        workers: ``"auto"``: on the CPU with torch at 2 threads or more, RAFT's encoder calls
+            and refinement batches run on 2 worker threads with half of torch's threads each (on
+            2 cores: one thread each, much less CPU time lost to threads waiting for each other);
+            the other stages run at all of torch's threads. Sequential elsewhere. An int: that
+            many workers (1 = sequential at torch's thread count). See
             :func:`~propainter_core.pipeline.run.run_inpaint`.
 
     Returns:

@@ -172,14 +172,13 @@ def run_inpaint(frames: torch.Tensor, masks: torch.Tensor, models: NetworkSet,
             matrix products in bfloat16 (about 1.85x less CPU time; not the official arithmetic,
             see :func:`~propainter_core.pipeline.precision.cpu_bf16_context`). Elsewhere one
             warning is logged and the run is the usual one.
-        workers: ``"auto"`` (the default): on the CPU, when torch may use 2 threads or more, the
-            independent work of each stage (RAFT's encoder calls and refinement batches, flow
-            completion's two directions, the generator's windows) runs on 2 worker threads with
-            half of torch's threads each instead of one op after another on all threads, which
-            wastes less CPU time waiting (:mod:`~propainter_core.pipeline.workers`); the output
-            equals a sequential run at half the threads (on 2 cores: one). Elsewhere sequential.
-            An int: that many workers (1 = sequential, at torch's thread count). The caller's
-            thread count is kept.
+        workers: ``"auto"`` (the default): on the CPU, when torch may use 2 threads or more,
+            RAFT's encoder calls and refinement batches run on 2 worker threads with half of
+            torch's threads each instead of one op after another on all threads, which wastes
+            less CPU time waiting (:mod:`~propainter_core.pipeline.workers`); flow completion,
+            image propagation and the generator's windows run one at a time at the caller's
+            threads. Elsewhere sequential. An int: that many workers (1 = sequential, at torch's
+            thread count). The caller's thread count is kept.
 
     Returns:
         ``[T, h, w, 3]`` uint8 on the CPU at the processing size (multiples of 8).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .numeric import carried_motion, membrane, sample, window_mean
+from .numeric import carried_motion, grown_box, membrane, sample, window_mean
 
 # The boundary match needs at least this many known pixels around a part of the hole.
 _MIN_RING = 8
@@ -57,10 +57,7 @@ def match_boundary(frame: np.ndarray, hole: np.ndarray, ignore: np.ndarray | Non
     bool: known pixels that are not the background (a thing moving beside the hole), left out of
     the ring.
     """
-    ys, xs = np.nonzero(hole)
-    h, w = hole.shape
-    y0, y1 = max(0, ys.min() - 3), min(h, ys.max() + 4)
-    x0, x1 = max(0, xs.min() - 3), min(w, xs.max() + 4)
+    y0, y1, x0, x1 = grown_box(hole, 3)
     box, inside = frame[y0:y1, x0:x1], hole[y0:y1, x0:x1]
     ring = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~inside
     if ignore is not None:
@@ -112,12 +109,10 @@ def remove_seams(frame: np.ndarray, hole: np.ndarray, regions: np.ndarray, ignor
         ignore: ``[H, W]`` bool, known pixels that are not the background (a thing moving beside
             the hole): they hold nothing (a free boundary), like the frame's edge.
     """
-    ys, xs = np.nonzero(hole)
-    if ys.size == 0:
+    box = grown_box(hole, 1)
+    if box is None:
         return
-    h, w = hole.shape
-    y0, y1 = max(0, ys.min() - 1), min(h, ys.max() + 2)
-    x0, x1 = max(0, xs.min() - 1), min(w, xs.max() + 2)
+    y0, y1, x0, x1 = box
     box, inside, label = frame[y0:y1, x0:x1], hole[y0:y1, x0:x1], regions[y0:y1, x0:x1]
     # Guidance for each hole pixel p and neighbour q: g_pq = F_p - F_q within a region and
     # across the hole's outline. Across a boundary between two regions the step F_p - F_q mixes

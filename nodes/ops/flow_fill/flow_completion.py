@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 import cv2
 import numpy as np
 
-from .numeric import membrane, push_pull
+from .numeric import grown_box, membrane, push_pull
 from .settings import DisPreset, FlowFillSettings, check_cancel, dilate_holes
 
 # The object is smoothed away before DIS over its mask grown by this many pixels (JPEG halo).
@@ -142,9 +142,7 @@ def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, un
         fixed = core & ~unmeasured
     if fixed.sum() < _MIN_OWN_PIXELS or not hole.any():
         return None
-    ys, xs = np.nonzero(hole | fixed)
-    h, w = hole.shape
-    y0, y1, x0, x1 = max(0, ys.min() - 1), min(h, ys.max() + 2), max(0, xs.min() - 1), min(w, xs.max() + 2)
+    y0, y1, x0, x1 = grown_box(hole | fixed, 1)
     box_fixed, box_hole = fixed[y0:y1, x0:x1], hole[y0:y1, x0:x1]
     filled = membrane(flow[y0:y1, x0:x1], box_fixed, box_hole, relax_iterations)
     out = flow.copy()

@@ -1,4 +1,5 @@
-"""Numerical helpers the stages share: scattered bilinear sampling, push-pull and membranes, window means."""
+"""Numerical helpers the stages share: scattered bilinear sampling, push-pull and membranes, window means,
+mask boxes."""
 from __future__ import annotations
 
 import cv2
@@ -90,3 +91,14 @@ def carried_motion(flow: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarr
     """The flow ``[H, W, 2]`` at integer pixels ``(ys, xs)``, ``[K, 2]``, with sub-noise components zeroed."""
     motion = flow[ys, xs]
     return np.where(np.abs(motion) < STILL_PX, 0.0, motion).astype(np.float32)
+
+
+def grown_box(mask: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the bounding box of ``mask [H, W]`` (bool) grown by ``margin`` px on
+    each side and clipped to the frame, or None when the mask is empty."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    h, w = mask.shape
+    return (max(0, ys.min() - margin), min(h, ys.max() + 1 + margin),
+            max(0, xs.min() - margin), min(w, xs.max() + 1 + margin))
