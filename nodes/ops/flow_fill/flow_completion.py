@@ -62,31 +62,47 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40
     return complete_flow_and_layers(flow, hole, relax_iterations=relax_iterations)[0]
 
 
+class FlowAndLayers(NamedTuple):
+    """:func:`complete_flow_and_layers`'s result.
+
+    ``flow`` ``[H, W, 2]`` float32: the completed flow. ``outliers`` ``[H, W]`` bool: the pixels
+    whose measured flow the camera's motion does not explain (see :func:`moving_layer`), the
+    hole's box part of which had its flow replaced by the background's. ``moving`` ``[H, W]``
+    bool: those of them where the frames show that something moves (see :func:`frames_change`),
+    the pixels that are not the background and so no source for it.
+    """
+
+    flow: np.ndarray
+    moving: np.ndarray
+    outliers: np.ndarray
+
+
 def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray | None = None,
                              relax_iterations: int = 40,
-                             greys: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                             greys: tuple[np.ndarray, np.ndarray] | None = None) -> FlowAndLayers:
     """:func:`complete_flow`, and the pixels around the hole that move on their own.
 
-    The second result is the motion layer that is not the camera's: pixels whose measured flow
-    is an outlier of the camera's motion fitted around the hole (see :func:`moving_layer`),
-    searched over the fitted region (the hole's box grown by its size), outside ``unmeasured``
-    (the object itself, whose flow was smoothed away and means nothing). Within the hole's box
-    their flow is replaced like the hole's, by the background's motion. With ``greys`` (the two
-    frames the flow maps between), a pixel of ``hole`` outside ``unmeasured`` is in the layer only
-    where its measured motion explains the frames better than the camera's (see
-    :func:`moving_layer`).
+    The motion layer that is not the camera's: pixels whose measured flow is an outlier of the
+    camera's motion fitted around the hole (see :func:`moving_layer`), searched over the fitted
+    region (the hole's box grown by its size), outside ``unmeasured`` (the object itself, whose
+    flow was smoothed away and means nothing). Within the hole's box their flow is replaced like
+    the hole's, by the background's motion. With ``greys`` (the two frames the flow maps
+    between), a pixel of ``hole`` outside ``unmeasured`` is an outlier only where its measured
+    motion explains the frames better than the camera's (see :func:`moving_layer`), and the
+    layer of pixels that move on their own is the outliers where the frames change under the
+    camera's motion (see :func:`frames_change`): DIS spreads a thing's motion over the still
+    background beside it, and that background is a source like any other. Without ``greys``
+    the layer is all the outliers.
 
     Args:
         flow: ``[H, W, 2]`` float32. hole: ``[H, W]`` bool, the region whose flow is replaced.
         unmeasured: ``[H, W]`` bool or None. greys: uint8 ``[H, W]`` source and target frames, or None.
-    Returns:
-        ``[H, W, 2]`` float32 flow and ``[H, W]`` bool moving layer.
     """
     moving = np.zeros(hole.shape, bool)
     if not hole.any():
-        return flow, moving
+        return FlowAndLayers(flow, moving, moving)
     if hole.all():
-        return np.zeros_like(flow), moving
+        return FlowAndLayers(np.zeros_like(flow), moving, moving)
     ys, xs = np.nonzero(hole)
     reach = max(_COMPLETION_MARGIN, (ys.max() - ys.min()) // 2, (xs.max() - xs.min()) // 2)
     h, w = hole.shape
@@ -112,7 +128,12 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     # with the background, not ride along with them.
     replaced = box_hole | moving[y0:y1, x0:x1]
     out[y0:y1, x0:x1] = np.where(replaced[..., None], camera + filled, box_flow)
-    return out, moving
+    if greys is None or not moving.any():
+        return FlowAndLayers(out, moving, moving)
+    a0, a1, b0, b1 = around_box
+    changing = np.zeros_like(moving)
+    changing[a0:a1, b0:b1] = frames_change(greys[0], greys[1], camera_flow(matrix, around_box), around_box)
+    return FlowAndLayers(out, moving & changing, moving)
 
 
 def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, unmeasured: np.ndarray | None = None,
@@ -206,15 +227,42 @@ def own_motion_explains(source: np.ndarray, target: np.ndarray, flow: np.ndarray
     :data:`EXPLAINS_WINDOW`-px windows and compared with a margin of :data:`EXPLAINS_LEVELS`.
     """
     y0, y1, x0, x1 = box
+    return warp_error(source, target, flow[y0:y1, x0:x1], box) + EXPLAINS_LEVELS < warp_error(source, target, camera, box)
+
+
+def warp_error(source: np.ndarray, target: np.ndarray, motion: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """``[h', w']`` float32: how far ``motion [h', w', 2]`` is from carrying ``target`` onto ``source``.
+
+    Over ``box = (y0, y1, x0, x1)`` of the uint8 ``[H, W]`` frames: the target warped back along
+    the motion (bilinear), its absolute grey difference from the source averaged over
+    :data:`EXPLAINS_WINDOW`-px windows.
+    """
+    y0, y1, x0, x1 = box
     gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    target = target.astype(np.float32)
-    seen = source[y0:y1, x0:x1].astype(np.float32)
-    errors = []
-    for motion in (flow[y0:y1, x0:x1], camera):
-        warped = cv2.remap(target, gx + motion[..., 0], gy + motion[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-        errors.append(cv2.blur(np.abs(seen - warped), (EXPLAINS_WINDOW, EXPLAINS_WINDOW)))
-    return errors[0] + EXPLAINS_LEVELS < errors[1]
+    warped = cv2.remap(target.astype(np.float32), gx + motion[..., 0], gy + motion[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return cv2.blur(np.abs(source[y0:y1, x0:x1].astype(np.float32) - warped), (EXPLAINS_WINDOW, EXPLAINS_WINDOW))
+
+
+# The frames change under the camera's motion where its warp error, smoothed by a Gaussian of
+# this sigma (px), exceeds this many grey levels (JPEG noise and resampling stay below it).
+CHANGE_SIGMA = 3.0
+CHANGE_LEVELS = 4.0
+
+
+def frames_change(source: np.ndarray, target: np.ndarray, camera: np.ndarray,
+                  box: tuple[int, int, int, int]) -> np.ndarray:
+    """``[h', w']`` bool over ``box``: the camera's motion ``camera [h', w', 2]`` does not carry ``target`` onto ``source``.
+
+    The frames themselves say whether something moves there, not DIS, whose patches and
+    regularisation carry a thing's motion several px onto the still background beside it (most
+    over flat ground, a wall, the sky). A still pixel is carried onto the next frame by the
+    camera's motion whatever DIS says; a moving thing (its texture, its edges, its shadow's
+    edge) is not. A pixel that something moves onto in the target frame changes too (the
+    place a thing covers next), which keeps it out of the sources as before.
+    """
+    error = warp_error(source, target, camera, box)
+    return cv2.GaussianBlur(error, (0, 0), CHANGE_SIGMA) > CHANGE_LEVELS
 
 
 def fit_camera(flow: np.ndarray, known: np.ndarray) -> np.ndarray | None:
@@ -272,7 +320,8 @@ class PairFlows(NamedTuple):
 
     ``forward`` ``[H, W, 2]`` maps frame i to i+1, ``backward`` i+1 to i; ``moving_first`` and
     ``moving_second`` ``[H, W]`` bool are the pixels of frames i and i+1 that move on their own
-    (see :func:`moving_layer`). ``own_forward`` and ``own_backward`` are the same flows with the
+    (:class:`FlowAndLayers`' ``moving``: outliers of the camera's motion where the frames
+    change). ``own_forward`` and ``own_backward`` are the same flows with the
     moving layer's own motion continued into the hole (:func:`complete_own_flow`), None where
     there is no moving layer: the flows a hidden part of that thing follows.
     """
@@ -299,10 +348,11 @@ def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarra
     region = dilate_holes(raw(pair) | raw(pair + 1), settings.flow_mask_dilation)
     check_cancel(should_cancel)
     measured = dis_flow(first, second, settings.flow_preset)
-    forward, moving_first = complete_flow_and_layers(measured, region, first_hole, greys=(first, second))
-    own_forward = complete_own_flow(measured, region, moving_first, first_hole)
+    forward = complete_flow_and_layers(measured, region, first_hole, greys=(first, second))
+    # The own motion is read from all the outliers, as it was before the layer was narrowed.
+    own_forward = complete_own_flow(measured, region, forward.outliers, first_hole)
     check_cancel(should_cancel)
     measured = dis_flow(second, first, settings.flow_preset)
-    backward, moving_second = complete_flow_and_layers(measured, region, second_hole, greys=(second, first))
-    own_backward = complete_own_flow(measured, region, moving_second, second_hole)
-    return PairFlows(forward, backward, moving_first, moving_second, own_forward, own_backward)
+    backward = complete_flow_and_layers(measured, region, second_hole, greys=(second, first))
+    own_backward = complete_own_flow(measured, region, backward.outliers, second_hole)
+    return PairFlows(forward.flow, backward.flow, forward.moving, backward.moving, own_forward, own_backward)

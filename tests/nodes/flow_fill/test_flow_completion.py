@@ -22,8 +22,9 @@ def _scene(h: int = 80, w: int = 120) -> tuple[np.ndarray, np.ndarray, tuple]:
 
 def test_the_block_moving_on_its_own_is_its_own_layer_and_follows_the_camera_inside_the_box():
     flow, hole, block = _scene()
-    out, moving = complete_flow_and_layers(flow, hole)
+    out, moving, outliers = complete_flow_and_layers(flow, hole)
     assert moving[block].all()
+    np.testing.assert_array_equal(moving, outliers)  # without the frames, every outlier is the layer
     assert not moving[:, 90:].any()  # the background is not
     np.testing.assert_allclose(out[hole], np.broadcast_to((2.0, 0.0), out[hole].shape), atol=0.2)
     # the block's own flow is replaced by the background's, so a path through it goes on with the background
@@ -50,7 +51,7 @@ def test_unmeasured_pixels_are_never_part_of_the_layer():
 def test_the_moving_layers_own_flow_goes_on_into_the_hole_and_none_without_one():
     """A hole beside the block: its own completed flow is the block's motion, not the camera's."""
     flow, hole, block = _scene()
-    _, moving = complete_flow_and_layers(flow, hole)
+    _, moving, _ = complete_flow_and_layers(flow, hole)
     own = complete_own_flow(flow, hole, moving)
     assert own is not None
     # Inside the hole the nearest moving thing's motion (-6, 0), not the camera's (2, 0).
@@ -94,6 +95,36 @@ def test_a_thing_moving_beside_a_sliding_hole_stays_a_moving_layer_and_the_still
         assert moving[halo].mean() < 0.02, f"{moving[halo].mean():.0%} of the still halo taken for a moving layer"
     # The block beside it, which does move, stays a moving layer.
     assert pair.moving_first[64:80, 112:124].mean() > 0.9
+
+
+def test_still_background_that_dis_gave_a_things_motion_is_a_source_and_the_thing_is_not():
+    """A still camera over a still textured scene; a textured block moves 4 px left beside the
+    hole, and the flow carries its motion 10 px past its outline onto the still background (what
+    DIS does, most over flat ground). That margin's flow is an outlier of the camera's and is
+    replaced near the hole, but the frames do not change there under the camera's motion: it is background,
+    a source, not part of the moving layer (on the code before issue 13's sixth session all of it
+    was). The block itself, whose texture moves, stays the layer."""
+    h, w = 96, 160
+    background = _textured(h, w, seed=5)
+    block = _textured(24, 20, seed=6)
+    frames = []
+    for i in range(2):
+        frame = background.copy()
+        frame[40:64, 64 - 4 * i:84 - 4 * i] = block
+        frames.append(frame)
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[30:74, 54:94] = (-4.0, 0.0)  # the block's motion, spread 10 px around it
+    hole = np.zeros((h, w), bool)
+    hole[40:64, 96:156] = True
+    result = complete_flow_and_layers(flow, hole, hole, greys=(frames[0], frames[1]))
+    moving, outliers = result[1], result[-1]  # (before, the second and last result was the whole layer)
+    margin = np.zeros((h, w), bool)
+    margin[30:74, 54:94] = True
+    margin[34:70, 58:90] = False  # 6-10 px from the block: above, below and on the hole's side
+    margin[:, :64] = False  # (on the side it moves to, the place it covers next changes)
+    assert outliers[margin].all()  # DIS's margin is an outlier of the camera's motion ...
+    assert moving[margin].mean() < 0.05, f"{moving[margin].mean():.0%} of the still margin is a moving layer"
+    assert moving[40:64, 64:84].mean() > 0.95  # ... and the block stays one
 
 
 def test_on_real_footage_the_halo_around_a_sliding_hole_is_not_a_moving_layer(clips_dir):
