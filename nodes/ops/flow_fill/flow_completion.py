@@ -247,7 +247,7 @@ def warp_error(source: np.ndarray, target: np.ndarray, motion: np.ndarray, box: 
 # The frames change under the camera's motion where its warp error, smoothed by a Gaussian of
 # this sigma (px), exceeds this many grey levels (JPEG noise and resampling stay below it).
 CHANGE_SIGMA = 3.0
-CHANGE_LEVELS = 4.0
+CHANGE_LEVELS = 8.0
 
 
 def frames_change(source: np.ndarray, target: np.ndarray, camera: np.ndarray,
