@@ -320,8 +320,10 @@ class PairFlows(NamedTuple):
 
     ``forward`` ``[H, W, 2]`` maps frame i to i+1, ``backward`` i+1 to i; ``moving_first`` and
     ``moving_second`` ``[H, W]`` bool are the pixels of frames i and i+1 that move on their own
-    (:class:`FlowAndLayers`' ``moving``: outliers of the camera's motion where the frames
-    change). ``own_forward`` and ``own_backward`` are the same flows with the
+    (outliers of the camera's motion, see :func:`moving_layer`); ``still_first`` and
+    ``still_second`` ``[H, W]`` bool (or None: none) those of them where the frames do not change
+    under the camera's motion (see :func:`frames_change`): still background DIS gave a nearby
+    thing's motion, a source like any other. ``own_forward`` and ``own_backward`` are the same flows with the
     moving layer's own motion continued into the hole (:func:`complete_own_flow`), None where
     there is no moving layer: the flows a hidden part of that thing follows.
     """
@@ -332,6 +334,8 @@ class PairFlows(NamedTuple):
     moving_second: np.ndarray
     own_forward: np.ndarray | None = None
     own_backward: np.ndarray | None = None
+    still_first: np.ndarray | None = None
+    still_second: np.ndarray | None = None
 
 
 def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarray], pair: int,
@@ -349,10 +353,10 @@ def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarra
     check_cancel(should_cancel)
     measured = dis_flow(first, second, settings.flow_preset)
     forward = complete_flow_and_layers(measured, region, first_hole, greys=(first, second))
-    # The own motion is read from all the outliers, as it was before the layer was narrowed.
     own_forward = complete_own_flow(measured, region, forward.outliers, first_hole)
     check_cancel(should_cancel)
     measured = dis_flow(second, first, settings.flow_preset)
     backward = complete_flow_and_layers(measured, region, second_hole, greys=(second, first))
     own_backward = complete_own_flow(measured, region, backward.outliers, second_hole)
-    return PairFlows(forward.flow, backward.flow, forward.moving, backward.moving, own_forward, own_backward)
+    return PairFlows(forward.flow, backward.flow, forward.outliers, backward.outliers, own_forward, own_backward,
+                     forward.outliers & ~forward.moving, backward.outliers & ~backward.moving)

@@ -41,7 +41,7 @@ class Window:
 
     start: int
     frames: np.ndarray   # [n, H, W, 3] float32
-    safe: np.ndarray     # [n, H, W] bool, see safe_to_sample: known and not moving
+    safe: np.ndarray     # [n, H, W] bool, see safe_to_sample: known and not moving where the frames change
     safe_all: np.ndarray  # [n, H, W] bool: known, moving or not (sources of a moving layer's pixels)
     moving: np.ndarray   # [n, H, W] bool, pixels that move on their own (see source_selection)
     forward: np.ndarray  # [n-1, H, W, 2]
@@ -79,17 +79,21 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
     """The window of frames ``first .. first + len(holes) - 1``; ``holes`` are theirs (dilated).
 
     A pixel is a source where it is known and, with ``exclude_moving``, not part of a moving layer
-    of either of the frame's pairs (see :func:`.source_selection.source_pixels`).
+    of either of the frame's pairs where that pair's frames change (see
+    :func:`.source_selection.source_pixels` and ``PairFlows.still_first``).
     """
     last = first + len(holes)
     h, w = frames.shape[1:3]
     pairs = range(first, last - 1)
     empty = np.zeros((0, h, w, 2), np.float32)
     moving = np.zeros(holes.shape, bool)
+    changing = np.zeros(holes.shape, bool)  # the moving pixels that are no source
     if exclude_moving:
         for p in pairs:
-            moving[p - first] |= flows[p].moving_first
-            moving[p - first + 1] |= flows[p].moving_second
+            for index, layer, still in ((p - first, flows[p].moving_first, flows[p].still_first),
+                                        (p - first + 1, flows[p].moving_second, flows[p].still_second)):
+                moving[index] |= layer
+                changing[index] |= layer if still is None else layer & ~still
     has_own = exclude_moving and any(flows[p].own_forward is not None or flows[p].own_backward is not None
                                      for p in pairs)
 
@@ -100,7 +104,7 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
     return Window(
         start=first,
         frames=frames[first:last].astype(np.float32),
-        safe=safe_to_sample(source_pixels(holes, moving)),
+        safe=safe_to_sample(source_pixels(holes, changing)),
         safe_all=safe_to_sample(~holes),
         moving=moving,
         forward=np.stack([flows[p][0] for p in pairs]) if len(pairs) else empty,
