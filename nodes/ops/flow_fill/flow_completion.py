@@ -227,10 +227,12 @@ def own_motion_explains(source: np.ndarray, target: np.ndarray, flow: np.ndarray
     :data:`EXPLAINS_WINDOW`-px windows and compared with a margin of :data:`EXPLAINS_LEVELS`.
     """
     y0, y1, x0, x1 = box
-    return warp_error(source, target, flow[y0:y1, x0:x1], box) + EXPLAINS_LEVELS < warp_error(source, target, camera, box)
+    own = warp_error(source, target, flow[y0:y1, x0:x1], box)
+    return own + EXPLAINS_LEVELS < warp_error(source, target, camera, box)
 
 
-def warp_error(source: np.ndarray, target: np.ndarray, motion: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def warp_error(source: np.ndarray, target: np.ndarray, motion: np.ndarray,
+               box: tuple[int, int, int, int]) -> np.ndarray:
     """``[h', w']`` float32: how far ``motion [h', w', 2]`` is from carrying ``target`` onto ``source``.
 
     Over ``box = (y0, y1, x0, x1)`` of the uint8 ``[H, W]`` frames: the target warped back along
@@ -254,7 +256,8 @@ CHANGE_LEVELS = 6.0
 
 def frames_change(source: np.ndarray, target: np.ndarray, camera: np.ndarray,
                   box: tuple[int, int, int, int]) -> np.ndarray:
-    """``[h', w']`` bool over ``box``: the camera's motion ``camera [h', w', 2]`` does not carry ``target`` onto ``source``.
+    """``[h', w']`` bool over ``box``: the camera's motion ``camera [h', w', 2]`` does not carry ``target`` onto
+    ``source`` (uint8 ``[H, W]`` frames).
 
     The frames themselves say whether something moves there, not DIS, whose patches and
     regularisation carry a thing's motion several px onto the still background beside it (most
@@ -325,8 +328,8 @@ class PairFlows(NamedTuple):
     (outliers of the camera's motion, see :func:`moving_layer`); ``still_first`` and
     ``still_second`` ``[H, W]`` bool (or None: none) those of them where the frames do not change
     under the camera's motion (see :func:`frames_change`): still background DIS gave a nearby
-    thing's motion, a source like any other. ``own_forward`` and ``own_backward`` are the same flows with the
-    moving layer's own motion continued into the hole (:func:`complete_own_flow`), None where
+    thing's motion, a source like any other. ``own_forward`` and ``own_backward`` are the same
+    flows with the moving layer's own motion continued into the hole (:func:`complete_own_flow`), None where
     there is no moving layer: the flows a hidden part of that thing follows.
     """
 
