@@ -88,3 +88,30 @@ def test_a_trace_still_in_the_hole_when_the_frames_run_out_needs_both_votes():
     assert moving_layer_pixels(win, 4, ys, xs, max_steps=10)[0] == 1
     # Only 2 frames of tracing forward: that direction stays inside the hole, unfinished.
     assert moving_layer_pixels(win, 4, ys, xs, max_steps=2)[0] == 0
+
+
+def test_a_moving_pixel_the_frames_show_still_is_a_source_but_stays_in_the_moving_layer():
+    """make_window: an outlier of the camera's motion (``moving_first``) is no source where the
+    frames change there, and is one where they show it still (``still_first``); the window's
+    moving layer (what the hole-layer vote and the blending read) keeps both."""
+    from vanish.nodes.ops.flow_fill.flow_completion import PairFlows
+    from vanish.nodes.ops.flow_fill.propagation import make_window
+
+    h, w = 12, 16
+    frames = np.zeros((2, h, w, 3), np.uint8)
+    holes = np.zeros((2, h, w), bool)
+    holes[:, 4:8, 6:10] = True
+    moving = np.zeros((h, w), bool)
+    moving[2:10, 0:5] = True  # a thing and DIS's margin beside the hole
+    still = np.zeros((h, w), bool)
+    still[2:10, 3:5] = True  # the margin: the frames do not change there
+    zero = np.zeros((h, w, 2), np.float32)
+    flows = {0: PairFlows(zero, zero, moving, moving, None, None, still, still)}
+    win = make_window(frames, holes, flows, 0)
+    for i in range(2):
+        assert not win.safe[i][2:9, 0:2].any()  # the thing itself is no source
+        assert win.safe[i][2:9, 3:4].all()  # the still margin is
+        np.testing.assert_array_equal(win.moving[i], moving)
+    # Without still pixels (older PairFlows), every moving pixel is kept out, as before.
+    win = make_window(frames, holes, {0: PairFlows(zero, zero, moving, moving)}, 0)
+    assert not win.safe[0][2:10, 0:5].any()
