@@ -88,3 +88,16 @@ def test_a_trace_still_in_the_hole_when_the_frames_run_out_needs_both_votes():
     assert moving_layer_pixels(win, 4, ys, xs, max_steps=10)[0] == 1
     # Only 2 frames of tracing forward: that direction stays inside the hole, unfinished.
     assert moving_layer_pixels(win, 4, ys, xs, max_steps=2)[0] == 0
+
+
+def test_one_landing_on_the_thing_is_enough_where_it_crosses_the_hole():
+    """Near the clip's start the backward trace runs out of frames inside the hole. The block
+    crosses the still hole at 3 px per frame, so its landing on the block a few frames later is
+    enough: the pixel hides the block (a hole travelling along with a thing, its shadow's place,
+    still needs both votes: the ghost failure-mode test)."""
+    full = _block_entering_a_hole()
+    s = 3  # the window starts at frame 3: frame 4 has one frame before it
+    win = Window(0, full.frames[s:], full.safe[s:], full.safe_all[s:], full.moving[s:], full.forward[s:],
+                 full.backward[s:], full.own_forward[s:], full.own_backward[s:])
+    ys, xs = np.array([20, 20]), np.array([38, 47])  # over the block in frame 4; the background
+    assert moving_layer_pixels(win, 1, ys, xs, max_steps=10).tolist() == [1, -1]
