@@ -182,13 +182,13 @@ def _sample_either(flow: np.ndarray, own: np.ndarray, mine: np.ndarray, y: np.nd
     return out
 
 
-def crosses_hole(win: Window, local: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+def crosses_hole(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, least: float | None = None) -> np.ndarray:
     """``[K]`` bool: the moving layer's own motion at hole pixels ``(ys, xs)`` of window frame ``local``
     carries them across the hole, not along with it.
 
     The hole's motion is the shift of its centre to the neighbouring frames (either one will do);
     a pixel crosses where its own motion (:meth:`Window.flows`) differs from it by more than
-    :data:`CROSSING_PX` plus :data:`CROSSING_FRACTION` of that shift. A hole that drifts over a
+    ``least`` px per frame (None: :data:`CROSSING_PX`) plus :data:`CROSSING_FRACTION` of that shift. A hole that drifts over a
     walking animal is crossed by it; the hole of its shadow's place, or one cut in the shape of a
     thing beside it, travels with it, and a part of that thing never shows through it.
     """
@@ -205,7 +205,7 @@ def crosses_hole(win: Window, local: int, ys: np.ndarray, xs: np.ndarray) -> np.
         shift = there - here  # (x, y) px
         motion = win.flows(direction, own=True)[0][min(local, other)][ys, xs]
         apart = np.sqrt(((motion - shift) ** 2).sum(1))
-        crossing |= apart > CROSSING_PX + CROSSING_FRACTION * float(np.sqrt((shift ** 2).sum()))
+        crossing |= apart > (CROSSING_PX if least is None else least) + CROSSING_FRACTION * float(np.sqrt((shift ** 2).sum()))
     return crossing
 
 
