@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 # The region label of the carried or spatial fill (propagated pixels: their source's frame offset).
 _CARRIED_REGION = 1000
 # A hole pixel takes the vote of the ring nearest to it where its thing crosses the hole by more than
-# this many px per frame (see crosses_hole); by 2 px (the crossing of the evidence) it moved
-# object-shaped holes by up to -2.4 dB (RESULTS.md, issue 13 session 6).
+# this many px per frame (see crosses_hole). Everywhere, that vote moved object-shaped holes by up to
+# -2.4 dB; from 2 px on (the crossing of the evidence), by up to -0.8 dB (RESULTS.md, issue 13
+# session 6).
 RING_CROSSING_PX = 4.0
 _NEAR = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
 
