@@ -41,9 +41,9 @@ def hole_layers(win: Window, local: int, hole: np.ndarray, max_steps: int) -> tu
     layer's motion land, :func:`.propagation.moving_layer_pixels`), else the majority of the ring
     around its part of the hole (:func:`.source_selection.hole_layer`), or where the thing's own
     motion crosses the hole by more than :data:`RING_CROSSING_PX` px per frame, the ring nearest
-    to the pixel (:func:`.source_selection.nearby_layer`). Pixels shown to be
-    background but in the layer's ring do not follow its motion (the shadow's place beside it:
-    its flow is the background's). Where the hole travels along with the thing (the shape of a
+    to the pixel (:func:`.source_selection.nearby_layer`). Pixels shown to be background but in
+    the layer's ring do not follow its motion (the shadow's place beside it: its flow is the
+    background's). Where the hole travels along with the thing (the shape of a
     thing beside it, its shadow's place: see :func:`.propagation.crosses_hole`), the ring says
     nothing about what the hole hides and the traces along the thing's motion never leave the
     hole: without evidence of their own those pixels are background (following the thing, they

@@ -188,9 +188,10 @@ def crosses_hole(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, least:
 
     The hole's motion is the shift of its centre to the neighbouring frames (either one will do);
     a pixel crosses where its own motion (:meth:`Window.flows`) differs from it by more than
-    ``least`` px per frame (None: :data:`CROSSING_PX`) plus :data:`CROSSING_FRACTION` of that shift. A hole that drifts over a
-    walking animal is crossed by it; the hole of its shadow's place, or one cut in the shape of a
-    thing beside it, travels with it, and a part of that thing never shows through it.
+    ``least`` px per frame (None: :data:`CROSSING_PX`) plus :data:`CROSSING_FRACTION` of that
+    shift. A hole that drifts over a walking animal is crossed by it; the hole of its shadow's
+    place, or one cut in the shape of a thing beside it, travels with it, and a part of that
+    thing never shows through it.
     """
     n = win.frames.shape[0]
     crossing = np.zeros(ys.size, bool)
@@ -205,7 +206,8 @@ def crosses_hole(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, least:
         shift = there - here  # (x, y) px
         motion = win.flows(direction, own=True)[0][min(local, other)][ys, xs]
         apart = np.sqrt(((motion - shift) ** 2).sum(1))
-        crossing |= apart > (CROSSING_PX if least is None else least) + CROSSING_FRACTION * float(np.sqrt((shift ** 2).sum()))
+        bound = (CROSSING_PX if least is None else least) + CROSSING_FRACTION * float(np.sqrt((shift ** 2).sum()))
+        crossing |= apart > bound
     return crossing
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .numeric import grown_box, push_pull
-
 from ....propainter_core.ops.consistency import DEFAULT_ALPHA1, DEFAULT_ALPHA2
+from .numeric import grown_box, push_pull
 
 
 def source_pixels(holes: np.ndarray, moving: np.ndarray | None) -> np.ndarray:
