@@ -16,8 +16,8 @@ import numpy as np
 
 from .blending import OWN_WEIGHT, blend_with_previous, match_boundary, remove_seams
 from .flow_completion import pair_flows
-from .propagation import Window, make_window, moving_layer_pixels, propagate
-from .source_selection import hole_layer
+from .propagation import Window, crosses_hole, make_window, moving_layer_pixels, propagate
+from .source_selection import hole_layer, nearby_layer
 from .settings import FlowFillSettings, check_cancel, dilate_holes
 from .spatial_fill import carry_and_fill
 
@@ -25,7 +25,43 @@ logger = logging.getLogger(__name__)
 
 # The region label of the carried or spatial fill (propagated pixels: their source's frame offset).
 _CARRIED_REGION = 1000
+# A hole pixel takes the vote of the ring nearest to it where its thing crosses the hole by more than
+# this many px per frame (see crosses_hole). Everywhere, that vote moved object-shaped holes by up to
+# -2.4 dB; from 2 px on (the crossing of the evidence), by up to -0.8 dB (RESULTS.md, issue 13
+# session 6).
+RING_CROSSING_PX = 4.0
 _NEAR = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
+
+
+def hole_layers(win: Window, local: int, hole: np.ndarray, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which pixels of ``hole [H, W]`` (window frame ``local``) hide the moving layer: ``layer, follow``.
+
+    ``layer [H, W]`` bool: they may take the layer's pixels as sources; ``follow``: those of them
+    that follow its own motion. Each pixel's own evidence decides (where its traces along the
+    layer's motion land, :func:`.propagation.moving_layer_pixels`), else the majority of the ring
+    around its part of the hole (:func:`.source_selection.hole_layer`), or where the thing's own
+    motion crosses the hole by more than :data:`RING_CROSSING_PX` px per frame, the ring nearest
+    to the pixel (:func:`.source_selection.nearby_layer`). Pixels shown to be background but in
+    the layer's ring do not follow its motion (the shadow's place beside it: its flow is the
+    background's). Where the hole travels along with the thing (the shape of a
+    thing beside it, its shadow's place: see :func:`.propagation.crosses_hole`), the ring says
+    nothing about what the hole hides and the traces along the thing's motion never leave the
+    hole: without evidence of their own those pixels are background (following the thing, they
+    took it as their source: a ghost of it in the hole).
+    """
+    ys, xs = np.nonzero(hole)
+    evidence = np.zeros(hole.shape, np.int8)
+    crossing = crosses_hole(win, local, ys, xs)
+    evidence[ys, xs] = moving_layer_pixels(win, local, ys, xs, max_steps, crossing)
+    ring_layer = hole_layer(win.moving[local], hole)
+    # Where the thing clearly crosses the hole, the ring nearest to each pixel votes for it, not
+    # only its part's ring as a whole (a hole half over a walking animal's back).
+    across = crosses_hole(win, local, ys, xs, RING_CROSSING_PX)
+    ring_layer[ys, xs] |= nearby_layer(win.moving[local], hole)[ys, xs] & across
+    ring_layer[ys, xs] &= (evidence[ys, xs] != 0) | crossing
+    layer = ring_layer | (evidence > 0)
+    follow = (evidence > 0) | (ring_layer & (evidence == 0))
+    return layer, follow
 
 
 def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray | None,
@@ -39,16 +75,7 @@ def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray |
     frame = win.frames[local].copy()  # [H, W, 3] float32
     ys, xs = np.nonzero(hole)
     if ys.size:
-        # Which hole pixels hide the moving layer: each pixel's own evidence (where its trace along
-        # the layer's motion lands), else the majority of the ring around its part of the hole.
-        # The layer's pixels may be their sources; those not shown to be background follow its
-        # own motion (a part whose ring is the thing but which lands on the background is, for
-        # instance, the shadow's place beside it: its flow is the background's).
-        evidence = np.zeros(hole.shape, np.int8)
-        evidence[ys, xs] = moving_layer_pixels(win, local, ys, xs, settings.max_propagation)
-        ring_layer = hole_layer(win.moving[local], hole)
-        layer = ring_layer | (evidence > 0)
-        follow = (evidence > 0) | (ring_layer & (evidence == 0))
+        layer, follow = hole_layers(win, local, hole, settings.max_propagation)
         values, reached, offset = propagate(win, local, hole, settings.max_propagation, layer, follow)
         check_cancel(should_cancel)
         frame[ys[reached], xs[reached]] = values[reached]

@@ -29,6 +29,14 @@ DISTANCE_POWER = 2.0
 # from the hole or more: next to the hole the flow, and so the layers, are disturbed by it.
 LANDING_DEPTH = 6
 _DEEP = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LANDING_DEPTH + 1, 2 * LANDING_DEPTH + 1))
+# A moving thing crosses the hole where its own motion differs from the hole's (the shift of the
+# hole's centre to the next / previous frame) by more than CROSSING_PX px per frame plus
+# CROSSING_FRACTION of the hole's shift. Measured on the issue's bench (RESULTS.md, issue 13
+# session 6): a fraction of 0.3 (for a hole that travels with a thing that grows or turns) put
+# drift-straight's object-shaped holes 0.6 dB lower, below Telea; 1 px let the ghost
+# failure-mode test's hole (which travels with the red block) take the block.
+CROSSING_PX = 2.0
+CROSSING_FRACTION = 0.0
 
 
 @dataclass
@@ -178,7 +186,43 @@ def _sample_either(flow: np.ndarray, own: np.ndarray, mine: np.ndarray, y: np.nd
     return out
 
 
-def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, max_steps: int) -> np.ndarray:
+def crosses_hole(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, least: float | None = None) -> np.ndarray:
+    """``[K]`` bool: the moving layer's own motion at hole pixels ``(ys, xs)`` of window frame ``local``
+    carries them across the hole, not along with it.
+
+    The hole's motion is the shift of its centre to the neighbouring frames (either one will do);
+    a pixel crosses where its own motion (:meth:`Window.flows`) differs from it by more than
+    ``least`` px per frame (None: :data:`CROSSING_PX`) plus :data:`CROSSING_FRACTION` of that
+    shift. A hole that drifts over a walking animal is crossed by it; the hole of its shadow's
+    place, or one cut in the shape of a thing beside it, travels with it, and a part of that
+    thing never shows through it.
+    """
+    n = win.frames.shape[0]
+    crossing = np.zeros(ys.size, bool)
+    here = _hole_centre(win, local)
+    if here is None or ys.size == 0:
+        return crossing
+    for direction in (+1, -1):
+        other = local + direction
+        there = _hole_centre(win, other) if 0 <= other < n else None
+        if there is None:
+            continue
+        shift = there - here  # (x, y) px
+        motion = win.flows(direction, own=True)[0][min(local, other)][ys, xs]
+        apart = np.sqrt(((motion - shift) ** 2).sum(1))
+        bound = (CROSSING_PX if least is None else least) + CROSSING_FRACTION * float(np.sqrt((shift ** 2).sum()))
+        crossing |= apart > bound
+    return crossing
+
+
+def _hole_centre(win: Window, local: int) -> np.ndarray | None:
+    """``[2]`` (x, y): the centre of window frame ``local``'s hole, None where it has none."""
+    ys, xs = np.nonzero(~win.safe_all[local])
+    return np.array([xs.mean(), ys.mean()], np.float32) if ys.size else None
+
+
+def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, max_steps: int,
+                        crossing: np.ndarray | None = None) -> np.ndarray:
     """``[K]`` int8: whether the hole pixels ``(ys, xs)`` of window frame ``local`` hide the moving layer.
 
     1: they do, -1: they hide the background, 0: no evidence either way.
@@ -190,7 +234,8 @@ def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray,
     background beside it lands on the background (the thing keeps its shape while it moves).
     A pixel is taken as the moving layer's where more of those landings are on the moving layer
     (the core of it, without the margin grown for shadow and blur) than on the still background,
-    as the background's where fewer.
+    as the background's where fewer. ``crossing [K]`` bool: :func:`crosses_hole`'s (None: computed
+    here).
     """
     k = ys.size
     if win.own_forward is None or k == 0:
@@ -209,7 +254,10 @@ def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray,
         unsure |= unfinished
     # A trace still inside the hole when the frames run out has not voted yet: near the clip's
     # ends a thing that the hole travels along with (its shadow's place) would otherwise win on
-    # one vote. Those pixels need both.
+    # one vote. Those pixels need both, unless the thing crosses the hole: then the unfinished
+    # trace only ran out of frames (a hole drifting over a slow camel near the clip's start), and
+    # the one landing on the thing is its evidence.
+    unsure &= ~(crosses_hole(win, local, ys, xs) if crossing is None else crossing)
     return np.where(np.where(unsure, votes >= 2, votes >= 1), 1, np.where(votes < 0, -1, 0)).astype(np.int8)
 
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from ....propainter_core.ops.consistency import DEFAULT_ALPHA1, DEFAULT_ALPHA2
+from .numeric import grown_box, push_pull
 
 
 def source_pixels(holes: np.ndarray, moving: np.ndarray | None) -> np.ndarray:
@@ -68,3 +69,23 @@ def hole_layer(moving: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 MOVING_MAJORITY = 0.6
 _RING = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+
+
+def nearby_layer(moving: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``[H, W]`` bool: the hole pixels whose nearest ring is mostly the moving layer.
+
+    :func:`hole_layer` gives each connected part of the hole one vote; a hole lying half over a
+    thing and half over the background (a drifting hole over a camel's back) loses the thing's
+    half that way. Here the moving share of the ring (the known pixels around the hole) is
+    interpolated into the hole by a push-pull pyramid, so each pixel hears most from the ring
+    nearest to it, and the share above :data:`MOVING_MAJORITY` decides.
+    """
+    layer = np.zeros_like(hole)
+    if not moving.any() or not hole.any():
+        return layer
+    ring = cv2.dilate(hole.astype(np.uint8), _RING).astype(bool) & ~hole
+    y0, y1, x0, x1 = grown_box(hole, _RING.shape[0] // 2 + 1)  # the ring and a pixel
+    weight = ring[y0:y1, x0:x1].astype(np.float32)
+    share = push_pull((moving[y0:y1, x0:x1] * weight)[..., None], weight)[..., 0]
+    layer[y0:y1, x0:x1] = (share > MOVING_MAJORITY) & hole[y0:y1, x0:x1]
+    return layer

@@ -115,3 +115,15 @@ def test_a_moving_pixel_the_frames_show_still_is_a_source_but_stays_in_the_movin
     # Without still pixels (older PairFlows), every moving pixel is kept out, as before.
     win = make_window(frames, holes, {0: PairFlows(zero, zero, moving, moving)}, 0)
     assert not win.safe[0][2:10, 0:5].any()
+
+def test_one_landing_on_the_thing_is_enough_where_it_crosses_the_hole():
+    """Near the clip's start the backward trace runs out of frames inside the hole. The block
+    crosses the still hole at 3 px per frame, so its landing on the block a few frames later is
+    enough: the pixel hides the block (a hole travelling along with a thing, its shadow's place,
+    still needs both votes: the ghost failure-mode test)."""
+    full = _block_entering_a_hole()
+    s = 3  # the window starts at frame 3: frame 4 has one frame before it
+    win = Window(0, full.frames[s:], full.safe[s:], full.safe_all[s:], full.moving[s:], full.forward[s:],
+                 full.backward[s:], full.own_forward[s:], full.own_backward[s:])
+    ys, xs = np.array([20, 20]), np.array([38, 47])  # over the block in frame 4; the background
+    assert moving_layer_pixels(win, 1, ys, xs, max_steps=10).tolist() == [1, -1]

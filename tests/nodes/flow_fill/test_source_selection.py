@@ -42,3 +42,20 @@ def test_a_hole_inside_a_moving_thing_belongs_to_it_and_one_beside_it_to_the_bac
     layer = hole_layer(moving, hole)
     assert layer[12:20, 12:20].all() and not layer[12:20, 40:50].any()
     assert not hole_layer(np.zeros_like(moving), hole).any()
+
+
+def test_a_hole_half_over_a_moving_thing_takes_it_where_its_nearest_ring_is_the_thing():
+    """A hole lies half over a moving block and half over the still background: its ring as a
+    whole is split, so its one vote gives none of it to the block; pixel by pixel, the block's
+    half is the block's and the background's half is not."""
+    from vanish.nodes.ops.flow_fill.source_selection import hole_layer, nearby_layer
+
+    moving = np.zeros((40, 80), bool)
+    moving[5:35, 5:40] = True  # the moving block, its right edge at column 40
+    hole = np.zeros_like(moving)
+    hole[12:28, 24:56] = True  # columns 24..39 over the block, 40..55 over the background
+    moving &= ~hole
+    assert not hole_layer(moving, hole).any()
+    layer = nearby_layer(moving, hole)
+    assert layer[12:28, 24:34].all() and not layer[12:28, 46:56].any()
+    assert not nearby_layer(np.zeros_like(moving), hole).any()

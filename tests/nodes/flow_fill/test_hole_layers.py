@@ -1,0 +1,45 @@
+"""flow_fill.pipeline.hole_layers: which hole pixels hide the moving layer."""
+from __future__ import annotations
+
+import numpy as np
+
+from vanish.nodes.ops.flow_fill.pipeline import hole_layers
+from vanish.nodes.ops.flow_fill.propagation import Window
+
+
+def _block_with_a_hole_in_it(hole_speed: float, n: int = 10, h: int = 40, w: int = 120,
+                             speed: float = 3.0) -> Window:
+    """A 30x30 block moving ``speed`` px right per frame over a still background, a 16x14 hole in
+    its middle moving ``hole_speed`` px per frame. The background's completed flow is zero, the
+    block's own flow ``speed`` everywhere (what complete_own_flow gives in the hole)."""
+    frames = np.full((n, h, w, 3), 100.0, np.float32)
+    holes = np.zeros((n, h, w), bool)
+    moving = np.zeros((n, h, w), bool)
+    for i in range(n):
+        x = int(round(10 + speed * i))
+        frames[i, 5:35, x:x + 30] = 200.0
+        moving[i, 5:35, x:x + 30] = True
+        hx = int(round(18 + hole_speed * i))
+        holes[i, 12:28, hx:hx + 14] = True
+    moving &= ~holes
+    zero = np.zeros((n - 1, h, w, 2), np.float32)
+    forward, backward = zero.copy(), zero.copy()
+    forward[..., 0], backward[..., 0] = speed, -speed
+    known = ~holes
+    return Window(0, frames, known & ~moving, known, moving, zero, zero, forward, backward)
+
+
+def test_a_hole_travelling_with_the_thing_around_it_hides_no_part_of_it_without_evidence():
+    """The hole moves with the block: traced along the block's motion, its pixels never leave it
+    (no evidence either way), and the block all around it says nothing about what it hides (the
+    shape of a thing beside it, its shadow's place). They are background: no layer, no following.
+    A hole the block crosses (still, here) is a part of the block by its ring."""
+    win = _block_with_a_hole_in_it(hole_speed=3.0)
+    hole = ~win.safe_all[5]
+    layer, follow = hole_layers(win, 5, hole, max_steps=30)
+    assert not layer[hole].any() and not follow[hole].any()
+
+    win = _block_with_a_hole_in_it(hole_speed=0.0)
+    hole = ~win.safe_all[1]
+    layer, follow = hole_layers(win, 1, hole, max_steps=30)
+    assert layer[hole].all() and follow[hole].all()
