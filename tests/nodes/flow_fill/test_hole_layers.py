@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from flow_fill_testing import window_with_a_moving_layer
 from vanish.nodes.ops.flow_fill.pipeline import hole_layers
 from vanish.nodes.ops.flow_fill.propagation import Window
 
@@ -21,12 +22,7 @@ def _block_with_a_hole_in_it(hole_speed: float, n: int = 10, h: int = 40, w: int
         moving[i, 5:35, x:x + 30] = True
         hx = int(round(18 + hole_speed * i))
         holes[i, 12:28, hx:hx + 14] = True
-    moving &= ~holes
-    zero = np.zeros((n - 1, h, w, 2), np.float32)
-    forward, backward = zero.copy(), zero.copy()
-    forward[..., 0], backward[..., 0] = speed, -speed
-    known = ~holes
-    return Window(0, frames, known & ~moving, known, moving, zero, zero, forward, backward)
+    return window_with_a_moving_layer(frames, holes, moving, speed)
 
 
 def test_a_hole_travelling_with_the_thing_around_it_hides_no_part_of_it_without_evidence():

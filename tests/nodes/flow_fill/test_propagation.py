@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from flow_fill_testing import window_with_a_moving_layer
 from vanish.nodes.ops.flow_fill.propagation import Window, choose_sources, moving_layer_pixels, trace
 
 
@@ -51,12 +52,7 @@ def _block_entering_a_hole(n: int = 14, h: int = 40, w: int = 80, speed: float =
         frames[i, 10:30, x:x + 20] = 200.0
         moving[i, 6:34, max(0, x - 4):x + 24] = True  # the block grown by 4 px, as moving_layer does
         holes[i, 5:35, 36:51] = True
-    moving &= ~holes
-    zero = np.zeros((n - 1, h, w, 2), np.float32)
-    forward, backward = zero.copy(), zero.copy()
-    forward[..., 0], backward[..., 0] = speed, -speed
-    known = ~holes
-    return Window(0, frames, known & ~moving, known, moving, zero, zero, forward, backward)
+    return window_with_a_moving_layer(frames, holes, moving, speed)
 
 
 def test_hole_pixels_over_the_moving_block_are_its_layer_those_beside_it_are_not():
