@@ -190,35 +190,64 @@ def crosses_hole(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, least:
     """``[K]`` bool: the moving layer's own motion at hole pixels ``(ys, xs)`` of window frame ``local``
     carries them across the hole, not along with it.
 
-    The hole's motion is the shift of its centre to the neighbouring frames (either one will do);
-    a pixel crosses where its own motion (:meth:`Window.flows`) differs from it by more than
-    ``least`` px per frame (None: :data:`CROSSING_PX`) plus :data:`CROSSING_FRACTION` of that
-    shift. A hole that drifts over a walking animal is crossed by it; the hole of its shadow's
-    place, or one cut in the shape of a thing beside it, travels with it, and a part of that
-    thing never shows through it.
+    The hole's motion is the shift of the centre of the pixel's part of the hole to the
+    neighbouring frames (either one will do; see :func:`_hole_shifts`); a pixel crosses where its
+    own motion (:meth:`Window.flows`) differs from it by more than ``least`` px per frame (None:
+    :data:`CROSSING_PX`) plus :data:`CROSSING_FRACTION` of that shift. A hole that drifts over a
+    walking animal is crossed by it; the hole of its shadow's place, or one cut in the shape of a
+    thing beside it, travels with it, and a part of that thing never shows through it.
     """
     n = win.frames.shape[0]
     crossing = np.zeros(ys.size, bool)
-    here = _hole_centre(win, local)
-    if here is None or ys.size == 0:
+    if ys.size == 0:
         return crossing
     for direction in (+1, -1):
         other = local + direction
-        there = _hole_centre(win, other) if 0 <= other < n else None
-        if there is None:
+        shift = _hole_shifts(win, local, other, ys, xs) if 0 <= other < n else None
+        if shift is None:
             continue
-        shift = there - here  # (x, y) px
         motion = win.flows(direction, own=True)[0][min(local, other)][ys, xs]
         apart = np.sqrt(((motion - shift) ** 2).sum(1))
-        bound = (CROSSING_PX if least is None else least) + CROSSING_FRACTION * float(np.sqrt((shift ** 2).sum()))
+        bound = (CROSSING_PX if least is None else least) + CROSSING_FRACTION * np.sqrt((shift ** 2).sum(1))
         crossing |= apart > bound
     return crossing
 
 
-def _hole_centre(win: Window, local: int) -> np.ndarray | None:
-    """``[2]`` (x, y): the centre of window frame ``local``'s hole, None where it has none."""
-    ys, xs = np.nonzero(~win.safe_all[local])
-    return np.array([xs.mean(), ys.mean()], np.float32) if ys.size else None
+# Parts of a hole closer than this many px are one part (the pieces of one thing's mask); a part's
+# shift to a neighbouring frame is read from that frame's hole within this many px of the part's box.
+_PART_JOIN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (31, 31))
+_PART_REACH = 32
+
+
+def _hole_shifts(win: Window, local: int, other: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray | None:
+    """``[K, 2]`` (x, y): how far the part of window frame ``local``'s hole that holds each pixel
+    ``(ys, xs)`` moves to frame ``other``; None where either frame has no hole.
+
+    Each part (hole pixels joined across gaps under ~15 px) moves by the shift of its centre to the
+    centre of ``other``'s hole pixels within :data:`_PART_REACH` px of the part's box: two things
+    masked apart in one frame (two people walking away from each other) each keep their own
+    motion. A part with no hole near it in ``other`` (it ends there) does not move.
+    """
+    hole, there = ~win.safe_all[local], ~win.safe_all[other]
+    shifts = np.zeros((ys.size, 2), np.float32)
+    if not hole.any() or not there.any():
+        return None
+    h, w = hole.shape
+    # The parts, labelled over the hole's box grown by the join (not over the whole frame).
+    hy, hx = np.nonzero(hole)
+    b0, b1 = max(0, hy.min() - 16), min(h, hy.max() + 17)
+    c0, c1 = max(0, hx.min() - 16), min(w, hx.max() + 17)
+    labels = np.zeros((h, w), np.int32)
+    _, labels[b0:b1, c0:c1] = cv2.connectedComponents(cv2.dilate(hole[b0:b1, c0:c1].astype(np.uint8), _PART_JOIN))
+    part_of = labels[ys, xs]
+    for part in np.unique(part_of):
+        py, px = np.nonzero((labels == part) & hole)
+        y0, y1 = max(0, py.min() - _PART_REACH), min(h, py.max() + 1 + _PART_REACH)
+        x0, x1 = max(0, px.min() - _PART_REACH), min(w, px.max() + 1 + _PART_REACH)
+        ny, nx = np.nonzero(there[y0:y1, x0:x1])
+        if ny.size:
+            shifts[part_of == part] = (nx.mean() + x0 - px.mean(), ny.mean() + y0 - py.mean())
+    return shifts
 
 
 def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, max_steps: int,

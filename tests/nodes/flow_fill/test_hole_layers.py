@@ -5,7 +5,7 @@ import numpy as np
 
 from flow_fill_testing import window_with_a_moving_layer
 from vanish.nodes.ops.flow_fill.pipeline import hole_layers
-from vanish.nodes.ops.flow_fill.propagation import Window
+from vanish.nodes.ops.flow_fill.propagation import Window, crosses_hole
 
 
 def _block_with_a_hole_in_it(hole_speed: float, n: int = 10, h: int = 40, w: int = 120,
@@ -39,3 +39,21 @@ def test_a_hole_travelling_with_the_thing_around_it_hides_no_part_of_it_without_
     hole = ~win.safe_all[1]
     layer, follow = hole_layers(win, 1, hole, max_steps=30)
     assert layer[hole].all() and follow[hole].all()
+
+
+def test_two_holes_moving_apart_each_keep_their_own_motion():
+    """Two things masked apart in one frame, one hole moving right 3 px per frame, the other left;
+    the moving layer moves right 3 px per frame. The right-moving hole travels with it (its pixels
+    never see a part of it), the other is crossed by it. With one centre for both holes (the
+    mean of the two shifts, none) both looked crossed."""
+    n, h, w = 6, 40, 160
+    frames = np.full((n, h, w, 3), 100.0, np.float32)
+    holes = np.zeros((n, h, w), bool)
+    for i in range(n):
+        holes[i, 12:28, 20 + 3 * i:34 + 3 * i] = True
+        holes[i, 12:28, 120 - 3 * i:134 - 3 * i] = True
+    win = window_with_a_moving_layer(frames, holes, np.zeros((n, h, w), bool), speed=3.0)
+    ys, xs = np.nonzero(holes[2])
+    crossing = crosses_hole(win, 2, ys, xs)
+    assert not crossing[xs < 80].any()
+    assert crossing[xs >= 80].all()
