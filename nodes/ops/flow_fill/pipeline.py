@@ -16,7 +16,7 @@ import numpy as np
 
 from .blending import OWN_WEIGHT, blend_with_previous, match_boundary, remove_seams
 from .flow_completion import pair_flows
-from .propagation import Window, crosses_hole, make_window, moving_layer_pixels, propagate
+from .propagation import CROSSING_PX, Window, crossing_speed, make_window, moving_layer_pixels, propagate
 from .source_selection import hole_layer, nearby_layer
 from .settings import FlowFillSettings, check_cancel, dilate_holes
 from .spatial_fill import carry_and_fill
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # The region label of the carried or spatial fill (propagated pixels: their source's frame offset).
 _CARRIED_REGION = 1000
 # A hole pixel takes the vote of the ring nearest to it where its thing crosses the hole by more than
-# this many px per frame (see crosses_hole). Everywhere, that vote moved object-shaped holes by up to
+# this many px per frame (see crossing_speed). Everywhere, that vote moved object-shaped holes by up to
 # -2.4 dB; from 2 px on (the crossing of the evidence), by up to -0.8 dB (RESULTS.md, issue 13
 # session 6).
 RING_CROSSING_PX = 4.0
@@ -44,20 +44,20 @@ def hole_layers(win: Window, local: int, hole: np.ndarray, max_steps: int) -> tu
     to the pixel (:func:`.source_selection.nearby_layer`). Pixels shown to be background but in
     the layer's ring do not follow its motion (the shadow's place beside it: its flow is the
     background's). Where the hole travels along with the thing (the shape of a
-    thing beside it, its shadow's place: see :func:`.propagation.crosses_hole`), the ring says
+    thing beside it, its shadow's place: see :func:`.propagation.crossing_speed`), the ring says
     nothing about what the hole hides and the traces along the thing's motion never leave the
     hole: without evidence of their own those pixels are background (following the thing, they
     took it as their source: a ghost of it in the hole).
     """
     ys, xs = np.nonzero(hole)
     evidence = np.zeros(hole.shape, np.int8)
-    crossing = crosses_hole(win, local, ys, xs)
+    speed = crossing_speed(win, local, ys, xs)
+    crossing = speed > CROSSING_PX
     evidence[ys, xs] = moving_layer_pixels(win, local, ys, xs, max_steps, crossing)
     ring_layer = hole_layer(win.moving[local], hole)
     # Where the thing clearly crosses the hole, the ring nearest to each pixel votes for it, not
     # only its part's ring as a whole (a hole half over a walking animal's back).
-    across = crosses_hole(win, local, ys, xs, RING_CROSSING_PX)
-    ring_layer[ys, xs] |= nearby_layer(win.moving[local], hole)[ys, xs] & across
+    ring_layer[ys, xs] |= nearby_layer(win.moving[local], hole)[ys, xs] & (speed > RING_CROSSING_PX)
     ring_layer[ys, xs] &= (evidence[ys, xs] != 0) | crossing
     layer = ring_layer | (evidence > 0)
     follow = (evidence > 0) | (ring_layer & (evidence == 0))

@@ -30,13 +30,12 @@ DISTANCE_POWER = 2.0
 LANDING_DEPTH = 6
 _DEEP = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LANDING_DEPTH + 1, 2 * LANDING_DEPTH + 1))
 # A moving thing crosses the hole where its own motion differs from the hole's (the shift of the
-# hole's centre to the next / previous frame) by more than CROSSING_PX px per frame plus
-# CROSSING_FRACTION of the hole's shift. Measured on the issue's bench (RESULTS.md, issue 13
-# session 6): a fraction of 0.3 (for a hole that travels with a thing that grows or turns) put
-# drift-straight's object-shaped holes 0.6 dB lower, below Telea; 1 px let the ghost
-# failure-mode test's hole (which travels with the red block) take the block.
+# hole's part to the next / previous frame) by more than this many px per frame. Measured on the
+# issue's bench (RESULTS.md, issue 13 session 6): 1 px let the ghost failure-mode test's hole (which
+# travels with the red block) take the block; a bound growing with the hole's own shift (0.3 of it,
+# for a hole that travels with a thing that grows or turns) put drift-straight's object-shaped
+# holes 0.6 dB lower, below Telea.
 CROSSING_PX = 2.0
-CROSSING_FRACTION = 0.0
 
 
 @dataclass
@@ -186,36 +185,41 @@ def _sample_either(flow: np.ndarray, own: np.ndarray, mine: np.ndarray, y: np.nd
     return out
 
 
-def crosses_hole(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, least: float | None = None) -> np.ndarray:
-    """``[K]`` bool: the moving layer's own motion at hole pixels ``(ys, xs)`` of window frame ``local``
-    carries them across the hole, not along with it.
+def crossing_speed(win: Window, local: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``[K]`` float32: how fast (px per frame) the moving layer's own motion carries the hole pixels
+    ``(ys, xs)`` of window frame ``local`` across the hole.
 
-    The hole's motion is the shift of the centre of the pixel's part of the hole to the
-    neighbouring frames (either one will do; see :func:`_hole_shifts`); a pixel crosses where its
-    own motion (:meth:`Window.flows`) differs from it by more than ``least`` px per frame (None:
-    :data:`CROSSING_PX`) plus :data:`CROSSING_FRACTION` of that shift. A hole that drifts over a
-    walking animal is crossed by it; the hole of its shadow's place, or one cut in the shape of a
-    thing beside it, travels with it, and a part of that thing never shows through it.
+    The hole's motion is the shift of the pixel's part of the hole to the neighbouring frames (see
+    :func:`_hole_shifts`); the speed is how far the pixel's own motion (:meth:`Window.flows`)
+    differs from it, the larger of the two directions (0 where no neighbour has a hole). A hole
+    that drifts over a walking animal is crossed by it; the hole of its shadow's place, or one cut
+    in the shape of a thing beside it, travels with it, and a part of that thing never shows
+    through it.
     """
     n = win.frames.shape[0]
-    crossing = np.zeros(ys.size, bool)
+    speed = np.zeros(ys.size, np.float32)
     if ys.size == 0:
-        return crossing
+        return speed
     for direction in (+1, -1):
         other = local + direction
         shift = _hole_shifts(win, local, other, ys, xs) if 0 <= other < n else None
         if shift is None:
             continue
         motion = win.flows(direction, own=True)[0][min(local, other)][ys, xs]
-        apart = np.sqrt(((motion - shift) ** 2).sum(1))
-        bound = (CROSSING_PX if least is None else least) + CROSSING_FRACTION * np.sqrt((shift ** 2).sum(1))
-        crossing |= apart > bound
-    return crossing
+        speed = np.maximum(speed, np.sqrt(((motion - shift) ** 2).sum(1)))
+    return speed
+
+
+def crosses_hole(win: Window, local: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``[K]`` bool: the moving layer crosses the hole at ``(ys, xs)`` faster than :data:`CROSSING_PX`
+    (see :func:`crossing_speed`)."""
+    return crossing_speed(win, local, ys, xs) > CROSSING_PX
 
 
 # Parts of a hole closer than this many px are one part (the pieces of one thing's mask); a part's
 # shift to a neighbouring frame is read from that frame's hole within this many px of the part's box.
-_PART_JOIN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (31, 31))
+_PART_GAP = 15
+_PART_JOIN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _PART_GAP + 1, 2 * _PART_GAP + 1))
 _PART_REACH = 32
 
 
@@ -223,7 +227,7 @@ def _hole_shifts(win: Window, local: int, other: int, ys: np.ndarray, xs: np.nda
     """``[K, 2]`` (x, y): how far the part of window frame ``local``'s hole that holds each pixel
     ``(ys, xs)`` moves to frame ``other``; None where either frame has no hole.
 
-    Each part (hole pixels joined across gaps under ~15 px) moves by the shift of its centre to the
+    Each part (hole pixels joined across gaps under :data:`_PART_GAP` px) moves by the shift of its centre to the
     centre of ``other``'s hole pixels within :data:`_PART_REACH` px of the part's box: two things
     masked apart in one frame (two people walking away from each other) each keep their own
     motion. A part with no hole near it in ``other`` (it ends there) does not move.
@@ -235,8 +239,8 @@ def _hole_shifts(win: Window, local: int, other: int, ys: np.ndarray, xs: np.nda
     h, w = hole.shape
     # The parts, labelled over the hole's box grown by the join (not over the whole frame).
     hy, hx = np.nonzero(hole)
-    b0, b1 = max(0, hy.min() - 16), min(h, hy.max() + 17)
-    c0, c1 = max(0, hx.min() - 16), min(w, hx.max() + 17)
+    b0, b1 = max(0, hy.min() - _PART_GAP - 1), min(h, hy.max() + _PART_GAP + 2)
+    c0, c1 = max(0, hx.min() - _PART_GAP - 1), min(w, hx.max() + _PART_GAP + 2)
     labels = np.zeros((h, w), np.int32)
     _, labels[b0:b1, c0:c1] = cv2.connectedComponents(cv2.dilate(hole[b0:b1, c0:c1].astype(np.uint8), _PART_JOIN))
     part_of = labels[ys, xs]

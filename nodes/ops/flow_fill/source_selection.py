@@ -57,7 +57,7 @@ def hole_layer(moving: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if not moving.any() or not hole.any():
         return layer
     count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-    ring = cv2.dilate(hole.astype(np.uint8), _RING) .astype(bool) & ~hole
+    ring = _ring(hole)
     # The ring pixel's part: the label of the hole part it borders (the largest label nearby).
     near = cv2.dilate(labels.astype(np.float32), _RING).astype(np.int64)
     totals = np.bincount(near[ring], minlength=count)
@@ -83,9 +83,14 @@ def nearby_layer(moving: np.ndarray, hole: np.ndarray) -> np.ndarray:
     layer = np.zeros_like(hole)
     if not moving.any() or not hole.any():
         return layer
-    ring = cv2.dilate(hole.astype(np.uint8), _RING).astype(bool) & ~hole
+    ring = _ring(hole)
     y0, y1, x0, x1 = grown_box(hole, _RING.shape[0] // 2 + 1)  # the ring and a pixel
     weight = ring[y0:y1, x0:x1].astype(np.float32)
     share = push_pull((moving[y0:y1, x0:x1] * weight)[..., None], weight)[..., 0]
     layer[y0:y1, x0:x1] = (share > MOVING_MAJORITY) & hole[y0:y1, x0:x1]
     return layer
+
+
+def _ring(hole: np.ndarray) -> np.ndarray:
+    """``[H, W]`` bool: the known pixels within :data:`_RING`'s reach of the hole."""
+    return cv2.dilate(hole.astype(np.uint8), _RING).astype(bool) & ~hole
