@@ -53,3 +53,38 @@ class CancelTimer:
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+
+
+#: How long :func:`slow_drain` makes the encoder's final drain last: longer than CANCEL_BOUND_S, so
+#: a cancel that waits for the drain to end misses the bound.
+SLOW_DRAIN_S = 3.0
+
+
+def slow_drain(monkeypatch, video_encode, on_start: Callable[[], None], seconds: float = SLOW_DRAIN_S) -> None:
+    """Make the encoder's drain after the last frame (``stream.encode(None)``) last ``seconds``
+    longer, calling ``on_start`` as it begins: a deterministic stand-in for the seconds x264/x265
+    take to flush their lookahead at 4K. ``video_encode`` is the module ``nodes.ops.video_encode``."""
+    real = video_encode._add_video_stream
+
+    class SlowDrain:
+        def __init__(self, stream) -> None:
+            self._stream = stream
+
+        def __getattr__(self, name: str):
+            return getattr(self._stream, name)
+
+        def encode(self, frame=None):
+            if frame is None:
+                on_start()
+                time.sleep(seconds)
+            return self._stream.encode(frame)
+
+    monkeypatch.setattr(video_encode, "_add_video_stream", lambda *args: SlowDrain(real(*args)))
+
+
+def wait_for_encoder_threads(timeout: float = 30.0) -> None:
+    """Join the threads that finish abandoned encodes (their cleanup is part of the behaviour)."""
+    for thread in threading.enumerate():
+        if thread.name == "vanish-encode-finish":
+            thread.join(timeout)
+            assert not thread.is_alive(), "the encoder's finishing thread never ended"
