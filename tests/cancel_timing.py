@@ -61,25 +61,17 @@ SLOW_DRAIN_S = 3.0
 
 
 def slow_drain(monkeypatch, video_encode, on_start: Callable[[], None], seconds: float = SLOW_DRAIN_S) -> None:
-    """Make the encoder's drain after the last frame (``stream.encode(None)``) last ``seconds``
-    longer, calling ``on_start`` as it begins: a deterministic stand-in for the seconds x264/x265
-    take to flush their lookahead at 4K. ``video_encode`` is the module ``nodes.ops.video_encode``."""
-    real = video_encode._add_video_stream
+    """Make the encoder's drain after the last frame last ``seconds`` longer, calling ``on_start`` as
+    it begins: a deterministic stand-in for the seconds x264/x265 take to flush their lookahead at
+    4K. ``video_encode`` is the module ``nodes.ops.video_encode``."""
+    flushed = video_encode._flushed_packets
 
-    class SlowDrain:
-        def __init__(self, stream) -> None:
-            self._stream = stream
+    def slow(video):
+        on_start()
+        time.sleep(seconds)
+        yield from flushed(video)
 
-        def __getattr__(self, name: str):
-            return getattr(self._stream, name)
-
-        def encode(self, frame=None):
-            if frame is None:
-                on_start()
-                time.sleep(seconds)
-            return self._stream.encode(frame)
-
-    monkeypatch.setattr(video_encode, "_add_video_stream", lambda *args: SlowDrain(real(*args)))
+    monkeypatch.setattr(video_encode, "_flushed_packets", slow)
 
 
 def wait_for_encoder_threads(timeout: float = 30.0) -> None:

@@ -10,10 +10,11 @@ and waits in steps of :data:`POLL_INTERVAL_S`, calling the cancel hook at each s
 
 Ownership: the container and the file handle belong to the worker thread from the moment it
 starts; the caller never touches them again (PyAV objects are not thread-safe). On cancel the
-caller removes the file's name at once and raises; the thread writes on into the nameless file,
-closes it and stops. Where an open file cannot be removed (Windows), the thread removes it once it
-has closed it. Either way a name is removed at most once, so a file created later under the same
-name (the next save takes the freed counter) is never touched.
+caller removes the file's name at once and raises; the thread stops draining after the packet in
+hand (``write`` is told through its ``abandoned`` argument), closes the nameless file and ends.
+Where an open file cannot be removed (Windows), the thread removes it once it has closed it.
+Either way a name is removed at most once, so a file created later under the same name (the next
+save takes the freed counter) is never touched.
 """
 from __future__ import annotations
 
@@ -41,11 +42,14 @@ class _Tail:
         self._abandoned = False
         self._removed = False
 
-    def run(self, write: Callable[[], None], check: Callable[[], None]) -> None:
+    def abandoned(self) -> bool:
+        return self._abandoned
+
+    def run(self, write: Callable[[Callable[[], bool]], None], check: Callable[[], None]) -> None:
         """The worker thread: ``write`` (drain, close the container), close the handle, ``check``."""
         try:
             try:
-                write()
+                write(self.abandoned)
             finally:
                 with self._lock:
                     self.handle.close()
@@ -77,15 +81,16 @@ class _Tail:
             self._removed = True
 
 
-def finish_file(path: Path, handle: BinaryIO, write: Callable[[], None], check: Callable[[], None],
-                check_cancel: Callable[[], None] | None) -> None:
+def finish_file(path: Path, handle: BinaryIO, write: Callable[[Callable[[], bool]], None],
+                check: Callable[[], None], check_cancel: Callable[[], None] | None) -> None:
     """Run ``write``, close ``handle``, then run ``check``, on a worker thread; honour cancel meanwhile.
 
     Args:
         path: the NEW file this call created (removed on failure or cancel, never anything else).
         handle: its open handle; closed here in every case (by the thread).
-        write: the rest of the writing (the encoder's drain, the remaining sound, the container's
-            close); it must touch nothing the caller still uses.
+        write: ``write(abandoned)`` does the rest of the writing (the encoder's drain, the remaining
+            sound, the container's close); it must touch nothing the caller still uses, and may
+            stop early once ``abandoned()`` is true (the file is removed anyway).
         check: the read-back check, run once the handle is closed (skipped after a cancel).
         check_cancel: called from the calling thread every :data:`POLL_INTERVAL_S`; it raises to
             cancel (ComfyUI's interrupt, the engine's ``Cancelled``). None: only Ctrl-C cancels.

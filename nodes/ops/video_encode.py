@@ -235,13 +235,13 @@ def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, i
                       rate: Fraction, frames: Sequence[np.ndarray], crf: int,
                       audio: AudioSource | None, metadata: dict[str, object],
                       on_frame: Callable[[int], None] | None, bitexact: bool = False
-                      ) -> Callable[[], None]:
+                      ) -> Callable[[Callable[[], bool]], None]:
     """Encode every frame (and the sound up to it) into ``handle``; the drain that finishes it.
 
     Returns:
-        ``drain()``: flushes the encoder, muxes the rest of the sound and closes the container
-        (the caller runs it once, on the finishing thread). On an exception the container is
-        closed here and nothing is returned.
+        ``drain(abandoned)``: flushes the encoder, muxes the rest of the sound and closes the
+        container (run once, on the finishing thread; it stops early once ``abandoned()``). On an
+        exception the container is closed here and nothing is returned.
     """
     options = {"movflags": "use_metadata_tags"} if spec.extension in ("mp4", "mov") else {}
     if bitexact:
@@ -268,19 +268,38 @@ def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, i
     except BaseException:
         container.close()
         raise
-    return lambda: _drain(container, video, upcoming, packets)
+    return lambda abandoned: _drain(container, video, upcoming, packets, abandoned)
 
 
 def _drain(container: av.container.OutputContainer, video, upcoming: av.Packet | None,
-           packets: Iterator[av.Packet]) -> None:
-    """Flush the encoder (its lookahead: seconds at 4K), mux the rest of the sound, close."""
+           packets: Iterator[av.Packet], abandoned: Callable[[], bool]) -> None:
+    """Flush the encoder (its lookahead: seconds at 4K), mux the rest of the sound, close.
+
+    Once ``abandoned()`` (the caller cancelled) it stops after the packet in hand: the encoder's
+    remaining frames are never computed (closing a codec with frames inside takes milliseconds).
+    """
     try:
-        container.mux(video.encode(None))
-        while upcoming is not None:
+        for packet in _flushed_packets(video):
+            container.mux(packet)
+            if abandoned():
+                return
+        while upcoming is not None and not abandoned():
             container.mux(upcoming)
             upcoming = next(packets, None)
     finally:
         container.close()
+
+
+def _flushed_packets(video) -> Iterator[av.Packet]:
+    """The encoder's last packets, one at a time as it finishes them (all at once where a PyAV
+    lacks ``encode_lazy``; the stop after a cancel then waits for the whole drain)."""
+    lazy = getattr(video.codec_context, "encode_lazy", None)
+    if lazy is None:
+        yield from video.encode(None)
+        return
+    for packet in lazy(None):
+        packet.stream = video  # what ``video.encode`` sets on its packets
+        yield packet
 
 
 def write_png_sequence(folder: Path, frames: Sequence[np.ndarray], *, audio: AudioSource | None,

@@ -116,7 +116,8 @@ def test_save_video_stops_within_the_bound_during_the_encoders_final_drain(comfy
     folder = comfy.output / "vanish"
     folder.mkdir()
     (folder / "flush_00001_.mp4").write_bytes(b"an earlier save")
-    run = lambda: node("VanishSaveVideo").save("vanish/flush", "h264-mp4", 19, 25.0, images=textured(6, 64, 96))  # noqa: E731
+    frames = textured(6, 64, 96)
+    run = lambda: node("VanishSaveVideo").save("vanish/flush", "h264-mp4", 19, 25.0, images=frames)  # noqa: E731
     latency = stops_within_bound(run, 0.2, timer)
     assert latency < CANCEL_BOUND_S < SLOW_DRAIN_S, f"stopped {latency:.2f} s after the cancel request"
     assert [p.name for p in folder.iterdir()] == ["flush_00001_.mp4"]  # nothing new appeared

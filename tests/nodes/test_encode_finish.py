@@ -113,23 +113,47 @@ def test_where_an_open_file_cannot_be_removed_the_thread_removes_it(tmp_path, mo
 
 
 def test_a_failing_drain_is_reported_and_its_file_removed(tmp_path, monkeypatch):
-    def broken(stream, *args):
-        class Broken:
-            def __getattr__(self, name):
-                return getattr(stream, name)
+    def broken(video):
+        yield from ()
+        raise av.error.ExternalError(-542398533, "the flush failed")  # an FFmpegError, as PyAV raises
 
-            def encode(self, frame=None):
-                if frame is None:
-                    raise av.error.ExternalError(-542398533, "the flush failed")  # an FFmpegError, as PyAV raises
-                return stream.encode(frame)
-
-        return Broken()
-
-    real = ve._add_video_stream
-    monkeypatch.setattr(ve, "_add_video_stream", lambda *args: broken(real(*args)))
+    monkeypatch.setattr(ve, "_flushed_packets", broken)
     with pytest.raises(av.error.FFmpegError, match="the flush failed"):
         ve.encode_video(tmp_path / "out.mp4", textured(3), 25.0, "h264-mp4")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_abandoned_drain_stops_after_the_packet_in_hand(tmp_path, monkeypatch):
+    """After a cancel the thread does not finish the encoder's remaining frames (CPU for nothing)."""
+    flushed = ve._flushed_packets
+    handed: list[float] = []
+    timer = CancelTimer(delay=0.1)
+
+    def slow_packets(video):
+        timer.arm()
+        for packet in flushed(video):
+            time.sleep(0.3)  # each packet of the drain takes 0.3 s
+            handed.append(time.monotonic())
+            yield packet
+
+    monkeypatch.setattr(ve, "_flushed_packets", slow_packets)
+    try:
+        with pytest.raises(Cancelled):  # 8 frames of x264 lookahead: all 8 packets come in the drain
+            ve.encode_video(tmp_path / "out.mp4", textured(8), 25.0, "h264-mp4", check_cancel=cancel_hook(timer))
+    finally:
+        timer.cancel()
+    wait_for_encoder_threads()
+    assert len(handed) == 1, f"{len(handed)} packets drained after the cancel"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_drain_hands_over_every_packet(tmp_path, monkeypatch):
+    """The lookahead's packets come from the drain (so the test above stops it early)."""
+    counted: list[int] = []
+    flushed = ve._flushed_packets
+    monkeypatch.setattr(ve, "_flushed_packets", lambda video: (counted.append(0) or p for p in flushed(video)))
+    ve.encode_video(tmp_path / "out.mp4", textured(8), 25.0, "h264-mp4")
+    assert len(counted) == 8
 
 
 def one_thread_encode(path, frames: np.ndarray, fmt: str) -> None:
@@ -161,7 +185,7 @@ def test_finish_file_polls_the_hook_while_it_waits(tmp_path):
     polls: list[float] = []
     release = threading.Event()
 
-    def write() -> None:
+    def write(abandoned) -> None:
         handle.write(b"data")
         release.wait(5.0)
 
