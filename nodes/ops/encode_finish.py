@@ -101,7 +101,11 @@ def finish_file(path: Path, handle: BinaryIO, write: Callable[[Callable[[], bool
     """
     tail = _Tail(path, handle)
     thread = threading.Thread(target=tail.run, args=(write, check), name=THREAD_NAME, daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # no thread can be started (resource limits): finish here, as before
+        logger.warning("no thread for the encoder's finish; a cancel waits for it")
+        tail.run(write, check)
     try:
         while not tail.done.wait(POLL_INTERVAL_S):
             if check_cancel is not None:

@@ -196,3 +196,13 @@ def test_finish_file_polls_the_hook_while_it_waits(tmp_path):
 
     encode_finish.finish_file(target, handle, write, lambda: None, check_cancel)
     assert len(polls) >= 5 and handle.closed and target.read_bytes() == b"data"
+
+
+def test_without_a_thread_the_file_is_finished_on_the_callers_thread(tmp_path, monkeypatch):
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(encode_finish.threading.Thread, "start", refuse)
+    frames = textured(5)
+    saved = ve.encode_video(tmp_path / "out.mkv", frames, 25.0, "ffv1-mkv", check_cancel=lambda: None)
+    ve.check_decodes(saved, 5)
