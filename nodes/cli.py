@@ -280,7 +280,16 @@ def command_demo(args, interrupt: Interrupt) -> int:
         staging = out / f".{clip_dir.name}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        write_clip(staging, scene)
+
+        def stop_if_asked() -> None:  # the first Ctrl-C, while the clip is written
+            if interrupt():
+                raise engine.Cancelled("the demo was cancelled while its clip was written")
+
+        try:
+            write_clip(staging, scene, check_cancel=stop_if_asked)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         shutil.rmtree(clip_dir, ignore_errors=True)
         staging.rename(clip_dir)  # a clip folder is complete or absent
     source = engine.open_source(clip_dir / "clip.mp4")

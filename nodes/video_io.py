@@ -503,20 +503,25 @@ class VanishSaveVideo:
         metadata = workflow_metadata(prompt, extra_pnginfo)
         target, subfolder = write_new_file(
             prefix, format, frames8, rate, crf, clip, metadata,
-            on_frame=lambda i: (_comfy.throw_if_interrupted(), progress.set(i + 1)))
+            on_frame=lambda i: (_comfy.throw_if_interrupted(), progress.set(i + 1)),
+            check_cancel=_comfy.throw_if_interrupted)
         return {"ui": preview_entries(target, subfolder, format), "result": (str(target),)}
 
 
 def write_new_file(prefix: str, fmt: str, frames: vf.TensorFrames, fps: float, crf: int,
-                   audio: AudioClip | None, metadata: dict, on_frame) -> tuple[Path, str]:
-    """Encode into the next free ``prefix_NNNNN_`` name; ``(path, subfolder)``."""
+                   audio: AudioClip | None, metadata: dict, on_frame,
+                   check_cancel=None) -> tuple[Path, str]:
+    """Encode into the next free ``prefix_NNNNN_`` name; ``(path, subfolder)``.
+
+    ``on_frame`` is called after each frame, ``check_cancel`` while the encoder drains after the
+    last one (both raise to cancel; see ``video_encode.encode_video``)."""
     height, width = frames.images.shape[1:3]
     extension = ve.FORMATS[fmt].extension
     for _attempt in range(3):  # another save may take the name between the check and the open
         target, subfolder = _new_target(prefix, (width, height), extension, fmt == "png-sequence")
         try:
             ve.encode_video(target, frames, fps, fmt, crf=crf, audio=audio, metadata=metadata,
-                            on_frame=on_frame)
+                            on_frame=on_frame, check_cancel=check_cancel)
             return target, subfolder
         except FileExistsError:
             continue

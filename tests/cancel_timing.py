@@ -53,3 +53,30 @@ class CancelTimer:
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+
+
+#: How long :func:`slow_drain` makes the encoder's final drain last: longer than CANCEL_BOUND_S, so
+#: a cancel that waits for the drain to end misses the bound.
+SLOW_DRAIN_S = 3.0
+
+
+def slow_drain(monkeypatch, video_encode, on_start: Callable[[], None], seconds: float = SLOW_DRAIN_S) -> None:
+    """Make the encoder's drain after the last frame last ``seconds`` longer, calling ``on_start`` as
+    it begins: a deterministic stand-in for the seconds x264/x265 take to flush their lookahead at
+    4K. ``video_encode`` is the module ``nodes.ops.video_encode``."""
+    flushed = video_encode._flushed_packets
+
+    def slow(video):
+        on_start()
+        time.sleep(seconds)
+        yield from flushed(video)
+
+    monkeypatch.setattr(video_encode, "_flushed_packets", slow)
+
+
+def wait_for_encoder_threads(timeout: float = 30.0) -> None:
+    """Join the threads that finish abandoned encodes (their cleanup is part of the behaviour)."""
+    for thread in threading.enumerate():
+        if thread.name == "vanish-encode-finish":
+            thread.join(timeout)
+            assert not thread.is_alive(), "the encoder's finishing thread never ended"

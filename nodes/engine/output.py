@@ -125,12 +125,19 @@ def remove_partial(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except PermissionError as exc:  # Windows: an encoder thread still has it open, and removes it
+            logger.warning("could not remove %s now: %s", path, exc)
 
 
 def encode(frames: StitchedFrames, target: Path, fps: float, options: OutputOptions,
-           audio_path: Path | None, on_frame: Callable[[int], None]) -> None:
+           audio_path: Path | None, on_frame: Callable[[int], None],
+           check_cancel: Callable[[], None] | None = None) -> None:
     """Encode ``frames`` to the NEW path ``target`` with the source's sound (when asked).
+
+    ``on_frame`` is called after each frame and ``check_cancel`` while the encoder drains after the
+    last one; both raise to cancel.
 
     Raises:
         EngineError: the disk filled up or the folder stopped being writable (``target`` removed).
@@ -140,7 +147,8 @@ def encode(frames: StitchedFrames, target: Path, fps: float, options: OutputOpti
         audio = AudioFileReader.open(audio_path)
     try:
         ve.encode_video(target, frames, fps, options.format, crf=options.crf, audio=audio,  # type: ignore[arg-type]
-                        metadata=options.metadata, on_frame=on_frame, bitexact=True)
+                        metadata=options.metadata, on_frame=on_frame, check_cancel=check_cancel,
+                        bitexact=True)
     except OSError as exc:
         remove_partial(target)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

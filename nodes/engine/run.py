@@ -213,7 +213,7 @@ def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettin
         if executor is not None:
             executor.submit(plan, keep)
         encode(stitched, partial, clip.fps, settings.output, clip.audio_path if clip.has_audio else None,
-               on_frame)
+               on_frame, job.check)
     finally:
         stitched.source.close()
         if executor is not None:

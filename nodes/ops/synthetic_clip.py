@@ -96,14 +96,24 @@ class _LazyFrames(Sequence):
 
 
 def write_clip(folder: Path, scene: SyntheticScene, fps: float = 25.0, *,
-               on_frame: Callable[[int], None] | None = None) -> tuple[Path, Path]:
+               on_frame: Callable[[int], None] | None = None,
+               check_cancel: Callable[[], None] | None = None) -> tuple[Path, Path]:
     """Encode ``folder/clip.mp4`` (H.264) and ``folder/mask.mkv`` (lossless); both must be new.
 
     ``folder`` must exist. Memory: one frame at a time, whatever ``scene.frames`` is.
+    ``check_cancel`` (raises to cancel) is polled after every frame of both files and while each
+    encoder finishes; ``on_frame`` sees the clip's frames.
     """
+    def clip_frame(index: int) -> None:
+        if check_cancel is not None:
+            check_cancel()
+        if on_frame is not None:
+            on_frame(index)
+
     clip, mask = folder / f"clip.{ve.FORMATS[CLIP_FORMAT].extension}", folder / "mask.mkv"
     ve.encode_video(clip, _LazyFrames(scene.frames, scene.frame), fps, CLIP_FORMAT, crf=CLIP_CRF,
-                    on_frame=on_frame)
+                    on_frame=clip_frame, check_cancel=check_cancel)
     grey = _LazyFrames(scene.frames, lambda i: np.repeat(scene.mask(i)[..., None], 3, axis=2))
-    ve.encode_video(mask, grey, fps, MASK_FORMAT)
+    ve.encode_video(mask, grey, fps, MASK_FORMAT, check_cancel=check_cancel,
+                    on_frame=None if check_cancel is None else lambda _index: check_cancel())
     return clip, mask

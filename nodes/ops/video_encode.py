@@ -3,7 +3,9 @@
 ComfyUI-free: frames come in as uint8 ``[T, H, W, 3]`` (RGB) or ``[T, H, W, 4]`` (RGBA).
 Files are created with exclusive creation (``open(..., "xb")``, ``mkdir`` without
 ``exist_ok``), so an existing file is never overwritten; a failed encode removes only the
-file it created.
+file it created. The encoder's drain after the last frame and the read-back check run on a
+worker thread while the caller polls cancel (:mod:`.encode_finish`): a cancel lands within 2 s
+whatever the size, and the abandoned file is removed.
 
 Colour: every YUV stream is tagged BT.709 primaries/transfer/matrix with limited ("MPEG")
 range, and the RGB->YUV conversion uses swscale's full-chroma accurate-rounding path with
@@ -23,6 +25,7 @@ import cv2
 import numpy as np
 from av.video.reformatter import Colorspace, ColorRange, Interpolation
 
+from .encode_finish import finish_file
 from .video_audio import AudioSource, add_audio_stream, encode_audio, encode_audio_packets, packet_seconds
 
 logger = logging.getLogger(__name__)
@@ -157,7 +160,8 @@ def _add_video_stream(container: av.container.OutputContainer, spec: FormatSpec,
 def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: VideoFormat, *,
                  crf: int = 19, audio: AudioSource | None = None,
                  metadata: dict[str, object] | None = None,
-                 on_frame: Callable[[int], None] | None = None, bitexact: bool = False) -> Path:
+                 on_frame: Callable[[int], None] | None = None,
+                 check_cancel: Callable[[], None] | None = None, bitexact: bool = False) -> Path:
     """Write ``frames`` (uint8 ``[T, H, W, 3|4]``) to a NEW file ``target`` (never overwritten).
 
     Args:
@@ -167,6 +171,9 @@ def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: Vi
             video's length.
         metadata: container tags (values that are not strings are stored as JSON).
         on_frame: called with the frame index after each frame (progress and cancel).
+        check_cancel: called every ~0.05 s while the encoder drains after the last frame and the
+            file is read back (seconds at 4K, on a worker thread: :mod:`.encode_finish`); it raises
+            to cancel, like ``on_frame``. Ctrl-C is honoured there without it.
         bitexact: no random ids or version strings in the container, so the same frames give the
             same bytes (the streaming engine's resumed runs equal uninterrupted ones).
 
@@ -192,16 +199,16 @@ def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: Vi
         logger.warning("%s needs an even size: %dx%d is padded by one pixel", fmt, width, height)
     size = (width + width % 2, height + height % 2) if spec.even_size else (width, height)
     rate = frame_rate(fps)
-    with open(target, "xb") as handle:
-        try:
-            _encode_container(handle, spec, pix_fmt, size, rate, frames, crf, audio,
-                              metadata or {}, on_frame, bitexact)
-            handle.close()
-            check_decodes(target, len(frames))
-        except BaseException:
-            handle.close()
-            target.unlink(missing_ok=True)  # only the file this call created
-            raise
+    handle = open(target, "xb")
+    try:
+        drain = _encode_container(handle, spec, pix_fmt, size, rate, frames, crf, audio,
+                                  metadata or {}, on_frame, bitexact)
+    except BaseException:
+        handle.close()
+        target.unlink(missing_ok=True)  # only the file this call created
+        raise
+    # from here the container and the handle belong to the finishing thread
+    finish_file(target, handle, drain, lambda: check_decodes(target, len(frames)), check_cancel)
     return target
 
 
@@ -227,12 +234,21 @@ def check_decodes(path: Path, count: int) -> None:
 def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, int],
                       rate: Fraction, frames: Sequence[np.ndarray], crf: int,
                       audio: AudioSource | None, metadata: dict[str, object],
-                      on_frame: Callable[[int], None] | None, bitexact: bool = False) -> None:
+                      on_frame: Callable[[int], None] | None, bitexact: bool = False
+                      ) -> Callable[[Callable[[], bool]], None]:
+    """Encode every frame (and the sound up to it) into ``handle``; the drain that finishes it.
+
+    Returns:
+        ``drain(abandoned)``: flushes the encoder, muxes the rest of the sound and closes the
+        container (run once, on the finishing thread; it stops early once ``abandoned()``). On an
+        exception the container is closed here and nothing is returned.
+    """
     options = {"movflags": "use_metadata_tags"} if spec.extension in ("mp4", "mov") else {}
     if bitexact:
         options["fflags"] = "+bitexact"
-    with av.open(handle, "w", format=spec.extension if spec.extension != "mkv" else "matroska",
-                 options=options) as container:
+    container = av.open(handle, "w", format=spec.extension if spec.extension != "mkv" else "matroska",
+                        options=options)
+    try:
         for key, value in metadata.items():
             container.metadata[key] = value if isinstance(value, str) else json.dumps(value)
         video = _add_video_stream(container, spec, pix_fmt, size, rate, crf)
@@ -249,10 +265,41 @@ def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, i
                 upcoming = next(packets, None)
             if on_frame is not None:
                 on_frame(index)
-        container.mux(video.encode(None))
-        while upcoming is not None:
+    except BaseException:
+        container.close()
+        raise
+    return lambda abandoned: _drain(container, video, upcoming, packets, abandoned)
+
+
+def _drain(container: av.container.OutputContainer, video, upcoming: av.Packet | None,
+           packets: Iterator[av.Packet], abandoned: Callable[[], bool]) -> None:
+    """Flush the encoder (its lookahead: seconds at 4K), mux the rest of the sound, close.
+
+    Once ``abandoned()`` (the caller cancelled) it stops after the packet in hand: the encoder's
+    remaining frames are never computed (closing a codec with frames inside takes milliseconds).
+    """
+    try:
+        for packet in _flushed_packets(video):
+            container.mux(packet)
+            if abandoned():
+                return
+        while upcoming is not None and not abandoned():
             container.mux(upcoming)
             upcoming = next(packets, None)
+    finally:
+        container.close()
+
+
+def _flushed_packets(video) -> Iterator[av.Packet]:
+    """The encoder's last packets, one at a time as it finishes them (all at once where a PyAV
+    lacks ``encode_lazy``; the stop after a cancel then waits for the whole drain)."""
+    lazy = getattr(video.codec_context, "encode_lazy", None)
+    if lazy is None:
+        yield from video.encode(None)
+        return
+    for packet in lazy(None):
+        packet.stream = video  # what ``video.encode`` sets on its packets
+        yield packet
 
 
 def write_png_sequence(folder: Path, frames: Sequence[np.ndarray], *, audio: AudioSource | None,

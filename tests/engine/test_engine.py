@@ -149,6 +149,22 @@ def test_cancel_removes_the_partial_output_and_keeps_the_work_folder(clip, tmp_p
     assert list((tmp_path / "work").glob("*/segments/segment_*.npz"))
 
 
+def test_cancel_during_the_encoders_final_drain_removes_the_partial_output(clip, tmp_path, monkeypatch):
+    """The engine's encode polls its cancel check while the encoder drains after the last frame."""
+    from cancel_timing import CANCEL_BOUND_S, SLOW_DRAIN_S, slow_drain, wait_for_encoder_threads
+    from vanish.nodes.ops import video_encode as ve
+
+    drain_started: list[float] = []
+    slow_drain(monkeypatch, ve, lambda: drain_started.append(time.monotonic()))
+    with pytest.raises(engine.Cancelled):
+        engine.run_removal(clip.video, tmp_path / "out.mkv", small_settings(), masks=clip.mask,
+                           work_dir=tmp_path / "work", should_cancel=lambda: bool(drain_started))
+    assert time.monotonic() - drain_started[0] < CANCEL_BOUND_S < SLOW_DRAIN_S
+    assert [p.name for p in tmp_path.iterdir()] == ["work"]  # no output, no partial file
+    wait_for_encoder_threads()
+    assert [p.name for p in tmp_path.iterdir()] == ["work"]
+
+
 # --------------------------------------------------------------------------- bad input
 def _error(text: str, *args, **kwargs) -> engine.EngineError:
     with pytest.raises(engine.EngineError) as info:

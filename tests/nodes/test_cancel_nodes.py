@@ -105,6 +105,27 @@ def test_save_and_load_video_stop_within_the_bound(comfy):
     assert latency < CANCEL_BOUND_S, f"load: stopped {latency:.2f} s after the cancel request"
 
 
+def test_save_video_stops_within_the_bound_during_the_encoders_final_drain(comfy, monkeypatch):
+    """The drain after the last frame (x264/x265 lookahead: 1.4-4 s at 4K here) did not poll: the
+    cancel waited for it and the finished file was kept. Made slow (3 s) and deterministic here."""
+    from cancel_timing import SLOW_DRAIN_S, slow_drain, wait_for_encoder_threads
+    from vanish.nodes.ops import video_encode as ve
+
+    timer = CancelTimer(delay=0.2, request=_comfy.request_cancel)
+    slow_drain(monkeypatch, ve, timer.arm)  # the cancel comes 0.2 s into the drain
+    folder = comfy.output / "vanish"
+    folder.mkdir()
+    (folder / "flush_00001_.mp4").write_bytes(b"an earlier save")
+    frames = textured(6, 64, 96)
+    run = lambda: node("VanishSaveVideo").save("vanish/flush", "h264-mp4", 19, 25.0, images=frames)  # noqa: E731
+    latency = stops_within_bound(run, 0.2, timer)
+    assert latency < CANCEL_BOUND_S < SLOW_DRAIN_S, f"stopped {latency:.2f} s after the cancel request"
+    assert [p.name for p in folder.iterdir()] == ["flush_00001_.mp4"]  # nothing new appeared
+    wait_for_encoder_threads()
+    assert [p.name for p in folder.iterdir()] == ["flush_00001_.mp4"]
+    assert (folder / "flush_00001_.mp4").read_bytes() == b"an earlier save"
+
+
 # --------------------------------------------------------------------------- refuse up front
 def test_mask_dilate_blur_refuses_what_cannot_fit(comfy, monkeypatch):
     monkeypatch.setattr(_comfy, "available_ram", lambda: 64 * 1024)

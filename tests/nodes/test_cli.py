@@ -160,6 +160,26 @@ def test_demo(tmp_path, capsys):
     assert result.is_file() and vd.probe_video(result).frame_count == 8
 
 
+def test_ctrl_c_while_the_demo_clip_is_encoded(tmp_path, monkeypatch, capsys):
+    """The first Ctrl-C (a flag the engine polls) also stops the demo's clip, in the encoder's drain."""
+    from cancel_timing import CANCEL_BOUND_S, SLOW_DRAIN_S, slow_drain, wait_for_encoder_threads
+    from vanish.nodes.ops import video_encode as ve
+
+    pressed: list[float] = []
+
+    def ctrl_c() -> None:  # from the finishing thread: the handler runs on the waiting main thread
+        pressed.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    slow_drain(monkeypatch, ve, ctrl_c)
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--frames", "8", "--size", "96x64"]) == cli.EXIT_INTERRUPTED
+    assert time.monotonic() - pressed[0] < CANCEL_BOUND_S < SLOW_DRAIN_S
+    assert "stopped by Ctrl-C" in capsys.readouterr().err
+    wait_for_encoder_threads()
+    assert list(out.iterdir()) == []  # no clip folder, no staging folder, no result
+
+
 def _wait_for_progress(log: Path, process, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.is_alive():

@@ -108,7 +108,7 @@ def test_a_stream_that_does_not_read_back_is_not_reported_as_saved(comfy, monkey
     real = ve._encode_container
 
     def drops_frames(handle, spec, pix_fmt, size, rate, frames_, *args):
-        real(handle, spec, pix_fmt, size, rate, [frames_[0]], *args)  # what a broken encoder does
+        return real(handle, spec, pix_fmt, size, rate, [frames_[0]], *args)  # what a broken encoder does
 
     monkeypatch.setattr(ve, "_encode_container", drops_frames)
     with pytest.raises(VanishError, match=r"^Save Video: input 'format' h264-mp4 could not write 3 "
