@@ -11,6 +11,7 @@ import logging
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import torch
@@ -18,6 +19,7 @@ import torch
 from . import _comfy
 from ._errors import VanishError
 from ._layout import check_image, check_mask, match_mask_to_frames
+from .ops import atomic_output
 from .ops import video_decode as vd
 from .ops import video_encode as ve
 from .ops import video_frames as vf
@@ -35,6 +37,9 @@ SILENT_KEY = "vanish_silent"
 """Marks the silent AUDIO returned for clips without sound; Save Video muxes no track for it."""
 SILENT_MAX_SECONDS = 3600.0
 """Longest silent track returned; clips at absurd rates (force_rate 0.001: 1000 s a frame) get this."""
+MAX_SKIPPED_NAMES = 1000
+"""Taken names Save Video skips after ComfyUI's counter before it gives up (a prefix in a folder
+that other tools fill with the same pattern)."""
 
 
 # --------------------------------------------------------------------------- sources
@@ -427,8 +432,22 @@ def check_audio(audio: object) -> AudioClip | None:
     return AudioClip(samples.numpy(), int(rate))
 
 
-def _new_target(prefix: str, size: tuple[int, int], extension: str, folder_suffix: bool
-                ) -> tuple[Path, str]:
+class _Naming(NamedTuple):
+    """Where Save Video's files go: ``folder/filename_NNNNN_suffix`` (suffix ``.mp4``, or ``png``
+    for a PNG-sequence folder), shown to ComfyUI under ``subfolder``."""
+
+    folder: Path
+    filename: str
+    subfolder: str
+    suffix: str
+
+    def path(self, counter: int) -> Path:
+        return self.folder / f"{self.filename}_{counter:05}_{self.suffix}"
+
+
+def _naming(prefix: str, size: tuple[int, int], extension: str, folder_suffix: bool
+            ) -> tuple[_Naming, int]:
+    """ComfyUI's naming for ``prefix`` (its folder created) and the counter it proposes."""
     try:
         folder, filename, counter, subfolder = _comfy.save_path(prefix, size[0], size[1])
     except ValueError as exc:
@@ -438,12 +457,24 @@ def _new_target(prefix: str, size: tuple[int, int], extension: str, folder_suffi
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a part of the path is a file, no permission, read-only disk, ...
         raise _output_error(folder, exc) from None
-    for offset in range(1000):  # skip any name that already exists: never overwrite
-        name = f"{filename}_{counter + offset:05}_" + ("png" if folder_suffix else f".{extension}")
-        if not (folder / name).exists():
-            return folder / name, subfolder
-    raise VanishError(SAVE, "filename_prefix", "has 1000 existing files after the next counter.",
-                      "choose another prefix.")
+    return _Naming(folder, filename, subfolder, "png" if folder_suffix else f".{extension}"), counter
+
+
+def _free_name(naming: _Naming, start: int) -> tuple[Path, int]:
+    """The first name from counter ``start`` on that nothing holds: ``(path, counter)``."""
+    for counter in range(start, start + MAX_SKIPPED_NAMES):  # never overwrite: skip taken names
+        path = naming.path(counter)
+        if not (path.exists() or path.is_symlink()):
+            return path, counter
+    raise VanishError(SAVE, "filename_prefix", f"has {MAX_SKIPPED_NAMES} existing files after the "
+                      "next counter.", "choose another prefix.")
+
+
+def _new_target(prefix: str, size: tuple[int, int], extension: str, folder_suffix: bool
+                ) -> tuple[Path, str]:
+    """The next free ``prefix_NNNNN_`` name and its subfolder (nothing is created under it)."""
+    naming, counter = _naming(prefix, size, extension, folder_suffix)
+    return _free_name(naming, counter)[0], naming.subfolder
 
 
 def _output_error(path: Path, exc: OSError) -> VanishError:
@@ -511,20 +542,22 @@ class VanishSaveVideo:
 def write_new_file(prefix: str, fmt: str, frames: vf.TensorFrames, fps: float, crf: int,
                    audio: AudioClip | None, metadata: dict, on_frame,
                    check_cancel=None) -> tuple[Path, str]:
-    """Encode into the next free ``prefix_NNNNN_`` name; ``(path, subfolder)``.
+    """Encode into the next free ``prefix_NNNNN_`` name, atomically; ``(path, subfolder)``.
 
-    ``on_frame`` is called after each frame, ``check_cancel`` while the encoder drains after the
-    last one (both raise to cancel; see ``video_encode.encode_video``)."""
+    The encoder writes to a hidden partial name beside the target (:mod:`.ops.atomic_output`), so
+    nothing appears under the final name until the file is complete; it is then published without
+    replacing anything: if another save took the name meanwhile, the finished file takes the next
+    free counter (no re-encode). A failure or cancel removes the partial. ``on_frame`` is called
+    after each frame, ``check_cancel`` while the encoder drains after the last one (both raise to
+    cancel; see ``video_encode.encode_video``)."""
     height, width = frames.images.shape[1:3]
-    extension = ve.FORMATS[fmt].extension
-    for _attempt in range(3):  # another save may take the name between the check and the open
-        target, subfolder = _new_target(prefix, (width, height), extension, fmt == "png-sequence")
+    naming, counter = _naming(prefix, (width, height), ve.FORMATS[fmt].extension, fmt == "png-sequence")
+    target, counter = _free_name(naming, counter)
+    partial = atomic_output.partial_path(target, atomic_output.new_key())
+    try:
         try:
-            ve.encode_video(target, frames, fps, fmt, crf=crf, audio=audio, metadata=metadata,
+            ve.encode_video(partial, frames, fps, fmt, crf=crf, audio=audio, metadata=metadata,
                             on_frame=on_frame, check_cancel=check_cancel)
-            return target, subfolder
-        except FileExistsError:
-            continue
         except OSError as exc:
             raise _output_error(target.parent, exc) from None
         except (av.error.FFmpegError, ValueError) as exc:  # the encoder refused or the check failed
@@ -532,6 +565,22 @@ def write_new_file(prefix: str, fmt: str, frames: vf.TensorFrames, fps: float, c
                               f"{width}x{height} at {fps:g} fps: {exc}.",
                               "choose another format (h264-mp4 or ffv1-mkv take most sizes and "
                               "rates), or change the size or fps.") from exc
+        return _publish(partial, naming, target, counter), naming.subfolder
+    except BaseException:
+        atomic_output.remove_partial(partial)  # gone already where the encoder removed it itself
+        raise
+
+
+def _publish(partial: Path, naming: _Naming, target: Path, counter: int) -> Path:
+    """Give the finished ``partial`` the first free name from ``target`` on; the name it got."""
+    for _attempt in range(MAX_SKIPPED_NAMES):
+        try:
+            if atomic_output.publish_new(partial, target):
+                return target
+        except OSError as exc:
+            raise _output_error(target.parent, exc) from None
+        logger.info("%s was taken while the video was encoded; saving as the next counter", target)
+        target, counter = _free_name(naming, counter + 1)
     raise VanishError(SAVE, "filename_prefix", f"{target.name} kept being taken by other saves.",
                       "run the save again, or choose another prefix.")
 

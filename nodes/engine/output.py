@@ -4,27 +4,28 @@
 ``i`` is the source's decoded frame with the owning segment's rectangle pasted in, made when the
 encoder asks for it, one segment's owned frames at a time. The encoder writes to a temporary
 name beside the output; :func:`publish` renames it to the final name without ever replacing a
-file the user already has (unless asked to), so a reader never sees a half-written output.
+file the user already has (unless asked to), so a reader never sees a half-written output (the
+naming, removal and no-replace publishing live in :mod:`..ops.atomic_output`, shared with Save Video).
 """
 from __future__ import annotations
 
 import errno
-import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..ops import video_encode as ve
+from ..ops.atomic_output import partial_path, publish_new, remove_partial
 from ..ops.video_audio import AudioFileReader
 from .errors import EngineError
 from .segments import Segment, SegmentOutput
 from .settings import OutputOptions
 from .sources import FrameSource
 
-logger = logging.getLogger(__name__)
+__all__ = ["StitchedFrames", "check_output", "encode", "partial_path", "preview_of", "publish",
+           "remove_partial"]
 
 #: Long side of the preview frames :func:`preview_of` keeps.
 PREVIEW_LONG_SIDE = 256
@@ -115,22 +116,6 @@ def check_output(output: Path, options: OutputOptions, overwrite: bool) -> Path:
     return output
 
 
-def partial_path(output: Path, key: str) -> Path:
-    """The temporary name the encoder writes to (hidden, beside the output, one per job)."""
-    return output.with_name(f".{output.name}.vanish-{key[:12]}.partial")
-
-
-def remove_partial(path: Path) -> None:
-    """Remove a temporary output (a file, or a PNG-sequence folder)."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            path.unlink(missing_ok=True)
-        except PermissionError as exc:  # Windows: an encoder thread still has it open, and removes it
-            logger.warning("could not remove %s now: %s", path, exc)
-
-
 def encode(frames: StitchedFrames, target: Path, fps: float, options: OutputOptions,
            audio_path: Path | None, on_frame: Callable[[int], None],
            check_cancel: Callable[[], None] | None = None) -> None:
@@ -178,21 +163,7 @@ def publish(partial: Path, output: Path, overwrite: bool) -> None:
             raise EngineError("output", f"{output} is a folder; it is not replaced.", "choose another name.")
         os.replace(partial, output)
         return
-    if partial.is_dir():
-        if output.exists():
-            raise EngineError("output", f"{output} appeared while the job ran; it is never overwritten.",
-                              "choose another name.")
-        os.rename(partial, output)
+    if publish_new(partial, output):
         return
-    try:
-        os.link(partial, output)  # fails if the name is taken: no check-then-rename race
-    except FileExistsError as exc:
-        raise EngineError("output", f"{output} appeared while the job ran; it is never overwritten.",
-                          "choose another name; the result is discarded.") from exc
-    except OSError:  # a file system without hard links
-        if output.exists():
-            raise EngineError("output", f"{output} appeared while the job ran; it is never overwritten.",
-                              "choose another name.")
-        os.rename(partial, output)
-        return
-    partial.unlink()
+    raise EngineError("output", f"{output} appeared while the job ran; it is never overwritten.",
+                      "choose another name; the result is discarded.")
