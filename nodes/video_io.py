@@ -356,7 +356,7 @@ def _make_selection(skip: int, cap: int, nth: int, force_rate: float, width: int
 
 
 # --------------------------------------------------------------------------- Save Video
-MAX_NAME_BYTES = 255
+MAX_NAME_BYTES = atomic_output.MAX_NAME_BYTES
 """Longest file or folder name (bytes) on the common file systems (ext4, NTFS, APFS)."""
 COUNTER_SUFFIX = len("_00000_.mp4") + 4
 """What Save Video appends to the prefix's last part (counter, extension), with room to spare."""

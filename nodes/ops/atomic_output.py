@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 KEY_LENGTH = 12
 """Characters of the key kept in a partial name: enough that two writers never share one."""
+MAX_NAME_BYTES = 255
+"""Longest file or folder name (bytes) on the common file systems (ext4, NTFS, APFS)."""
 
 
 def new_key() -> str:
@@ -34,8 +36,16 @@ def new_key() -> str:
 
 
 def partial_path(target: Path, key: str) -> Path:
-    """The temporary name a writer uses for ``target``: hidden, beside it, one per ``key``."""
-    return target.with_name(f".{target.name}.vanish-{key[:KEY_LENGTH]}.partial")
+    """The temporary name a writer uses for ``target``: hidden, beside it, one per ``key``.
+
+    ``.{target name}.vanish-{key}.partial``; the target's name is shortened (whole characters) when
+    the result would pass :data:`MAX_NAME_BYTES`, so a target of the longest allowed name still
+    has a partial (the key alone keeps partials apart).
+    """
+    tail = f".vanish-{key[:KEY_LENGTH]}.partial"
+    room = MAX_NAME_BYTES - len(tail.encode("utf-8")) - 1  # 1: the leading dot
+    name = target.name.encode("utf-8")[:room].decode("utf-8", "ignore")  # a cut character is dropped
+    return target.with_name(f".{name}{tail}")
 
 
 def remove_partial(path: Path) -> None:

@@ -115,3 +115,15 @@ def test_other_failures_raise(tmp_path, no_hard_links, monkeypatch):
     with pytest.raises(PermissionError):
         ao.publish_new(partial, tmp_path / "out.mp4")
     assert partial.read_bytes() == RESULT and not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("name", ["z" * 255, "é" * 125 + ".mp4", "clip_00001_.mp4"])
+def test_partial_names_fit_a_file_name_however_long_the_target(tmp_path, name):
+    target = tmp_path / name[:255]
+    partials = {ao.partial_path(target, ao.new_key()) for _ in range(3)}
+    assert len(partials) == 3
+    for partial in partials:
+        assert len(partial.name.encode("utf-8")) <= ao.MAX_NAME_BYTES
+        assert partial.name.startswith("." + name[:20]) and partial.name.endswith(".partial")
+        partial.write_bytes(RESULT)  # a real name on this file system
+    assert ao.partial_path(tmp_path / "clip.mp4", "k" * 12).name == ".clip.mp4.vanish-kkkkkkkkkkkk.partial"
