@@ -3,7 +3,8 @@
 Load Video Frames decodes a video, a folder of numbered images or one image from ComfyUI's
 input folder (upload widget) or a path, keeps the selected frames, and also returns the sound
 (core AUDIO), an optional MASK and a ``VANISH_VIDEO_INFO`` value that Save Video reuses.
-Save Video writes IMAGE (+ MASK as alpha, + AUDIO) with ComfyUI's output naming.
+Save Video writes IMAGE (+ MASK as alpha, + AUDIO) with ComfyUI's output naming, atomically (a
+hidden partial beside the output, published under a free name once complete).
 """
 from __future__ import annotations
 
