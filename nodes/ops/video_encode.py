@@ -138,27 +138,6 @@ def _to_av_frame(rgb: np.ndarray, spec: FormatSpec, pix_fmt: str, index: int) ->
     return frame
 
 
-def _fill_row_padding(frame: av.VideoFrame) -> av.VideoFrame:
-    """Repeat each row's last sample into the row's padding, in every plane of a planar YUV frame.
-
-    A plane's rows are ``line_size`` bytes, wider than the picture when its width is not a multiple
-    of the allocator's alignment (972 px: rows of 976 luma / 496 chroma bytes). swscale leaves
-    those bytes uninitialised, and libx264 reads them: its plane copy rounds the width up to 16
-    samples, so the bytes reach the encoded stream and the same frames gave different files run to
-    run (bench/RESULTS.md, "Engine (session 7)"). Filling them makes the encoder's input, and so
-    the output, a function of the frames alone.
-    """
-    bits = {component.plane: component.bits for component in frame.format.components}
-    for index, plane in enumerate(frame.planes):
-        dtype = np.uint16 if bits[index] > 8 else np.uint8  # 10-bit samples are 16-bit words
-        row = plane.line_size // np.dtype(dtype).itemsize
-        if row <= plane.width:
-            continue
-        samples = np.frombuffer(plane, dtype, count=plane.height * row).reshape(plane.height, row)  # [h, row]
-        samples[:, plane.width:] = samples[:, plane.width - 1:plane.width]
-    return frame
-
-
 def _add_video_stream(container: av.container.OutputContainer, spec: FormatSpec, pix_fmt: str,
                       size: tuple[int, int], rate: Fraction, crf: int):
     stream = container.add_stream(spec.codec, rate=rate)
@@ -280,8 +259,7 @@ def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, i
         upcoming = next(packets, None)
         for index, rgb in enumerate(frames):
             rgb = pad_to_even(rgb[None])[0] if spec.even_size else rgb
-            frame = _to_av_frame(rgb, spec, pix_fmt, index)
-            container.mux(video.encode(_fill_row_padding(frame) if spec.is_yuv else frame))
+            container.mux(video.encode(_to_av_frame(rgb, spec, pix_fmt, index)))
             while upcoming is not None and packet_seconds(upcoming) < (index + 1) / rate:
                 container.mux(upcoming)
                 upcoming = next(packets, None)
