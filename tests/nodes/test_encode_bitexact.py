@@ -13,8 +13,9 @@ import platform
 
 import pytest
 
-from bitexact_testing import MMAP_THRESHOLD, encode_in_child
+from bitexact_testing import MMAP_THRESHOLD, encode_in_child, moving_frames
 from fresh_process import run_fresh
+from vanish.nodes.ops import video_encode as ve
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
@@ -32,3 +33,18 @@ def test_bitexact_bytes_do_not_depend_on_what_the_heap_held(tmp_path, monkeypatc
         assert code == 0 and text is not None, f"the child encoding with MALLOC_PERTURB_={fill} failed ({code})"
         written.append(path.read_bytes())
     assert written[0] == written[1]
+
+
+def x264_settings(path) -> str:
+    """The settings libx264 writes into its stream (an SEI message: ``... options: cabac=1 ...``)."""
+    data = path.read_bytes()
+    start = data.index(b"options: ")
+    return data[start:data.index(b"\x00", start)].decode("ascii")
+
+
+def test_only_the_bitexact_path_turns_the_macroblock_tree_off(tmp_path):
+    frames = moving_frames(4, 64, 96)
+    plain = ve.encode_video(tmp_path / "plain.mp4", frames, 25.0, "h264-mp4")
+    exact = ve.encode_video(tmp_path / "exact.mp4", frames, 25.0, "h264-mp4", bitexact=True)
+    assert " mbtree=1 " in x264_settings(plain) and " bframes=3 " in x264_settings(plain)  # Save Video as before
+    assert " mbtree=0 " in x264_settings(exact) and " bframes=3 " in x264_settings(exact)
