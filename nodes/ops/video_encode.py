@@ -35,6 +35,13 @@ VideoFormat = Literal["h264-mp4", "h264-10bit-mp4", "h265-mp4", "vp9-webm", "pro
 _ENCODE_FLAGS = int(Interpolation.AREA | Interpolation.FULL_CHR_H_INT
                     | Interpolation.FULL_CHR_H_INP | Interpolation.ACCURATE_RND)
 _BT709 = 1  # AVCOL_PRI_BT709 / AVCOL_TRC_BT709 / AVCOL_SPC_BT709
+BITEXACT_X264_PARAMS = "mbtree=0"
+"""What ``bitexact=True`` adds to libx264's options. With the macroblock-tree rate control and
+B-frames, the libx264 in PyAV's wheels reads memory it never wrote (8-bit, at widths that are not
+a multiple of 8 macroblocks: 704, 800, 960, 972 px, not 640 or 768), so the same frames gave
+different video packets from run to run, depending on what the heap held. Neither a fixed thread
+count, frame threads, one thread, nor libx264's C code instead of its assembly stopped it; turning
+the macroblock tree off did. Cost and measurements: bench/RESULTS.md, "Engine (session 7)"."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,7 @@ def _to_av_frame(rgb: np.ndarray, spec: FormatSpec, pix_fmt: str, index: int) ->
 
 
 def _add_video_stream(container: av.container.OutputContainer, spec: FormatSpec, pix_fmt: str,
-                      size: tuple[int, int], rate: Fraction, crf: int):
+                      size: tuple[int, int], rate: Fraction, crf: int, bitexact: bool = False):
     stream = container.add_stream(spec.codec, rate=rate)
     stream.width, stream.height = size
     stream.pix_fmt = pix_fmt
@@ -153,6 +160,8 @@ def _add_video_stream(container: av.container.OutputContainer, spec: FormatSpec,
         ctx.color_primaries, ctx.color_trc = _BT709, _BT709
     if spec.codec == "libx265":
         stream.codec_tag = "hvc1"  # plays in QuickTime/Safari
+    if bitexact and spec.codec == "libx264":
+        options["x264-params"] = ":".join(filter(None, [options.get("x264-params"), BITEXACT_X264_PARAMS]))
     stream.options = options
     return stream
 
@@ -174,7 +183,8 @@ def encode_video(target: Path, frames: Sequence[np.ndarray], fps: float, fmt: Vi
         check_cancel: called every ~0.05 s while the encoder drains after the last frame and the
             file is read back (seconds at 4K, on a worker thread: :mod:`.encode_finish`); it raises
             to cancel, like ``on_frame``. Ctrl-C is honoured there without it.
-        bitexact: no random ids or version strings in the container, so the same frames give the
+        bitexact: no random ids or version strings in the container, and no libx264 option that
+            reads uninitialised memory (:data:`BITEXACT_X264_PARAMS`), so the same frames give the
             same bytes (the streaming engine's resumed runs equal uninterrupted ones).
 
     Raises:
@@ -251,7 +261,7 @@ def _encode_container(handle, spec: FormatSpec, pix_fmt: str, size: tuple[int, i
     try:
         for key, value in metadata.items():
             container.metadata[key] = value if isinstance(value, str) else json.dumps(value)
-        video = _add_video_stream(container, spec, pix_fmt, size, rate, crf)
+        video = _add_video_stream(container, spec, pix_fmt, size, rate, crf, bitexact)
         packets: Iterator[av.Packet] = iter(())  # audio, encoded and muxed in step with the video
         if audio is not None and audio.has_samples:
             sound = add_audio_stream(container, spec.audio_codec, audio, spec.audio_rate)

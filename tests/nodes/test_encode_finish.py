@@ -163,7 +163,7 @@ def one_thread_encode(path, frames: np.ndarray, fmt: str) -> None:
     rate = ve.frame_rate(25.0)
     with open(path, "xb") as handle, av.open(handle, "w", format="matroska" if spec.extension == "mkv"
                                               else spec.extension, options=options) as container:
-        video = ve._add_video_stream(container, spec, spec.pix_fmt, frames.shape[2:0:-1], rate, 19)
+        video = ve._add_video_stream(container, spec, spec.pix_fmt, frames.shape[2:0:-1], rate, 19, bitexact=True)
         for index, rgb in enumerate(frames):
             container.mux(video.encode(ve._to_av_frame(rgb, spec, spec.pix_fmt, index)))
         container.mux(video.encode(None))
