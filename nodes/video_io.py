@@ -465,7 +465,7 @@ def _free_name(naming: _Naming, start: int) -> tuple[Path, int]:
     """The first name from counter ``start`` on that nothing holds: ``(path, counter)``."""
     for counter in range(start, start + MAX_SKIPPED_NAMES):  # never overwrite: skip taken names
         path = naming.path(counter)
-        if not (path.exists() or path.is_symlink()):
+        if not atomic_output.is_taken(path):
             return path, counter
     raise VanishError(SAVE, "filename_prefix", f"has {MAX_SKIPPED_NAMES} existing files after the "
                       "next counter.", "choose another prefix.")

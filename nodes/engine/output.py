@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..ops import video_encode as ve
-from ..ops.atomic_output import partial_path, publish_new, remove_partial
+from ..ops.atomic_output import is_taken, partial_path, publish_new, remove_partial
 from ..ops.video_audio import AudioFileReader
 from .errors import EngineError
 from .segments import Segment, SegmentOutput
@@ -110,7 +110,7 @@ def check_output(output: Path, options: OutputOptions, overwrite: bool) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise EngineError("output", f"is in {folder}, which is not writable.",
                           "choose a folder you can write to.")
-    if (output.exists() or output.is_symlink()) and not overwrite:
+    if is_taken(output) and not overwrite:
         raise EngineError("output", f"{output} already exists; it is never overwritten.",
                           "choose another name, delete the file, or pass overwrite=True.")
     return output

@@ -59,8 +59,10 @@ def remove_partial(path: Path) -> None:
             logger.warning("could not remove %s now: %s", path, exc)
 
 
-def _taken(path: Path) -> bool:
-    return path.exists() or path.is_symlink()  # a dangling link is a name the user has, too
+def is_taken(path: Path) -> bool:
+    """Something holds the name ``path``: a file, a folder, or a link (a dangling link is a name the
+    user has, too)."""
+    return path.exists() or path.is_symlink()
 
 
 def publish_new(partial: Path, target: Path) -> bool:
@@ -89,7 +91,7 @@ def publish_new(partial: Path, target: Path) -> bool:
 
 
 def _rename_if_free(partial: Path, target: Path) -> bool:
-    if _taken(target):
+    if is_taken(target):
         return False
     try:
         os.rename(partial, target)
@@ -98,7 +100,7 @@ def _rename_if_free(partial: Path, target: Path) -> bool:
     except OSError:
         # POSIX renames a folder onto an existing empty folder; onto a non-empty one or a file it
         # fails: where the name was taken between the check and the rename, say so.
-        if _taken(target) and _taken(partial):
+        if is_taken(target) and is_taken(partial):
             return False
         raise
     return True
