@@ -14,6 +14,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -110,14 +111,17 @@ def removal_settings(engine, inpaint_model: InpaintModel, options: dict, metadat
     return engine.RemovalSettings(inpaint=inpaint, mask=mask, output=output)
 
 
-def run_engine(engine, source, target: Path, settings, prompts, masks, sam2_model, inpaint_model):
-    """One engine run with ComfyUI's progress bar, cancel and model management."""
+def run_engine(engine, source, target: Path, settings, prompts, masks, sam2_model, inpaint_model,
+               if_taken: Callable[[Path], Path] | None = None):
+    """One engine run with ComfyUI's progress bar, cancel and model management (``if_taken``: see
+    ``engine.run_removal``)."""
     prompts = prompts.scaled_to(source.width, source.height) if prompts is not None else None
     try:
         networks = inpaint_model.networks() if inpaint_model.backend == "propainter" else None
         return engine.run_removal(source, target, settings, prompts=prompts, masks=masks, sam2=sam2_model,
                                   inpaint_models=networks, device=inpaint_model.device,
-                                  progress=_comfy.progress_callback(100), should_cancel=_comfy.is_interrupted)
+                                  progress=_comfy.progress_callback(100), should_cancel=_comfy.is_interrupted,
+                                  if_taken=if_taken)
     except engine.Cancelled:
         _comfy.throw_if_interrupted()  # ComfyUI's own interrupt exception
         raise
@@ -205,10 +209,13 @@ class VanishRemoveObjectStreaming:
         temporary = None
         try:
             source, masks, temporary = open_inputs(engine, video, path, core_video, mask_path, mask)
-            target, subfolder = _new_target(filename_prefix, (source.width, source.height),
-                                            ve.FORMATS[format].extension, format == "png-sequence")
+            naming = (filename_prefix, (source.width, source.height), ve.FORMATS[format].extension,
+                      format == "png-sequence")
+            target, subfolder = _new_target(*naming)
             settings = removal_settings(engine, inpaint_model, options, workflow_metadata(prompt, extra_pnginfo))
-            result = run_engine(engine, source, target, settings, prompts, masks, sam2_model, inpaint_model)
+            # A name taken while the job ran (another save meanwhile): the next free counter, like Save Video.
+            result = run_engine(engine, source, target, settings, prompts, masks, sam2_model, inpaint_model,
+                                if_taken=lambda taken: _new_target(*naming)[0])
         except VanishError as error:  # the engine's errors, and Save Video's naming checks
             raise relabel(error) from error
         finally:

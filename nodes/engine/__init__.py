@@ -21,8 +21,8 @@ Public API
 ----------
 ``run_removal(source, output, settings=None, *, prompts=None, masks=None, sam2=None,
 inpaint_models=None, device="cpu", work_dir=None, ray_address=None, progress=None,
-should_cancel=None, preview_frames=8, overwrite=False, keep_work=False, mask_threshold=None)
--> RemovalResult``
+should_cancel=None, preview_frames=8, overwrite=False, keep_work=False, mask_threshold=None,
+if_taken=None) -> RemovalResult``
 
 * ``source``: a path (video file, folder of numbered images, one image), a uint8
   ``[T, H, W, 3]`` array, an IMAGE float tensor, or a :class:`FrameSource` from
@@ -36,7 +36,10 @@ should_cancel=None, preview_frames=8, overwrite=False, keep_work=False, mask_thr
   flow_fill. ``device``: where ProPainter runs (flow_fill always runs on the CPU).
 * ``output``: a NEW file in an existing, writable folder (``overwrite=True`` replaces a file).
   Written under a hidden temporary name beside it (``.<name>.vanish-<key>.partial``) and renamed
-  at the end, so the final name never holds a half-written file.
+  at the end, so the final name never holds a half-written file. If the name was taken while the
+  job ran, ``if_taken(name)`` (when given) names the next one to try (the streaming node: its next
+  free counter) and ``RemovalResult.output`` says where it went; without it the job fails rather
+  than replace anything.
 * ``work_dir``: the resume folder root. The job's folder is ``work_dir/<key>``, ``key`` a hash of
   the source (path, size, mtime, a hash of its first and last MiB), the masks or prompts, the
   mask and inpaint settings, ``window``/``context``, the model weights and the engine version

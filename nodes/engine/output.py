@@ -156,14 +156,29 @@ def encode(frames: StitchedFrames, target: Path, fps: float, options: OutputOpti
         raise
 
 
-def publish(partial: Path, output: Path, overwrite: bool) -> None:
-    """Give the finished temporary output its final name, atomically, never replacing a user's file."""
+def publish(partial: Path, output: Path, overwrite: bool,
+            if_taken: Callable[[Path], Path] | None = None) -> Path:
+    """Give the finished temporary output its final name, atomically, never replacing a user's file.
+
+    When ``output`` was taken while the job ran (another save, the user), ``if_taken(output)``
+    (when given) names the next candidate (the streaming node: its next free counter); without it
+    the job fails and its result is discarded. Returns the name the output now has.
+    """
     if overwrite:
         if output.is_dir() and not output.is_symlink():
             raise EngineError("output", f"{output} is a folder; it is not replaced.", "choose another name.")
         os.replace(partial, output)
-        return
-    if publish_new(partial, output):
-        return
+        return output
+    candidate = output
+    for _ in range(_MAX_RENAMES):
+        if publish_new(partial, candidate):
+            return candidate
+        if if_taken is None:
+            break
+        candidate = if_taken(candidate)
     raise EngineError("output", f"{output} appeared while the job ran; it is never overwritten.",
                       "choose another name; the result is discarded.")
+
+
+# Names tried when the output's name (and the next ones) were taken while the job ran.
+_MAX_RENAMES = 100

@@ -80,7 +80,8 @@ def run_removal(source, output, settings: RemovalSettings | None = None, *, prom
                 progress: Callable[[int, int], None] | None = None,
                 should_cancel: Callable[[], bool] | None = None, preview_frames: int = 8,
                 overwrite: bool = False, keep_work: bool = False,
-                mask_threshold: float | None = None) -> RemovalResult:
+                mask_threshold: float | None = None,
+                if_taken: Callable[[Path], Path] | None = None) -> RemovalResult:
     """Remove the masked (or prompted) object from ``source`` and write ``output``.
 
     See the package docstring for the arguments. Raises :class:`EngineError` for bad input and
@@ -124,7 +125,7 @@ def run_removal(source, output, settings: RemovalSettings | None = None, *, prom
 
             ray_module, ray_started = ensure_ray(ray_address)
         result = _run(clip, output, partial, settings, folder, mask_source, prompts, sam2, inpaint_models,
-                      device, ray_address, progress, should_cancel, preview_frames, overwrite)
+                      device, ray_address, progress, should_cancel, preview_frames, overwrite, if_taken)
     except BaseException:
         remove_partial(partial)
         if temporary_root is not None:
@@ -146,7 +147,7 @@ def run_removal(source, output, settings: RemovalSettings | None = None, *, prom
 def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettings, folder: Path,
          mask_source: MaskSource | None, prompts, sam2, models, device: torch.device,
          ray_address: str | None, progress, should_cancel, preview_frames: int,
-         overwrite: bool) -> RemovalResult:
+         overwrite: bool, if_taken: Callable[[Path], Path] | None = None) -> RemovalResult:
     frames = clip.num_frames
     job = _Job(progress, should_cancel, 2 * frames if prompts is not None else 0, frames)
     job.report(0)
@@ -219,7 +220,7 @@ def _run(clip: FrameSource, output: Path, partial: Path, settings: RemovalSettin
         if executor is not None:
             executor.close()
     try:
-        publish(partial, output, overwrite)
+        output = publish(partial, output, overwrite, if_taken)
     except OSError as exc:
         raise EngineError("output", f"could not be given its name {output}: {exc}.",
                           "check the folder and run again (finished segments are reused).") from exc

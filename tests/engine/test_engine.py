@@ -325,3 +325,20 @@ def test_frames_in_memory_an_image_folder_and_one_mask_image(tmp_path):
         outputs.append(out)
     assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
     assert np.array_equal(frames, untouched)  # the caller's frames are never written to
+
+
+def test_publish_moves_on_to_the_name_if_taken_gives_and_never_replaces(tmp_path):
+    from vanish.nodes.engine.errors import EngineError
+    from vanish.nodes.engine.output import publish
+
+    taken = tmp_path / "out_00001_.mp4"
+    taken.write_bytes(b"the user's")
+    partial = tmp_path / ".out.partial"
+    partial.write_bytes(b"result")
+    with pytest.raises(EngineError, match="appeared while the job ran"):
+        publish(partial, taken, overwrite=False)
+    assert partial.read_bytes() == b"result" and taken.read_bytes() == b"the user's"
+    names = iter([tmp_path / "out_00002_.mp4"])
+    final = publish(partial, taken, overwrite=False, if_taken=lambda name: next(names))
+    assert final == tmp_path / "out_00002_.mp4" and final.read_bytes() == b"result"
+    assert taken.read_bytes() == b"the user's" and not partial.exists()

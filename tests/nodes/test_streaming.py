@@ -128,3 +128,30 @@ def test_errors_name_the_node_and_the_input(comfy, clip):
         node.remove("", _flow_fill(), path="scene/clip.mp4", mask_path="scene/mask.mkv",
                     **{**WIDGETS, "filename_prefix": "../outside"})
     assert not [p for p in comfy.output.rglob("*") if p.is_file()]
+
+
+def test_a_name_taken_while_the_job_runs_goes_to_the_next_counter(comfy, clip, monkeypatch):
+    from vanish.nodes import streaming
+
+    targets, calls = [], []
+    real_new_target = streaming._new_target
+
+    def recording(*args):
+        path, subfolder = real_new_target(*args)
+        targets.append(path)
+        return path, subfolder
+
+    def squat() -> bool:  # another save takes the node's name once the run is under way
+        calls.append(1)
+        if len(calls) == 2:
+            targets[0].write_bytes(b"someone else's file")
+        return False
+
+    monkeypatch.setattr(streaming, "_new_target", recording)
+    monkeypatch.setattr(_comfy, "is_interrupted", squat)
+    out = VanishRemoveObjectStreaming().remove("", _flow_fill(), path="scene/clip.mp4", mask_path="scene/mask.mkv",
+                                               **WIDGETS)
+    saved = _check_result(out, comfy)
+    assert saved != targets[0] and saved.parent == targets[0].parent
+    assert targets[0].read_bytes() == b"someone else's file"  # untouched
+    assert not list(saved.parent.glob(".*.partial"))
