@@ -209,13 +209,12 @@ class VanishRemoveObjectStreaming:
         temporary = None
         try:
             source, masks, temporary = open_inputs(engine, video, path, core_video, mask_path, mask)
-            naming = (filename_prefix, (source.width, source.height), ve.FORMATS[format].extension,
-                      format == "png-sequence")
-            target, subfolder = _new_target(*naming)
+            # if the name is taken while the job runs (another save meanwhile): the next free counter
+            target, subfolder, next_name = _new_target(filename_prefix, (source.width, source.height),
+                                                       ve.FORMATS[format].extension, format == "png-sequence")
             settings = removal_settings(engine, inpaint_model, options, workflow_metadata(prompt, extra_pnginfo))
-            # A name taken while the job ran (another save meanwhile): the next free counter, like Save Video.
             result = run_engine(engine, source, target, settings, prompts, masks, sam2_model, inpaint_model,
-                                if_taken=lambda taken: _new_target(*naming)[0])
+                                if_taken=next_name)
         except VanishError as error:  # the engine's errors, and Save Video's naming checks
             raise relabel(error) from error
         finally:

@@ -12,7 +12,7 @@ import logging
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import av
 import torch
@@ -472,10 +472,12 @@ def _free_name(naming: _Naming, start: int) -> tuple[Path, int]:
 
 
 def _new_target(prefix: str, size: tuple[int, int], extension: str, folder_suffix: bool
-                ) -> tuple[Path, str]:
-    """The next free ``prefix_NNNNN_`` name and its subfolder (nothing is created under it)."""
+                ) -> tuple[Path, str, Callable[[Path], Path]]:
+    """The next free ``prefix_NNNNN_`` name, its subfolder (nothing is created under it), and the
+    name to take instead if it is taken before the output is published (the next free counter)."""
     naming, counter = _naming(prefix, size, extension, folder_suffix)
-    return _free_name(naming, counter)[0], naming.subfolder
+    target, counter = _free_name(naming, counter)
+    return target, naming.subfolder, lambda taken: _free_name(naming, counter + 1)[0]
 
 
 def _output_error(path: Path, exc: OSError) -> VanishError:
@@ -552,8 +554,8 @@ def write_new_file(prefix: str, fmt: str, frames: vf.TensorFrames, fps: float, c
     after each frame, ``check_cancel`` while the encoder drains after the last one (both raise to
     cancel; see ``video_encode.encode_video``)."""
     height, width = frames.images.shape[1:3]
-    naming, counter = _naming(prefix, (width, height), ve.FORMATS[fmt].extension, fmt == "png-sequence")
-    target, counter = _free_name(naming, counter)
+    target, subfolder, next_name = _new_target(prefix, (width, height), ve.FORMATS[fmt].extension,
+                                               fmt == "png-sequence")
     partial = atomic_output.partial_path(target, atomic_output.new_key())
     try:
         try:
@@ -566,24 +568,17 @@ def write_new_file(prefix: str, fmt: str, frames: vf.TensorFrames, fps: float, c
                               f"{width}x{height} at {fps:g} fps: {exc}.",
                               "choose another format (h264-mp4 or ffv1-mkv take most sizes and "
                               "rates), or change the size or fps.") from exc
-        return _publish(partial, naming, target, counter), naming.subfolder
+        try:
+            published = atomic_output.publish_first_free(partial, target, next_name, MAX_SKIPPED_NAMES)
+        except OSError as exc:
+            raise _output_error(target.parent, exc) from None
+        if published is None:
+            raise VanishError(SAVE, "filename_prefix", f"{target.name} and the names after it kept being taken "
+                              "by other saves.", "run the save again, or choose another prefix.")
+        return published, subfolder
     except BaseException:
         atomic_output.remove_partial(partial)  # gone already where the encoder removed it itself
         raise
-
-
-def _publish(partial: Path, naming: _Naming, target: Path, counter: int) -> Path:
-    """Give the finished ``partial`` the first free name from ``target`` on; the name it got."""
-    for _attempt in range(MAX_SKIPPED_NAMES):
-        try:
-            if atomic_output.publish_new(partial, target):
-                return target
-        except OSError as exc:
-            raise _output_error(target.parent, exc) from None
-        logger.info("%s was taken while the video was encoded; saving as the next counter", target)
-        target, counter = _free_name(naming, counter + 1)
-    raise VanishError(SAVE, "filename_prefix", f"{target.name} kept being taken by other saves.",
-                      "run the save again, or choose another prefix.")
 
 
 def prepare_frames(images, mask, fmt: str) -> vf.TensorFrames:

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..ops import video_encode as ve
-from ..ops.atomic_output import is_taken, partial_path, publish_new, remove_partial
+from ..ops.atomic_output import is_taken, partial_path, publish_first_free, remove_partial
 from ..ops.video_audio import AudioFileReader
 from .errors import EngineError
 from .segments import Segment, SegmentOutput
@@ -169,16 +169,8 @@ def publish(partial: Path, output: Path, overwrite: bool,
             raise EngineError("output", f"{output} is a folder; it is not replaced.", "choose another name.")
         os.replace(partial, output)
         return output
-    candidate = output
-    for _ in range(_MAX_RENAMES):
-        if publish_new(partial, candidate):
-            return candidate
-        if if_taken is None:
-            break
-        candidate = if_taken(candidate)
-    raise EngineError("output", f"{output} appeared while the job ran; it is never overwritten.",
-                      "choose another name; the result is discarded.")
-
-
-# Names tried when the output's name (and the next ones) were taken while the job ran.
-_MAX_RENAMES = 100
+    published = publish_first_free(partial, output, if_taken)
+    if published is None:
+        raise EngineError("output", f"{output} appeared while the job ran; it is never overwritten.",
+                          "choose another name; the result is discarded.")
+    return published

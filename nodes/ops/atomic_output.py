@@ -11,6 +11,8 @@ result its final name, and only if that name is still free:
   shares) fall back to a rename after an existence check.
 * a folder (PNG sequence): a rename after an existence check (folders cannot be hard-linked).
 
+:func:`publish_first_free` moves on to the writer's next free name while the one tried is taken.
+
 ComfyUI-free: Save Video (``nodes/video_io.py``) and the streaming engine (``nodes/engine/output.py``)
 both use it.
 """
@@ -21,6 +23,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,28 @@ def publish_new(partial: Path, target: Path) -> bool:
     except OSError as exc:  # the output is in place under its name; only a hidden leftover stays
         logger.warning("published %s but could not remove %s: %s", target, partial, exc)
     return True
+
+
+def publish_first_free(partial: Path, target: Path, next_name: Callable[[Path], Path] | None = None,
+                       attempts: int = 100) -> Path | None:
+    """:func:`publish_new` under ``target``, or, while the name tried is taken, under
+    ``next_name(taken)`` (a writer's next free name: another save took this one meanwhile).
+
+    Returns:
+        The name the output now has; None when every name tried (``attempts`` at most; only
+        ``target`` without ``next_name``) was taken, ``partial`` then still there.
+    Raises:
+        OSError: as :func:`publish_new`.
+    """
+    candidate = target
+    for _attempt in range(attempts):
+        if publish_new(partial, candidate):
+            return candidate
+        if next_name is None:
+            return None
+        logger.info("%s was taken while the output was written; trying the next name", candidate)
+        candidate = next_name(candidate)
+    return None
 
 
 def _rename_if_free(partial: Path, target: Path) -> bool:

@@ -137,9 +137,9 @@ def test_a_name_taken_while_the_job_runs_goes_to_the_next_counter(comfy, clip, m
     real_new_target = streaming._new_target
 
     def recording(*args):
-        path, subfolder = real_new_target(*args)
+        path, subfolder, next_name = real_new_target(*args)
         targets.append(path)
-        return path, subfolder
+        return path, subfolder, next_name
 
     def squat() -> bool:  # another save takes the node's name once the run is under way
         calls.append(1)
