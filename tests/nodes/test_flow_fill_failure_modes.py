@@ -48,6 +48,32 @@ def test_an_unmasked_object_crossing_beside_the_hole_leaves_no_ghost_inside():
     assert error < 16.0  # a strong random texture: a pixel of misplacement costs many levels
 
 
+def test_a_thing_the_camera_follows_does_not_creep_into_the_never_revealed_hole_beside_it():
+    """The camera pans after a red textured block (still in the frame, the background moving
+    3 px right per frame); a still hole beside it hides background that no frame of the clip
+    shows (like the place of a car's shadow). Those pixels are carried along the camera's motion
+    from the previous output frame, whose pixels at the hole's edge are the block: carried as they
+    were, its red crept 3 px further into the hole each frame (17 % of the hole, 38 % in the last
+    frame)."""
+    t, h, w, pan = 10, 96, 220, 3
+    background = texture(h, w + pan * t, seed=4)
+    block = texture(36, 60, seed=5) * 0.3 + np.array([170.0, 0.0, 0.0], np.float32)
+    truth = np.zeros((t, h, w, 3), np.float32)
+    masks = np.zeros((t, h, w), bool)
+    for i in range(t):
+        left = pan * (t - i)
+        truth[i] = background[:, left:left + w]
+        truth[i, 30:66, 40:100] = block  # the thing the camera follows
+        masks[i, 32:64, 104:164] = True  # the hole, beside it
+    truth = np.clip(truth, 0, 255).round().astype(np.uint8)
+    given = truth.copy()
+    given[masks] = (0, 255, 0)
+    out = flow_fill_inpaint(given, masks).astype(np.float32)
+    red = [(out[i][masks[i]][:, 0] - out[i][masks[i]][:, 1:].max(1) > 60).mean() for i in range(t)]
+    assert np.mean(red) < 0.05, f"{np.mean(red):.1%} of the hole is a copy of the red block"
+    assert red[-1] < 0.10, f"{red[-1]:.1%} of the last frame's hole is red"
+
+
 def test_never_revealed_background_continues_its_structure_through_the_hole():
     """A still camera, a still object: the background behind it is never seen in any frame.
 

@@ -17,7 +17,7 @@ import numpy as np
 from .blending import OWN_WEIGHT, blend_with_previous, match_boundary, remove_seams
 from .flow_completion import pair_flows
 from .propagation import CROSSING_PX, Window, crossing_speed, make_window, moving_layer_pixels, propagate
-from .source_selection import hole_layer, nearby_layer
+from .source_selection import carried_onto, hole_layer, nearby_layer
 from .settings import FlowFillSettings, check_cancel, dilate_holes
 from .spatial_fill import carry_and_fill
 
@@ -83,18 +83,25 @@ def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray |
         regions[ys, xs] = np.where(reached, offset, _CARRIED_REGION)
         rest = ~reached
         to_previous = None
+        ghost = np.zeros(ys.size, bool)
         if local > 0:  # hidden parts of the moving layer are carried along its own motion
             to_previous = win.flows(-1, own=False)[0][local - 1]
             if follow.any() and win.own_backward is not None:
                 to_previous = np.where(follow[..., None], win.own_backward[local - 1], to_previous)
+            # A background pixel carries nothing from a thing moving on its own in the previous
+            # frame (no source for propagation either): the carried fill would creep that thing's
+            # colour into the hole a little further each frame, as a car's into the place of its
+            # shadow. Those pixels get the spatial fill and no temporal blend.
+            ghost = ~follow[ys, xs] & carried_onto(win.moving_things(local - 1), to_previous, ys, xs)
         # Moving pixels beside the background part of the hole are not drawn from; beside a part
         # of the hole that belongs to the moving thing itself, they are its surroundings.
         own = cv2.dilate(layer.astype(np.uint8), _NEAR).astype(bool)
         moving = win.moving[local] & ~hole & ~own
         carry_and_fill(frame, ys[rest], xs[rest], previous if local > 0 else None,
-                       to_previous, settings.spatial_radius, avoid=moving, should_cancel=should_cancel)
+                       to_previous, settings.spatial_radius, avoid=moving, should_cancel=should_cancel,
+                       not_carried=ghost[rest])
         if local > 0 and previous is not None:
-            blend_with_previous(frame, ys, xs, previous, to_previous, OWN_WEIGHT)
+            blend_with_previous(frame, ys[~ghost], xs[~ghost], previous, to_previous, OWN_WEIGHT)
         match_boundary(frame, hole, ignore=moving)
         check_cancel(should_cancel)
         remove_seams(frame, hole, regions, ignore=moving)

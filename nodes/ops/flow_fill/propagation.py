@@ -73,6 +73,11 @@ class Window:
             self._core = np.stack([cv2.erode(m.astype(np.uint8), LAYER_GROW).astype(bool) for m in self.moving])
         return self._core
 
+    def moving_things(self, local: int) -> np.ndarray:
+        """``[H, W]`` bool: the pixels of window frame ``local`` that show a thing moving on its own
+        there: its moving layer where it is no source for the background (:attr:`safe`)."""
+        return self.moving_core()[local] & ~self.safe[local]
+
     def flows(self, direction: int, own: bool) -> tuple[np.ndarray, np.ndarray]:
         """The flows a step in ``direction`` (+1/-1) follows and its check, ``own``: the moving layer's."""
         forward, backward = self.forward, self.backward

@@ -20,13 +20,15 @@ from .settings import check_cancel
 
 def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: np.ndarray | None,
                    to_previous: np.ndarray | None, radius: int, avoid: np.ndarray | None = None,
-                   should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
+                   should_cancel: Callable[[], bool] | None = None, *,
+                   not_carried: np.ndarray | None = None) -> np.ndarray:
     """Fill never-seen pixels ``(ys, xs)`` of ``frame [H, W, 3]`` (float32, modified in place).
 
     Pixels whose flow leads into the previous output frame take its (already filled) colour, so
-    a spatial fill made once moves with the background; the rest get an exemplar fill
-    (:func:`exemplar_fill`) from the pixels around them, never from the ``avoid [H, W]`` pixels
-    (things that move on their own).
+    a spatial fill made once moves with the background; the rest, and those ``not_carried [K]``
+    (bool: their flow leads onto a thing moving on its own there, see
+    :func:`.source_selection.carried_onto`), get an exemplar fill (:func:`exemplar_fill`) from
+    the pixels around them, never from the ``avoid [H, W]`` pixels (things that move on their own).
     """
     h, w = frame.shape[:2]
     spatial = np.ones(ys.size, bool)
@@ -34,6 +36,8 @@ def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: 
         motion = carried_motion(to_previous, ys, xs)
         qy, qx = ys + motion[:, 1], xs + motion[:, 0]
         inside = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
+        if not_carried is not None:
+            inside &= ~not_carried
         frame[ys[inside], xs[inside]] = sample(previous, qy[inside], qx[inside])
         spatial = ~inside
     if spatial.any():

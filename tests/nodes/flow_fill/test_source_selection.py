@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vanish.nodes.ops.flow_fill.source_selection import consistent, safe_to_sample, source_pixels
+from vanish.nodes.ops.flow_fill.source_selection import carried_onto, consistent, safe_to_sample, source_pixels
 
 
 def test_moving_pixels_are_no_source_and_known_ones_are():
@@ -22,6 +22,20 @@ def test_a_bilinear_sample_is_safe_only_where_its_four_pixels_are_known():
     safe = safe_to_sample(known)
     assert not safe[0, 1, 1] and not safe[0, 1, 2] and not safe[0, 2, 1] and not safe[0, 2, 2]
     assert safe[0, 0, 0] and safe[0, 3, 3]
+
+
+def test_a_carried_step_reads_the_mask_wherever_its_bilinear_sample_touches_it():
+    thing = np.zeros((5, 20), bool)
+    thing[:, 10] = True  # one column of a moving thing in the previous frame
+    # (x, step in x): lands on 10.4 (reads 10 and 11), 10.0 (10 only), 9.0 (misses), 9.4 (9 and
+    # 10); a pixel on the thing that barely moves (under STILL_PX: it stays); a step off the frame.
+    cases = [(14, -3.6), (14, -4.0), (14, -5.0), (14, -4.6), (10, 0.3), (1, -3.0)]
+    onto = []
+    for x, step in cases:
+        flow = np.zeros((5, 20, 2), np.float32)
+        flow[2, x, 0] = step
+        onto.append(bool(carried_onto(thing, flow, np.array([2]), np.array([x]))[0]))
+    assert onto == [True, True, False, True, True, False]
 
 
 def test_forward_backward_consistency():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vanish.nodes.ops.flow_fill.spatial_fill import exemplar_fill
+from vanish.nodes.ops.flow_fill.spatial_fill import carry_and_fill, exemplar_fill
 
 
 def test_stripes_go_on_through_the_hole_sharp_and_in_place():
@@ -31,6 +31,29 @@ def test_avoided_pixels_are_never_copied():
     exemplar_fill(image, hole, avoid)
     inside = image[hole]
     assert (inside[:, 0] - inside[:, 1:].max(1) > 60).mean() == 0.0
+
+
+def test_pixels_not_carried_take_the_spatial_fill_not_the_previous_frame():
+    rng = np.random.default_rng(1)
+    h, w = 60, 80
+    image = rng.uniform(80, 120, size=(h, w, 3)).astype(np.float32)
+    previous = image.copy()
+    previous[:, :30] = (250.0, 0.0, 0.0)  # the previous frame: a red thing where the flow leads
+    to_previous = np.zeros((h, w, 2), np.float32)
+    to_previous[..., 0] = -10.0
+    ys, xs = np.nonzero(np.ones((20, 10), bool))
+    ys, xs = ys + 20, xs + 32  # carried to x 22..31: mostly onto the red thing
+    not_carried = xs - 10 < 31  # all that read a red pixel
+    frame = image.copy()
+    frame[ys, xs] = 0.0
+    carry_and_fill(frame, ys, xs, previous, to_previous, 5, not_carried=not_carried)
+    redness = frame[ys, xs, 0] - frame[ys, xs, 1:].max(1)
+    assert (redness[not_carried] > 60).sum() == 0  # filled from the pixels around, not carried
+    np.testing.assert_allclose(frame[ys[~not_carried], xs[~not_carried]],
+                               previous[ys[~not_carried], xs[~not_carried] - 10])  # carried as before
+    frame = image.copy()
+    carry_and_fill(frame, ys, xs, previous, to_previous, 5)
+    assert (frame[ys, xs, 0] - frame[ys, xs, 1:].max(1) > 60).mean() > 0.7  # without it: 8 of 10 columns red
 
 
 def test_a_frame_too_small_for_a_patch_falls_back_to_telea():
