@@ -75,7 +75,8 @@ class Window:
 
     def moving_things(self, local: int) -> np.ndarray:
         """``[H, W]`` bool: the pixels of window frame ``local`` that show a thing moving on its own
-        there: its moving layer where it is no source for the background (:attr:`safe`)."""
+        there: the core of its moving layer (:meth:`moving_core`, without the margin grown for
+        shadow and blur) where it is no source for the background (:attr:`safe`)."""
         return self.moving_core()[local] & ~self.safe[local]
 
     def flows(self, direction: int, own: bool) -> tuple[np.ndarray, np.ndarray]:
