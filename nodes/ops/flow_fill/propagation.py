@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from .numeric import sample
+from .pair_match import PairMatcher
 from .flow_completion import LAYER_GROW, PairFlows
 from .source_selection import consistent, hole_layer, safe_to_sample, source_pixels
 
@@ -59,6 +60,7 @@ class Window:
     own_backward: np.ndarray | None = None  # [n-1, H, W, 2]
 
     _core: np.ndarray | None = field(default=None, repr=False)
+    _pairs: PairMatcher | None = field(default=None, repr=False)
     _deep: np.ndarray | None = field(default=None, repr=False)
 
     def deep_known(self) -> np.ndarray:
@@ -72,6 +74,12 @@ class Window:
         if self._core is None:
             self._core = np.stack([cv2.erode(m.astype(np.uint8), LAYER_GROW).astype(bool) for m in self.moving])
         return self._core
+
+    def pair_matcher(self) -> PairMatcher:
+        """The window's :class:`.pair_match.PairMatcher` (made on first use)."""
+        if self._pairs is None:
+            self._pairs = PairMatcher(self.frames, self.moving_core())
+        return self._pairs
 
     def moving_things(self, local: int) -> np.ndarray:
         """``[H, W]`` bool: the pixels of window frame ``local`` that show a thing moving on its own
@@ -129,7 +137,8 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
 
 def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int,
           max_steps: int, candidates: int = 1, gap: int = 1,
-          in_moving_layer: np.ndarray | None = None, follow_own: np.ndarray | bool = True) -> tuple[np.ndarray, np.ndarray]:
+          in_moving_layer: np.ndarray | None = None, follow_own: np.ndarray | bool = True,
+          first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Follow hole pixels of window frame ``local`` along the flow until they reach known pixels.
 
     The first ``candidates`` sources on the path are kept, at least ``gap`` frames apart (a
@@ -137,7 +146,8 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
     for a few frames can be outvoted by the background seen before or after it). Pixels of the
     background take no moving pixel as a source; those ``in_moving_layer [K]`` (bool) may, and
     those of them also in ``follow_own`` (bool, or ``[K]`` bool) follow the moving layer's own
-    motion (see :class:`Window`).
+    motion (see :class:`Window`). ``first [K, 3]`` float32, when given, receives each pixel's
+    nearest source: window frame, y, x (left as it was where there is none).
 
     Returns:
         colours ``[K, C, 3]`` float32 and temporal distances ``[K, C]`` (``inf`` where none),
@@ -174,6 +184,10 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
         found = alive & known & (step - last[active] >= gap)
         if found.any():
             who = active[found]
+            if first is not None:
+                nearest = count[who] == 0
+                first[who[nearest]] = np.stack([np.full(nearest.sum(), dst, np.float32), ny[found][nearest],
+                                                nx[found][nearest]], 1)
             colour[who, count[who]] = sample(win.frames[dst], ny[found], nx[found])
             distance[who, count[who]] = step
             count[who] += 1
@@ -181,6 +195,16 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
         keep = alive & (count[active] < candidates)
         active, py, px = active[keep], ny[keep], nx[keep]
     return colour, distance
+
+
+def _sample_landings(frames: np.ndarray, landing: np.ndarray) -> np.ndarray:
+    """Colours ``[K, 3]`` of ``frames [n, H, W, 3]`` at ``landing [K, 3]`` (window frame, y, x)."""
+    out = np.zeros((landing.shape[0], 3), np.float32)
+    which = landing[:, 0].astype(np.int64)
+    for frame in np.unique(which):
+        at = which == frame
+        out[at] = sample(frames[frame], landing[at, 1], landing[at, 2])
+    return out
 
 
 def _sample_either(flow: np.ndarray, own: np.ndarray, mine: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -386,16 +410,25 @@ def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int, layer: 
     ys, xs = np.nonzero(hole)
     layer = (hole_layer(win.moving[local], hole) if layer is None else layer)[ys, xs]
     follow = layer if follow is None else follow[ys, xs]
-    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow)
-    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow)
+    first_f, first_b = np.full((ys.size, 3), -1, np.float32), np.full((ys.size, 3), -1, np.float32)
+    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow, first_f)
+    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow, first_b)
     # A moving thing's own motion may lead nowhere (it leaves the frame, its flow is inconsistent
     # where it deforms): those of its pixels are traced along the background's motion instead.
     lost = layer & follow & ~np.isfinite(np.concatenate([dist_f, dist_b], 1)).any(1)
     if lost.any() and win.own_forward is not None:
         again = np.ones(int(lost.sum()), bool)
-        for direction, colours, distances in ((+1, col_f, dist_f), (-1, col_b, dist_b)):
+        for direction, colours, distances, firsts in ((+1, col_f, dist_f, first_f), (-1, col_b, dist_b, first_b)):
+            nearest = firsts[lost]
             colours[lost], distances[lost] = trace(win, local, ys[lost], xs[lost], direction, max_steps,
-                                                   CANDIDATES, CANDIDATE_GAP, again, follow_own=False)
+                                                   CANDIDATES, CANDIDATE_GAP, again, follow_own=False,
+                                                   first=nearest)
+            firsts[lost] = nearest
+    # The nearest sources before and after, moved to where they show the same thing (pair_match).
+    moved_f, moved_b, moved = win.pair_matcher().match(first_f, first_b, dist_f[:, 0], dist_b[:, 0])
+    if moved.any():
+        col_f[moved, 0] = _sample_landings(win.frames, moved_f[moved])
+        col_b[moved, 0] = _sample_landings(win.frames, moved_b[moved])
     values, reached, main = choose_sources(np.concatenate([col_f, col_b], 1),
                                            np.concatenate([dist_f, dist_b], 1), AGREE)
     distance = np.concatenate([dist_f, -dist_b], 1)[np.arange(ys.size), main]
