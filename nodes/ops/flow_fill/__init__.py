@@ -11,7 +11,10 @@ networks, so object removal works without a GPU and without model files. One mod
 3. :mod:`.propagation` — every hole pixel is traced along the completed flow, forward and
    backward, until it lands on a usable source; pixels whose trace along the moving thing's
    own motion lands on that thing again are its hidden part, and follow that motion.
-4. :mod:`.spatial_fill` — what no frame reveals is filled once and carried along the flow.
+   :mod:`.pair_match` moves a pixel's nearest forward and backward sources to where they show
+   the same thing (a small bias of the completed flow carries the two traces opposite ways).
+4. :mod:`.spatial_fill` — what no frame reveals is filled once and carried along the flow
+   (never from a thing moving on its own in the previous frame).
 5. :mod:`.blending` — the fill is steadied along the motion and meets the frame without a seam.
 
 :mod:`.pipeline` streams the clip through bounded windows. All arrays are numpy on the CPU;
