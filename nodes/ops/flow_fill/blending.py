@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .numeric import carried_motion, grown_box, membrane, sample, window_mean
+from .numeric import carried_step, grown_box, membrane, sample, window_mean
 
 # The boundary match needs at least this many known pixels around a part of the hole.
 _MIN_RING = 8
@@ -35,10 +35,7 @@ def blend_with_previous(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previ
     fills taken from different source frames, while the boundary match that follows keeps
     the result seamless. ``to_previous [H, W, 2]`` is the completed flow into the previous frame.
     """
-    h, w = frame.shape[:2]
-    motion = carried_motion(to_previous, ys, xs)
-    qy, qx = ys + motion[:, 1], xs + motion[:, 0]
-    inside = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
+    qy, qx, inside = carried_step(to_previous, ys, xs)
     carried = sample(previous, qy[inside], qx[inside])
     frame[ys[inside], xs[inside]] = weight * frame[ys[inside], xs[inside]] + (1.0 - weight) * carried
 

@@ -87,10 +87,14 @@ def window_mean(image: np.ndarray, where: np.ndarray, size: int, fallback: np.nd
 STILL_PX = 0.5
 
 
-def carried_motion(flow: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """The flow ``[H, W, 2]`` at integer pixels ``(ys, xs)``, ``[K, 2]``, with sub-noise components zeroed."""
+def carried_step(flow: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where integer pixels ``(ys, xs)`` land one step along ``flow [H, W, 2]``, components under
+    :data:`STILL_PX` taken as none: ``y [K]``, ``x [K]`` (float32) and ``[K]`` bool, inside the frame."""
+    h, w = flow.shape[:2]
     motion = flow[ys, xs]
-    return np.where(np.abs(motion) < STILL_PX, 0.0, motion).astype(np.float32)
+    motion = np.where(np.abs(motion) < STILL_PX, 0.0, motion).astype(np.float32)
+    qy, qx = ys + motion[:, 1], xs + motion[:, 0]
+    return qy, qx, (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
 
 
 def grown_box(mask: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ....propainter_core.ops.consistency import DEFAULT_ALPHA1, DEFAULT_ALPHA2
-from .numeric import carried_motion, grown_box, push_pull
+from .numeric import carried_step, grown_box, push_pull
 
 
 def source_pixels(holes: np.ndarray, moving: np.ndarray | None) -> np.ndarray:
@@ -49,13 +49,10 @@ def carried_onto(mask: np.ndarray, to_previous: np.ndarray, ys: np.ndarray, xs: 
     ``mask [H, W]`` of the previous frame (any pixel of its bilinear sample; off the frame: False).
 
     The step is the one the carried fill and the temporal blend take
-    (:func:`.numeric.carried_motion`). A background pixel whose step reads a thing moving on its
+    (:func:`.numeric.carried_step`). A background pixel whose step reads a thing moving on its
     own there would carry that thing's colour into the hole, a little further each frame.
     """
-    h, w = mask.shape
-    motion = carried_motion(to_previous, ys, xs)
-    qy, qx = ys + motion[:, 1], xs + motion[:, 0]
-    inside = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
+    qy, qx, inside = carried_step(to_previous, ys, xs)
     qy, qx = qy[inside], qx[inside]
     onto = np.zeros(ys.size, bool)
     for ry in (np.floor(qy), np.ceil(qy)):

@@ -14,7 +14,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .numeric import carried_motion, sample
+from .numeric import carried_step, sample
 from .settings import check_cancel
 
 
@@ -33,9 +33,7 @@ def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: 
     h, w = frame.shape[:2]
     spatial = np.ones(ys.size, bool)
     if previous is not None and to_previous is not None and ys.size:
-        motion = carried_motion(to_previous, ys, xs)
-        qy, qx = ys + motion[:, 1], xs + motion[:, 0]
-        inside = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
+        qy, qx, inside = carried_step(to_previous, ys, xs)
         if not_carried is not None:
             inside &= ~not_carried
         frame[ys[inside], xs[inside]] = sample(previous, qy[inside], qx[inside])
