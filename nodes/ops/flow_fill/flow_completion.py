@@ -75,11 +75,14 @@ class FlowAndLayers(NamedTuple):
     flow: np.ndarray
     moving: np.ndarray
     outliers: np.ndarray
+    unsure: np.ndarray | None = None
+    changes: np.ndarray | None = None
 
 
 def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray | None = None,
                              relax_iterations: int = 40,
-                             greys: tuple[np.ndarray, np.ndarray] | None = None) -> FlowAndLayers:
+                             greys: tuple[np.ndarray, np.ndarray] | None = None,
+                             smoothed: np.ndarray | None = None) -> FlowAndLayers:
     """:func:`complete_flow`, and the pixels around the hole that move on their own.
 
     The motion layer that is not the camera's: pixels whose measured flow is an outlier of the
@@ -94,9 +97,18 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     background beside it, and that background is a source like any other. Without ``greys``
     the layer is all the outliers.
 
+    With ``smoothed`` (the target frame's pixels that :func:`smooth_over` replaced), an outlier of
+    ``hole`` whose camera landing reads them cannot be judged from this pair: the comparison is
+    with a smooth blob, not with what the target shows, so the camera's motion always looks wrong
+    there (a still road beside a sliding hole looked as if it moved). Those outliers are left out
+    of the layer and returned as ``unsure``, with ``changes`` (the pixels where the frames change
+    under the camera's motion, judged only from the pixels that neither frame smoothed over): the
+    frame's other pair decides them (:func:`unsure_layer`).
+
     Args:
         flow: ``[H, W, 2]`` float32. hole: ``[H, W]`` bool, the region whose flow is replaced.
-        unmeasured: ``[H, W]`` bool or None. greys: uint8 ``[H, W]`` source and target frames, or None.
+        unmeasured: ``[H, W]`` bool or None, the source frame's smoothed-over pixels. greys: uint8
+        ``[H, W]`` source and target frames, or None. smoothed: ``[H, W]`` bool or None.
     """
     moving = np.zeros(hole.shape, bool)
     if not hole.any():
@@ -117,10 +129,14 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     known = ~box_hole
     residual = box_flow - camera
     trusted = known & follows_camera(box_flow, camera)
+    blind = None
     if trusted.sum() < _MIN_TRUSTED * known.sum():
         trusted = known  # no dominant motion: interpolate all of it
     elif matrix is not None:
-        moving = moving_layer(flow, matrix, around_box, unmeasured, hole if greys is not None else None, greys)
+        if greys is not None and smoothed is not None:
+            blind = reads_smoothed(camera_flow(matrix, around_box), around_box, smoothed)
+        moving = moving_layer(flow, matrix, around_box, unmeasured, hole if greys is not None else None, greys,
+                              blind)
     # The hole and the outliers are solved for; trusted pixels stay fixed.
     filled = membrane(residual, trusted, ~trusted, relax_iterations)
     out = flow.copy()
@@ -128,12 +144,35 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     # with the background, not ride along with them.
     replaced = box_hole | moving[y0:y1, x0:x1]
     out[y0:y1, x0:x1] = np.where(replaced[..., None], camera + filled, box_flow)
+    unsure = changes = None
+    if blind is not None:
+        unsure, changes = _left_undecided(flow, hole, unmeasured, greys, matrix, around_box, blind)
     if greys is None or not moving.any():
-        return FlowAndLayers(out, moving, moving)
+        return FlowAndLayers(out, moving, moving, unsure, changes)
     a0, a1, b0, b1 = around_box
     changing = np.zeros_like(moving)
     changing[a0:a1, b0:b1] = frames_change(greys[0], greys[1], camera_flow(matrix, around_box), around_box)
-    return FlowAndLayers(out, moving & changing, moving)
+    return FlowAndLayers(out, moving & changing, moving, unsure, changes)
+
+
+def _left_undecided(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray | None,
+                    greys: tuple[np.ndarray, np.ndarray], matrix: np.ndarray, box: tuple[int, int, int, int],
+                    blind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`complete_flow_and_layers`'s ``unsure`` and ``changes`` (``[H, W]`` bool each) over ``box``.
+
+    ``blind [h', w']``: where the camera's landing reads the target's smoothed-over pixels.
+    """
+    y0, y1, x0, x1 = box
+    camera = camera_flow(matrix, box)
+    unsure = np.zeros(hole.shape, bool)
+    unsure[y0:y1, x0:x1] = blind & hole[y0:y1, x0:x1] & ~follows_camera(flow[y0:y1, x0:x1], camera)
+    unseen = blind.copy()
+    if unmeasured is not None:
+        unsure &= ~unmeasured
+        unseen |= unmeasured[y0:y1, x0:x1]
+    changes = np.zeros(hole.shape, bool)
+    changes[y0:y1, x0:x1] = frames_change(greys[0], greys[1], camera, box, unseen)
+    return unsure, changes
 
 
 def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, unmeasured: np.ndarray | None = None,
@@ -177,7 +216,7 @@ _MIN_OWN_PIXELS = 24
 
 def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int, int],
                  unmeasured: np.ndarray | None = None, disturbed: np.ndarray | None = None,
-                 greys: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                 greys: tuple[np.ndarray, np.ndarray] | None = None, blind: np.ndarray | None = None) -> np.ndarray:
     """``[H, W]`` bool: the blobs inside ``box`` whose flow the camera's ``matrix`` does not explain.
 
     A segmentation into two motion layers, the camera's and the rest, rather than a test of
@@ -196,19 +235,67 @@ def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int,
     :data:`EXPLAINS_LEVELS` grey levels over a :data:`EXPLAINS_WINDOW`-px window: a thing
     really moving there (a car beside its shadow's hole) is matched by its own motion, still
     background by the camera's. Where neither explains better (flat areas), the camera's wins.
+    Where that comparison reads the target's smoothed-over hole (``blind [h', w']`` bool over the
+    box, see :func:`reads_smoothed`), it says nothing, and those outliers are left out here.
     """
     y0, y1, x0, x1 = box
     camera = camera_flow(matrix, box)
     outlier = ~follows_camera(flow[y0:y1, x0:x1], camera)
     if disturbed is not None and greys is not None:
-        outlier &= ~disturbed[y0:y1, x0:x1] | own_motion_explains(greys[0], greys[1], flow, camera, box)
+        explains = own_motion_explains(greys[0], greys[1], flow, camera, box)
+        if blind is not None:
+            explains &= ~blind
+        outlier &= ~disturbed[y0:y1, x0:x1] | explains
     if unmeasured is not None:
         outlier &= ~unmeasured[y0:y1, x0:x1]
-    blob = cv2.morphologyEx(outlier.astype(np.uint8), cv2.MORPH_OPEN, _LAYER_OPEN)
-    blob = cv2.dilate(blob, LAYER_GROW)
     moving = np.zeros(flow.shape[:2], bool)
-    moving[y0:y1, x0:x1] = blob.astype(bool)
+    moving[y0:y1, x0:x1] = layer_blobs(outlier)
     return moving
+
+
+def layer_blobs(outliers: np.ndarray) -> np.ndarray:
+    """``outliers`` (bool) opened (specks of noisy flow go) and grown by :data:`LAYER_GROW` (shadow, blur)."""
+    blob = cv2.morphologyEx(outliers.astype(np.uint8), cv2.MORPH_OPEN, _LAYER_OPEN)
+    return cv2.dilate(blob, LAYER_GROW).astype(bool)
+
+
+# A landing within this many px of a smoothed-over pixel reads it: the comparison window's
+# radius (EXPLAINS_WINDOW // 2) plus the bilinear sample's pixel.
+BLIND_PX = 3
+_BLIND = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BLIND_PX + 1, 2 * BLIND_PX + 1))
+
+
+def reads_smoothed(camera: np.ndarray, box: tuple[int, int, int, int], smoothed: np.ndarray) -> np.ndarray:
+    """``[h', w']`` bool over ``box``: the camera's motion ``camera [h', w', 2]`` lands within
+    :data:`BLIND_PX` px of a ``smoothed [H, W]`` pixel of the target frame (nearest pixel)."""
+    y0, y1, x0, x1 = box
+    h, w = smoothed.shape
+    near = cv2.dilate(smoothed.astype(np.uint8), _BLIND).astype(bool)
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    lx = np.clip(np.rint(gx + camera[..., 0]), 0, w - 1).astype(np.intp)
+    ly = np.clip(np.rint(gy + camera[..., 1]), 0, h - 1).astype(np.intp)
+    return near[ly, lx]
+
+
+def unsure_layer(unsure: list[np.ndarray], changes: list[np.ndarray]) -> np.ndarray:
+    """``[H, W]`` bool: the part of one frame's moving layer that its pairs could not judge alone.
+
+    ``unsure`` and ``changes`` hold, for each pair the frame belongs to (the one with the next
+    frame, the one with the previous; one at the clip's ends), the outliers that pair left
+    undecided (:func:`complete_flow_and_layers`) and where it saw the frames change. An outlier
+    one pair left undecided is the layer's where every other pair left it undecided too or saw
+    the frames change there: a thing moves there. Where another pair saw the frames hold still,
+    it is still background beside the hole (a sliding hole reads, beside its edge, what it will
+    cover next, so the pair with that frame cannot judge it, the other pair can).
+    """
+    kept = np.zeros(unsure[0].shape, bool)
+    for index, undecided in enumerate(unsure):
+        agreed = undecided.copy()
+        for other in range(len(unsure)):
+            if other != index:
+                agreed &= unsure[other] | changes[other]
+        kept |= agreed
+    return layer_blobs(kept) if kept.any() else kept
 
 
 # A measured motion explains two frames better than the camera's when its mean absolute grey
@@ -239,11 +326,17 @@ def warp_error(source: np.ndarray, target: np.ndarray, motion: np.ndarray,
     the motion (bilinear), its absolute grey difference from the source averaged over
     :data:`EXPLAINS_WINDOW`-px windows.
     """
+    return cv2.blur(warp_difference(source, target, motion, box), (EXPLAINS_WINDOW, EXPLAINS_WINDOW))
+
+
+def warp_difference(source: np.ndarray, target: np.ndarray, motion: np.ndarray,
+                    box: tuple[int, int, int, int]) -> np.ndarray:
+    """``[h', w']`` float32: :func:`warp_error` per pixel, before the window's mean."""
     y0, y1, x0, x1 = box
     gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     warped = cv2.remap(target.astype(np.float32), gx + motion[..., 0], gy + motion[..., 1], cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
-    return cv2.blur(np.abs(source[y0:y1, x0:x1].astype(np.float32) - warped), (EXPLAINS_WINDOW, EXPLAINS_WINDOW))
+    return np.abs(source[y0:y1, x0:x1].astype(np.float32) - warped)
 
 
 # The frames change under the camera's motion where its warp error, smoothed by a Gaussian of
@@ -255,7 +348,7 @@ CHANGE_LEVELS = 6.0
 
 
 def frames_change(source: np.ndarray, target: np.ndarray, camera: np.ndarray,
-                  box: tuple[int, int, int, int]) -> np.ndarray:
+                  box: tuple[int, int, int, int], unseen: np.ndarray | None = None) -> np.ndarray:
     """``[h', w']`` bool over ``box``: the camera's motion ``camera [h', w', 2]`` does not carry ``target`` onto
     ``source`` (uint8 ``[H, W]`` frames).
 
@@ -265,9 +358,21 @@ def frames_change(source: np.ndarray, target: np.ndarray, camera: np.ndarray,
     camera's motion whatever DIS says; a moving thing (its texture, its edges, its shadow's
     edge) is not. A pixel that something moves onto in the target frame changes too (the
     place a thing covers next), which keeps it out of the sources as before.
+
+    ``unseen [h', w']`` bool: comparisons left out of the smoothing (a smoothed-over pixel read in
+    either frame); where they are most of the window, nothing is said to change.
     """
-    error = warp_error(source, target, camera, box)
-    return cv2.GaussianBlur(error, (0, 0), CHANGE_SIGMA) > CHANGE_LEVELS
+    if unseen is None:
+        return cv2.GaussianBlur(warp_error(source, target, camera, box), (0, 0), CHANGE_SIGMA) > CHANGE_LEVELS
+    error = warp_difference(source, target, camera, box)
+    seen = (~unseen).astype(np.float32)
+    weight = cv2.GaussianBlur(seen, (0, 0), CHANGE_SIGMA)
+    mean = cv2.GaussianBlur(error * seen, (0, 0), CHANGE_SIGMA) / np.maximum(weight, 1e-3)
+    return (mean > CHANGE_LEVELS) & (weight > _MOSTLY_UNSEEN)
+
+
+# frames_change says nothing where less than this share of the smoothing window was seen.
+_MOSTLY_UNSEEN = 0.2
 
 
 def fit_camera(flow: np.ndarray, known: np.ndarray) -> np.ndarray | None:
@@ -330,7 +435,11 @@ class PairFlows(NamedTuple):
     under the camera's motion (see :func:`frames_change`): still background DIS gave a nearby
     thing's motion, a source like any other. ``own_forward`` and ``own_backward`` are the same
     flows with the moving layer's own motion continued into the hole (:func:`complete_own_flow`), None where
-    there is no moving layer: the flows a hidden part of that thing follows.
+    there is no moving layer: the flows a hidden part of that thing follows. ``unsure_first`` /
+    ``changes_first`` (frame i, judged against i+1) and ``unsure_second`` / ``changes_second``
+    (frame i+1, against i), ``[H, W]`` bool or None: the outliers this pair could not judge beside
+    the hole and where it saw the frames change (:func:`complete_flow_and_layers`), for
+    :func:`unsure_layer` to decide with the frame's other pair.
     """
 
     forward: np.ndarray
@@ -341,6 +450,10 @@ class PairFlows(NamedTuple):
     own_backward: np.ndarray | None = None
     still_first: np.ndarray | None = None
     still_second: np.ndarray | None = None
+    unsure_first: np.ndarray | None = None
+    unsure_second: np.ndarray | None = None
+    changes_first: np.ndarray | None = None
+    changes_second: np.ndarray | None = None
 
 
 def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarray], pair: int,
@@ -357,11 +470,12 @@ def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarra
     region = dilate_holes(raw(pair) | raw(pair + 1), settings.flow_mask_dilation)
     check_cancel(should_cancel)
     measured = dis_flow(first, second, settings.flow_preset)
-    forward = complete_flow_and_layers(measured, region, first_hole, greys=(first, second))
+    forward = complete_flow_and_layers(measured, region, first_hole, greys=(first, second), smoothed=second_hole)
     own_forward = complete_own_flow(measured, region, forward.outliers, first_hole)
     check_cancel(should_cancel)
     measured = dis_flow(second, first, settings.flow_preset)
-    backward = complete_flow_and_layers(measured, region, second_hole, greys=(second, first))
+    backward = complete_flow_and_layers(measured, region, second_hole, greys=(second, first), smoothed=first_hole)
     own_backward = complete_own_flow(measured, region, backward.outliers, second_hole)
     return PairFlows(forward.flow, backward.flow, forward.outliers, backward.outliers, own_forward, own_backward,
-                     forward.outliers & ~forward.moving, backward.outliers & ~backward.moving)
+                     forward.outliers & ~forward.moving, backward.outliers & ~backward.moving,
+                     forward.unsure, backward.unsure, forward.changes, backward.changes)

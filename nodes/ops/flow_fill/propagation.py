@@ -14,7 +14,7 @@ import numpy as np
 
 from .numeric import sample
 from .pair_match import PairMatcher
-from .flow_completion import LAYER_GROW, PairFlows
+from .flow_completion import LAYER_GROW, PairFlows, unsure_layer
 from .source_selection import consistent, hole_layer, safe_to_sample, source_pixels
 
 # Sources kept per direction and the least number of frames between two of them: a thing
@@ -115,6 +115,18 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
                                         (p - first + 1, flows[p].moving_second, flows[p].still_second)):
                 moving[index] |= layer
                 changing[index] |= layer if still is None else layer & ~still
+        for index in range(len(holes)):
+            # The outliers beside the hole that one pair could not judge, judged with the other.
+            judged = []
+            if index < len(pairs):
+                judged.append((flows[first + index].unsure_first, flows[first + index].changes_first))
+            if index > 0:
+                judged.append((flows[first + index - 1].unsure_second, flows[first + index - 1].changes_second))
+            judged = [(unsure, changes) for unsure, changes in judged if unsure is not None]
+            if any(unsure.any() for unsure, _ in judged):
+                kept = unsure_layer([unsure for unsure, _ in judged], [changes for _, changes in judged])
+                moving[index] |= kept
+                changing[index] |= kept
     has_own = exclude_moving and any(flows[p].own_forward is not None or flows[p].own_backward is not None
                                      for p in pairs)
 

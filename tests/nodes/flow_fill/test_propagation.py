@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from flow_fill_testing import window_with_a_moving_layer
-from vanish.nodes.ops.flow_fill.propagation import Window, choose_sources, moving_layer_pixels, trace
+from vanish.nodes.ops.flow_fill.flow_completion import PairFlows
+from vanish.nodes.ops.flow_fill.propagation import Window, choose_sources, make_window, moving_layer_pixels, trace
 
 
 def test_a_passing_thing_is_outvoted_by_the_background_seen_before_and_after():
@@ -90,9 +91,6 @@ def test_a_moving_pixel_the_frames_show_still_is_a_source_but_stays_in_the_movin
     """make_window: an outlier of the camera's motion (``moving_first``) is no source where the
     frames change there, and is one where they show it still (``still_first``); the window's
     moving layer (what the hole-layer vote and the blending read) keeps both."""
-    from vanish.nodes.ops.flow_fill.flow_completion import PairFlows
-    from vanish.nodes.ops.flow_fill.propagation import make_window
-
     h, w = 12, 16
     frames = np.zeros((2, h, w, 3), np.uint8)
     holes = np.zeros((2, h, w), bool)
@@ -123,3 +121,33 @@ def test_one_landing_on_the_thing_is_enough_where_it_crosses_the_hole():
                  full.backward[s:], full.own_forward[s:], full.own_backward[s:])
     ys, xs = np.array([20, 20]), np.array([38, 47])  # over the block in frame 4; the background
     assert moving_layer_pixels(win, 1, ys, xs, max_steps=10).tolist() == [1, -1]
+
+
+def test_outliers_one_pair_could_not_judge_are_judged_with_the_frames_other_pair():
+    """Frame 1 belongs to two pairs. An outlier beside the hole that the pair with frame 0 could
+    not judge (its comparison read the smoothed-over hole) is the moving layer's where the pair
+    with frame 2 saw the frames change there, or could not judge it either; where that pair saw
+    them hold still it is still background, a source. Frame 0, at the clip's start, has one pair:
+    what it could not judge stays the layer's, as DIS said."""
+    h, w = 24, 32
+    frames = np.zeros((3, h, w, 3), np.uint8)
+    holes = np.zeros((3, h, w), bool)
+    holes[:, 18:22, 26:30] = True
+    spot = np.zeros((h, w), bool)
+    spot[6:14, 8:16] = True
+    none = np.zeros((h, w), bool)
+    zero = np.zeros((h, w, 2), np.float32)
+
+    def window(later_unsure: np.ndarray, later_changes: np.ndarray) -> Window:
+        flows = {0: PairFlows(zero, zero, none, none, None, None, None, None, spot, spot, none, none),
+                 1: PairFlows(zero, zero, none, none, None, None, None, None, later_unsure, none, later_changes, none)}
+        return make_window(frames, holes, flows, 0)
+
+    changed = window(none, spot)
+    assert changed.moving[1][spot].all() and not changed.safe[1][spot].any()
+    still = window(none, none)
+    assert not still.moving[1].any() and still.safe[1][8:12, 10:14].all()
+    neither = window(spot, none)
+    assert neither.moving[1][spot].all()
+    assert still.moving[0][spot].all()  # one pair only
+    assert not still.moving[2].any()  # nothing left undecided there
