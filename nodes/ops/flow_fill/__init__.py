@@ -8,7 +8,8 @@ networks, so object removal works without a GPU and without model files. One mod
    (instead of the flow-completion network), and, where a thing moves on its own beside the
    hole, its own motion is continued into the hole too (for the hole pixels that hide it).
    Beside a sliding hole a pair cannot tell still ground from a moving thing (it compares with
-   the other frame's smoothed-over hole): the frame's other pair decides (:func:`.flow_completion.unsure_layer`).
+   the other frame's smoothed-over hole): the frame's other pair decides
+   (:func:`.flow_completion.unsure_layer`).
 2. :mod:`.source_selection` — which pixel of another frame may stand in for a hole pixel.
 3. :mod:`.propagation` — every hole pixel is traced along the completed flow, forward and
    backward, until it lands on a usable source; pixels whose trace along the moving thing's

@@ -129,12 +129,13 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     known = ~box_hole
     residual = box_flow - camera
     trusted = known & follows_camera(box_flow, camera)
+    around_camera = camera_flow(matrix, around_box)
     blind = None
     if trusted.sum() < _MIN_TRUSTED * known.sum():
         trusted = known  # no dominant motion: interpolate all of it
     elif matrix is not None:
         if greys is not None and smoothed is not None:
-            blind = reads_smoothed(camera_flow(matrix, around_box), around_box, smoothed)
+            blind = reads_smoothed(around_camera, around_box, smoothed)
         moving = moving_layer(flow, matrix, around_box, unmeasured, hole if greys is not None else None, greys,
                               blind)
     # The hole and the outliers are solved for; trusted pixels stay fixed.
@@ -146,24 +147,24 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     out[y0:y1, x0:x1] = np.where(replaced[..., None], camera + filled, box_flow)
     unsure = changes = None
     if blind is not None:
-        unsure, changes = _left_undecided(flow, hole, unmeasured, greys, matrix, around_box, blind)
+        unsure, changes = _left_undecided(flow, hole, unmeasured, greys, around_camera, around_box, blind)
     if greys is None or not moving.any():
         return FlowAndLayers(out, moving, moving, unsure, changes)
     a0, a1, b0, b1 = around_box
     changing = np.zeros_like(moving)
-    changing[a0:a1, b0:b1] = frames_change(greys[0], greys[1], camera_flow(matrix, around_box), around_box)
+    changing[a0:a1, b0:b1] = frames_change(greys[0], greys[1], around_camera, around_box)
     return FlowAndLayers(out, moving & changing, moving, unsure, changes)
 
 
 def _left_undecided(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray | None,
-                    greys: tuple[np.ndarray, np.ndarray], matrix: np.ndarray, box: tuple[int, int, int, int],
+                    greys: tuple[np.ndarray, np.ndarray], camera: np.ndarray, box: tuple[int, int, int, int],
                     blind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`complete_flow_and_layers`'s ``unsure`` and ``changes`` (``[H, W]`` bool each) over ``box``.
 
-    ``blind [h', w']``: where the camera's landing reads the target's smoothed-over pixels.
+    ``camera [h', w', 2]``: the camera's flow over the box; ``blind [h', w']``: where it lands on
+    (near) the target's smoothed-over pixels.
     """
     y0, y1, x0, x1 = box
-    camera = camera_flow(matrix, box)
     unsure = np.zeros(hole.shape, bool)
     unsure[y0:y1, x0:x1] = blind & hole[y0:y1, x0:x1] & ~follows_camera(flow[y0:y1, x0:x1], camera)
     unseen = blind.copy()
