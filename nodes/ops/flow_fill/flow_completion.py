@@ -177,30 +177,34 @@ def _left_undecided(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray |
 
 
 def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, unmeasured: np.ndarray | None = None,
-                      relax_iterations: int = 40) -> np.ndarray | None:
+                      relax_iterations: int = 40, disturbed: np.ndarray | None = None) -> np.ndarray | None:
     """The moving layer's own motion continued into ``hole``: the flow a hidden part of it follows.
 
     :func:`complete_flow` gives the hole the background's motion, right for what the hole hides
     of the background but not for a hidden part of a thing that moves on its own (a hole over
     a swan's neck, a walking camel's back): traced along the camera, such a pixel lands on the
-    background. Here the measured flow of the ``moving`` pixels outside ``hole`` (its real
-    motion, not replaced) is interpolated into the hole by a membrane, so each hole pixel takes
-    the motion of the moving thing nearest to it. Known pixels keep their measured flow.
+    background. Here the measured flow of the ``moving`` pixels outside ``disturbed`` (its real
+    motion, not replaced) is interpolated into the rest of ``hole`` by a membrane, so each hole
+    pixel takes the motion of the moving thing nearest to it. Known pixels keep their measured flow.
 
     Args:
         flow: ``[H, W, 2]`` float32 measured flow. hole: ``[H, W]`` bool, the region whose flow
-            is unreliable. moving: ``[H, W]`` bool (see :func:`moving_layer`). unmeasured:
+            is replaced. moving: ``[H, W]`` bool (see :func:`moving_layer`). unmeasured:
             ``[H, W]`` bool, the hole proper; moving pixels in ``hole`` but outside it are used
-            when too few lie outside ``hole`` (a thin thing wholly inside the region).
+            when too few lie outside ``disturbed`` (a thin thing wholly inside the region).
+            disturbed: ``[H, W]`` bool, the pixels whose measured flow the smoothed-over holes
+            disturb (None: all of ``hole``); the layer's pixels in ``hole`` but outside it keep
+            their own measured motion and pass it on.
     Returns:
         ``[H, W, 2]`` float32, or None when there is no moving layer to follow.
     """
     # The core of the layer, without the margin grown for shadow and blur (that margin is
     # background, still, and would slow the thing's motion down in the membrane).
     core = cv2.erode(moving.astype(np.uint8), LAYER_GROW).astype(bool)
-    fixed = core & ~hole
+    fixed = core & ~(hole if disturbed is None else disturbed)
     if fixed.sum() < _MIN_OWN_PIXELS and unmeasured is not None:
         fixed = core & ~unmeasured
+    hole = hole & ~fixed
     if fixed.sum() < _MIN_OWN_PIXELS or not hole.any():
         return None
     y0, y1, x0, x1 = grown_box(hole | fixed, 1)
@@ -213,6 +217,12 @@ def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, un
 
 # The moving layer's own flow is completed only from at least this many of its pixels.
 _MIN_OWN_PIXELS = 24
+# ... those at least this many px from both frames' holes (at most the completion region's
+# dilation): DIS's patches nearer than that straddle the smoothed-over hole. Before issue 13's
+# tenth session the whole completion region (16 px) was left out: the layer there was mostly the
+# halo of the sliding hole, which the layer no longer takes (see unsure_layer). 11 px: ellipse /
+# object-shaped holes 20.61 / 22.18 dB against 20.46 / 22.16 (bench/RESULTS.md, session 10).
+OWN_FLOW_MARGIN = 11
 
 
 def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int, int],
@@ -469,14 +479,15 @@ def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarra
     first = smooth_over(gray(pair), first_hole)
     second = smooth_over(gray(pair + 1), second_hole)
     region = dilate_holes(raw(pair) | raw(pair + 1), settings.flow_mask_dilation)
+    disturbed = dilate_holes(raw(pair) | raw(pair + 1), min(OWN_FLOW_MARGIN, settings.flow_mask_dilation))
     check_cancel(should_cancel)
     measured = dis_flow(first, second, settings.flow_preset)
     forward = complete_flow_and_layers(measured, region, first_hole, greys=(first, second), smoothed=second_hole)
-    own_forward = complete_own_flow(measured, region, forward.outliers, first_hole)
+    own_forward = complete_own_flow(measured, region, forward.outliers, first_hole, disturbed=disturbed)
     check_cancel(should_cancel)
     measured = dis_flow(second, first, settings.flow_preset)
     backward = complete_flow_and_layers(measured, region, second_hole, greys=(second, first), smoothed=first_hole)
-    own_backward = complete_own_flow(measured, region, backward.outliers, second_hole)
+    own_backward = complete_own_flow(measured, region, backward.outliers, second_hole, disturbed=disturbed)
     return PairFlows(forward.flow, backward.flow, forward.outliers, backward.outliers, own_forward, own_backward,
                      forward.outliers & ~forward.moving, backward.outliers & ~backward.moving,
                      forward.unsure, backward.unsure, forward.changes, backward.changes)

@@ -179,3 +179,28 @@ def test_a_hole_sliding_over_a_still_scene_leaves_no_moving_layer_beside_it(seed
     window = make_window(frames, dilate_holes(np.stack(holes), 4), flows, 0)
     taken = int(window.moving.sum())
     assert taken == 0, f"{taken} still pixels taken for a moving layer"
+
+
+def test_the_own_flow_is_taken_from_the_layer_nearest_the_hole_outside_the_disturbed_band():
+    """A thing moving 6 px left lies 2-16 px left of the hole, inside the completion region (16
+    px); another part of the layer, 20 px right of it and beyond, moves 4 px right. Given the band
+    that the smoothed-over hole disturbs (4 px here), the hole's side next to the near thing moves
+    its way (left), as its measured flow in the region shows; with the whole region left out (the
+    code before issue 13's tenth session, ``disturbed=None``), only the far part's motion reaches
+    the hole, and all of it moves right."""
+    h, w = 80, 140
+    hole = np.zeros((h, w), bool)
+    hole[30:50, 60:80] = True
+    region = dilate_holes(hole, 16)
+    flow = np.zeros((h, w, 2), np.float32)
+    moving = np.zeros((h, w), bool)
+    moving[24:56, 44:58] = True
+    flow[24:56, 44:58] = (-6.0, 0.0)
+    moving[20:60, 100:130] = True
+    flow[20:60, 100:130] = (4.0, 0.0)
+    near_side = hole & (np.arange(w) < 66)[None, :]
+    own = complete_own_flow(flow, region, moving, hole, disturbed=dilate_holes(hole, 4))
+    old = complete_own_flow(flow, region, moving, hole)
+    assert own is not None and old is not None
+    assert own[near_side][:, 0].mean() < -1.0, own[near_side][:, 0].mean()
+    assert old[near_side][:, 0].min() > 3.0, old[near_side][:, 0].min()
