@@ -218,10 +218,11 @@ def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, un
 # The moving layer's own flow is completed only from at least this many of its pixels.
 _MIN_OWN_PIXELS = 24
 # ... those at least this many px from both frames' holes (at most the completion region's
-# dilation): DIS's patches nearer than that straddle the smoothed-over hole (6 px from the source
-# frame's hole alone: blackswan's ellipse 2.1 dB lower). Before issue 13's tenth session the whole
-# completion region (16 px) was left out. 11 px: ellipse / object-shaped holes 20.61 / 22.18 dB
-# against 20.46 / 22.16; 14 px 20.48 / 22.10 (bench/RESULTS.md, session 10).
+# dilation): DIS's patches nearer than that straddle the smoothed-over hole. Before issue 13's
+# tenth session the whole completion region (16 px) was left out. 11 px: ellipse / object-shaped
+# holes 20.61 / 22.18 dB against 20.46 / 22.16. Measured from the source frame's hole alone
+# instead of both: 6 px put blackswan's ellipse 2.1 dB lower; 11 / 14 px gave 20.57 / 22.12 and
+# 20.48 / 22.10 (bench/RESULTS.md, session 10).
 OWN_FLOW_MARGIN = 11
 
 
