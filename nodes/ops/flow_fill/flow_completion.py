@@ -129,7 +129,8 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     known = ~box_hole
     residual = box_flow - camera
     trusted = known & follows_camera(box_flow, camera)
-    around_camera = camera_flow(matrix, around_box)
+    # The camera's flow over the fitted region: for the frames' comparisons (with ``greys`` only).
+    around_camera = camera_flow(matrix, around_box) if greys is not None else None
     blind = None
     if trusted.sum() < _MIN_TRUSTED * known.sum():
         trusted = known  # no dominant motion: interpolate all of it
