@@ -14,6 +14,10 @@ Oracles (``--oracle``):
 * ``bg-flow`` / ``own-flow``: only the background's / only the moving layer's flows, as above;
 * ``ring-flow``: only the ring between that hole and the flow-completion region (the hole dilated
   by ``flow_mask_dilation``), where the backend also replaces the measured flow;
+* ``own-band``: the moving layer's own flow is completed from its pixels right up to the source
+  frame's smoothed-over hole, each with its TRUE flow, instead of from those at least
+  ``OWN_FLOW_MARGIN`` px away with their measured flow (what a measurement of the thing's motion
+  beside the hole that the smoothed-over blob does not disturb could give);
 * ``layers``: which hole pixels hide the moving thing (and follow its own motion) is the true
   object mask (ellipse holes; on object-shaped holes it is empty).
 
@@ -31,7 +35,7 @@ import numpy as np
 import bench_flow_fill as protocol
 from _common import header, import_pack
 
-ORACLES = ("hole-flow", "bg-flow", "own-flow", "ring-flow", "layers")
+ORACLES = ("hole-flow", "bg-flow", "own-flow", "ring-flow", "own-band", "layers")
 # The hole as the backend fills it: the official mask dilation.
 HOLE_DILATION = 4
 
@@ -61,6 +65,9 @@ def install(oracle: str, truth: np.ndarray, objects: np.ndarray) -> None:
 
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in truth]
     estimate = pipeline.pair_flows
+    if oracle == "own-band":
+        _install_own_band(pipeline, estimate, grey)
+        return
 
     def with_true_flows(gray, raw, pair, settings, should_cancel=None):
         flows = estimate(gray, raw, pair, settings, should_cancel)
@@ -81,6 +88,28 @@ def install(oracle: str, truth: np.ndarray, objects: np.ndarray) -> None:
             changed.update(own_forward=put(forward, flows.own_forward), own_backward=put(backward, flows.own_backward))
         return flows._replace(**changed)
     pipeline.pair_flows = with_true_flows
+
+
+def _install_own_band(pipeline, estimate, grey: list[np.ndarray]) -> None:
+    """The ``own-band`` oracle: ``complete_own_flow`` gets the true flow outside the source hole and
+    fixes every layer pixel there (``pair_flows`` calls it forward, then backward)."""
+    from vanish.nodes.ops.flow_fill import flow_completion
+
+    complete_own = flow_completion.complete_own_flow
+    pending: list[np.ndarray] = []
+
+    def with_true_pair(gray, raw, pair, settings, should_cancel=None):
+        pending[:] = _true_flows(grey, pair, gray(pair).shape)
+        return estimate(gray, raw, pair, settings, should_cancel)
+
+    def own_from_band(flow, hole, moving, unmeasured=None, relax_iterations=40, disturbed=None):
+        true = pending.pop(0)
+        band = hole if unmeasured is None else hole & ~unmeasured
+        return complete_own(np.where(band[..., None], true, flow), hole, moving, unmeasured, relax_iterations,
+                            disturbed=unmeasured)
+
+    flow_completion.complete_own_flow = own_from_band
+    pipeline.pair_flows = with_true_pair
 
 
 def _worker(args: tuple[str, str, str]) -> protocol.CaseResult:
