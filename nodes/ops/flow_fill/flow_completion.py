@@ -131,14 +131,18 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     trusted = known & follows_camera(box_flow, camera)
     # The camera's flow over the fitted region: for the frames' comparisons (with ``greys`` only).
     around_camera = camera_flow(matrix, around_box) if greys is not None else None
-    blind = None
+    blind = difference = None
     if trusted.sum() < _MIN_TRUSTED * known.sum():
         trusted = known  # no dominant motion: interpolate all of it
     elif matrix is not None:
-        if greys is not None and smoothed is not None:
-            blind = reads_smoothed(around_camera, around_box, smoothed)
+        if greys is not None:
+            # How far the camera's motion is from carrying one frame onto the other, made once for
+            # every comparison below (the layer's test, the unsure outliers, where the frames change).
+            difference = warp_difference(greys[0], greys[1], around_camera, around_box)
+            if smoothed is not None:
+                blind = reads_smoothed(around_camera, around_box, smoothed)
         moving = moving_layer(flow, matrix, around_box, unmeasured, hole if greys is not None else None, greys,
-                              blind)
+                              blind, camera=around_camera, camera_difference=difference)
     # The hole and the outliers are solved for; trusted pixels stay fixed.
     filled = membrane(residual, trusted, ~trusted, relax_iterations)
     out = flow.copy()
@@ -148,22 +152,22 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     out[y0:y1, x0:x1] = np.where(replaced[..., None], camera + filled, box_flow)
     unsure = changes = None
     if blind is not None:
-        unsure, changes = _left_undecided(flow, hole, unmeasured, greys, around_camera, around_box, blind)
+        unsure, changes = _left_undecided(flow, hole, unmeasured, greys, around_camera, around_box, blind, difference)
     if greys is None or not moving.any():
         return FlowAndLayers(out, moving, moving, unsure, changes)
     a0, a1, b0, b1 = around_box
     changing = np.zeros_like(moving)
-    changing[a0:a1, b0:b1] = frames_change(greys[0], greys[1], around_camera, around_box)
+    changing[a0:a1, b0:b1] = frames_change(greys[0], greys[1], around_camera, around_box, difference=difference)
     return FlowAndLayers(out, moving & changing, moving, unsure, changes)
 
 
 def _left_undecided(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray | None,
                     greys: tuple[np.ndarray, np.ndarray], camera: np.ndarray, box: tuple[int, int, int, int],
-                    blind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    blind: np.ndarray, difference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`complete_flow_and_layers`'s ``unsure`` and ``changes`` (``[H, W]`` bool each) over ``box``.
 
     ``camera [h', w', 2]``: the camera's flow over the box; ``blind [h', w']``: where it lands on
-    (near) the target's smoothed-over pixels.
+    (near) the target's smoothed-over pixels; ``difference [h', w']``: its :func:`warp_difference`.
     """
     y0, y1, x0, x1 = box
     unsure = np.zeros(hole.shape, bool)
@@ -173,7 +177,7 @@ def _left_undecided(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray |
         unsure &= ~unmeasured
         unseen |= unmeasured[y0:y1, x0:x1]
     changes = np.zeros(hole.shape, bool)
-    changes[y0:y1, x0:x1] = frames_change(greys[0], greys[1], camera, box, unseen)
+    changes[y0:y1, x0:x1] = frames_change(greys[0], greys[1], camera, box, unseen, difference=difference)
     return unsure, changes
 
 
@@ -229,7 +233,8 @@ OWN_FLOW_MARGIN = 11
 
 def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int, int],
                  unmeasured: np.ndarray | None = None, disturbed: np.ndarray | None = None,
-                 greys: tuple[np.ndarray, np.ndarray] | None = None, blind: np.ndarray | None = None) -> np.ndarray:
+                 greys: tuple[np.ndarray, np.ndarray] | None = None, blind: np.ndarray | None = None, *,
+                 camera: np.ndarray | None = None, camera_difference: np.ndarray | None = None) -> np.ndarray:
     """``[H, W]`` bool: the blobs inside ``box`` whose flow the camera's ``matrix`` does not explain.
 
     A segmentation into two motion layers, the camera's and the rest, rather than a test of
@@ -250,12 +255,14 @@ def moving_layer(flow: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int,
     background by the camera's. Where neither explains better (flat areas), the camera's wins.
     Where that comparison reads the target's smoothed-over hole (``blind [h', w']`` bool over the
     box, see :func:`reads_smoothed`), it says nothing, and those outliers are left out here.
+    ``camera [h', w', 2]`` / ``camera_difference [h', w']``: the matrix's flow over the box and its
+    :func:`warp_difference` between the ``greys``, when the caller has them (made here otherwise).
     """
     y0, y1, x0, x1 = box
-    camera = camera_flow(matrix, box)
+    camera = camera_flow(matrix, box) if camera is None else camera
     outlier = ~follows_camera(flow[y0:y1, x0:x1], camera)
     if disturbed is not None and greys is not None:
-        explains = own_motion_explains(greys[0], greys[1], flow, camera, box)
+        explains = own_motion_explains(greys[0], greys[1], flow, camera, box, camera_difference)
         if blind is not None:
             explains &= ~blind
         outlier &= ~disturbed[y0:y1, x0:x1] | explains
@@ -318,17 +325,20 @@ EXPLAINS_LEVELS = 1.0
 
 
 def own_motion_explains(source: np.ndarray, target: np.ndarray, flow: np.ndarray, camera: np.ndarray,
-                        box: tuple[int, int, int, int]) -> np.ndarray:
+                        box: tuple[int, int, int, int], camera_difference: np.ndarray | None = None) -> np.ndarray:
     """``[h', w']`` bool over ``box = (y0, y1, x0, x1)``: ``flow`` matches the frames better than ``camera``.
 
     ``source`` and ``target`` are uint8 ``[H, W]`` grey frames, ``flow [H, W, 2]`` maps source to
     target, ``camera [h', w', 2]`` is the camera's flow over the box. Each warps the target back
     onto the source (bilinear); the absolute differences are averaged over
     :data:`EXPLAINS_WINDOW`-px windows and compared with a margin of :data:`EXPLAINS_LEVELS`.
+    ``camera_difference``: the camera's :func:`warp_difference`, if already made.
     """
     y0, y1, x0, x1 = box
     own = warp_error(source, target, flow[y0:y1, x0:x1], box)
-    return own + EXPLAINS_LEVELS < warp_error(source, target, camera, box)
+    if camera_difference is None:
+        camera_difference = warp_difference(source, target, camera, box)
+    return own + EXPLAINS_LEVELS < _window_mean(camera_difference)
 
 
 def warp_error(source: np.ndarray, target: np.ndarray, motion: np.ndarray,
@@ -339,7 +349,12 @@ def warp_error(source: np.ndarray, target: np.ndarray, motion: np.ndarray,
     the motion (bilinear), its absolute grey difference from the source averaged over
     :data:`EXPLAINS_WINDOW`-px windows.
     """
-    return cv2.blur(warp_difference(source, target, motion, box), (EXPLAINS_WINDOW, EXPLAINS_WINDOW))
+    return _window_mean(warp_difference(source, target, motion, box))
+
+
+def _window_mean(difference: np.ndarray) -> np.ndarray:
+    """``difference`` averaged over :data:`EXPLAINS_WINDOW`-px windows (what :func:`warp_error` reports)."""
+    return cv2.blur(difference, (EXPLAINS_WINDOW, EXPLAINS_WINDOW))
 
 
 def warp_difference(source: np.ndarray, target: np.ndarray, motion: np.ndarray,
@@ -361,7 +376,8 @@ CHANGE_LEVELS = 6.0
 
 
 def frames_change(source: np.ndarray, target: np.ndarray, camera: np.ndarray,
-                  box: tuple[int, int, int, int], unseen: np.ndarray | None = None) -> np.ndarray:
+                  box: tuple[int, int, int, int], unseen: np.ndarray | None = None, *,
+                  difference: np.ndarray | None = None) -> np.ndarray:
     """``[h', w']`` bool over ``box``: the camera's motion ``camera [h', w', 2]`` does not carry ``target`` onto
     ``source`` (uint8 ``[H, W]`` frames).
 
@@ -373,11 +389,12 @@ def frames_change(source: np.ndarray, target: np.ndarray, camera: np.ndarray,
     place a thing covers next), which keeps it out of the sources as before.
 
     ``unseen [h', w']`` bool: comparisons left out of the smoothing (a smoothed-over pixel read in
-    either frame); where they are most of the window, nothing is said to change.
+    either frame); where they are most of the window, nothing is said to change. ``difference
+    [h', w']``: the camera's :func:`warp_difference`, if already made.
     """
+    error = warp_difference(source, target, camera, box) if difference is None else difference
     if unseen is None:
-        return cv2.GaussianBlur(warp_error(source, target, camera, box), (0, 0), CHANGE_SIGMA) > CHANGE_LEVELS
-    error = warp_difference(source, target, camera, box)
+        return cv2.GaussianBlur(_window_mean(error), (0, 0), CHANGE_SIGMA) > CHANGE_LEVELS
     seen = (~unseen).astype(np.float32)
     weight = cv2.GaussianBlur(seen, (0, 0), CHANGE_SIGMA)
     mean = cv2.GaussianBlur(error * seen, (0, 0), CHANGE_SIGMA) / np.maximum(weight, 1e-3)
