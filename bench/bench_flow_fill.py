@@ -125,6 +125,22 @@ def objshift_holes(objects: np.ndarray) -> np.ndarray:
     return holes & ~objects
 
 
+def case_holes(clip: str, hole_set: str, objects: np.ndarray) -> np.ndarray:
+    """The holes ``[T, H, W]`` bool of one case: ``hole_set`` ("ellipse" or "objshift") over ``clip``,
+    whose object masks ``objects [T, H, W]`` come from :func:`load_clip`."""
+    if hole_set == "ellipse":
+        return ellipse_holes(clip, *objects.shape)
+    return objshift_holes(objects)
+
+
+def add_case_arguments(parser: argparse.ArgumentParser,
+                       jobs_help: str = "cases run in this many processes at once") -> None:
+    """The protocol's case selection, shared by the scripts that run it: ``--clips``, ``--sets``, ``--jobs``."""
+    parser.add_argument("--clips", nargs="+", default=list(CLIPS), choices=CLIPS, metavar="CLIP")
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    parser.add_argument("--jobs", type=int, default=1, help=jobs_help)
+
+
 # --------------------------------------------------------------------------- methods
 def telea(given: np.ndarray, holes: np.ndarray) -> np.ndarray:
     out = given.copy()
@@ -229,7 +245,7 @@ def run_case(clip: str, hole_set: str, frames: int = FRAMES, threads: int = 0) -
         torch.set_num_threads(threads)
     truth, objects = load_clip(clip, frames)
     t, h, w = truth.shape[:3]
-    holes = ellipse_holes(clip, t, h, w) if hole_set == "ellipse" else objshift_holes(objects)
+    holes = case_holes(clip, hole_set, objects)
     given = truth.copy()
     given[holes] = 0
     ours, seconds = flow_fill_node(given, holes)
@@ -292,9 +308,7 @@ def set_summary(cases: list[CaseResult], hole_set: str) -> tuple[bool, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", nargs="+", default=list(CLIPS), choices=CLIPS, metavar="CLIP")
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
-    parser.add_argument("--jobs", type=int, default=1, help="clips run in this many processes at once")
+    add_case_arguments(parser, jobs_help="clips run in this many processes at once")
     parser.add_argument("--frames", type=int, default=FRAMES, help="first frames of each clip (protocol: 40)")
     args = parser.parse_args()
     print(header("bench_flow_fill", with_torch=False, software=f"opencv {cv2.__version__}, numpy {np.__version__}"))

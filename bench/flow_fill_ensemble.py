@@ -68,8 +68,7 @@ def _worker(args: tuple[str, str, str]) -> tuple[str, str, dict[str, float]]:
     import_pack()
     cv2.setNumThreads(1)
     truth, objects = protocol.load_clip(clip)
-    t, h, w = truth.shape[:3]
-    holes = protocol.ellipse_holes(clip, t, h, w) if hole_set == "ellipse" else protocol.objshift_holes(objects)
+    holes = protocol.case_holes(clip, hole_set, objects)
     given = truth.copy()
     given[holes] = 0
     first, _ = protocol.flow_fill_node(given, holes)
@@ -83,9 +82,7 @@ def _worker(args: tuple[str, str, str]) -> tuple[str, str, dict[str, float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--second", required=True, choices=SECONDS)
-    parser.add_argument("--clips", nargs="+", default=list(protocol.CLIPS), choices=protocol.CLIPS, metavar="CLIP")
-    parser.add_argument("--sets", nargs="+", default=list(protocol.SETS), choices=protocol.SETS)
-    parser.add_argument("--jobs", type=int, default=1, help="cases run in this many processes at once")
+    protocol.add_case_arguments(parser)
     args = parser.parse_args()
     print(header("flow_fill_ensemble", with_torch=False, software=f"opencv {cv2.__version__}"))
     print(f"second fill: {args.second}; PSNR dB inside the hole")

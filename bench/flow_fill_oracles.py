@@ -123,9 +123,7 @@ def _worker(args: tuple[str, str, str]) -> protocol.CaseResult:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--oracle", required=True, choices=ORACLES)
-    parser.add_argument("--clips", nargs="+", default=list(protocol.CLIPS), choices=protocol.CLIPS, metavar="CLIP")
-    parser.add_argument("--sets", nargs="+", default=list(protocol.SETS), choices=protocol.SETS)
-    parser.add_argument("--jobs", type=int, default=1, help="cases run in this many processes at once")
+    protocol.add_case_arguments(parser)
     args = parser.parse_args()
     print(header("flow_fill_oracles", with_torch=False, software=f"opencv {cv2.__version__}"))
     print(f"oracle: {args.oracle} (reads the true frames: an upper bound, not a method)")
