@@ -30,16 +30,18 @@ import numpy as np
 import bench_flow_fill as protocol
 from _common import header, import_pack
 
-SECONDS = ("fine", "mirrored", "reversed")
+SECOND_FILLS = ("fine", "mirrored", "reversed")
 
 
 def _fine_dis(source: np.ndarray, target: np.ndarray, preset: str = "medium") -> np.ndarray:
+    """Stands in for ``flow_completion.dis_flow``: the medium preset down to full resolution."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     dis.setFinestScale(0)
     return dis.calc(source, target, None)
 
 
 def _mirrored_dis(source: np.ndarray, target: np.ndarray, preset: str = "medium") -> np.ndarray:
+    """Stands in for ``flow_completion.dis_flow``: the medium preset on the frames mirrored left-right."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     flow = dis.calc(np.ascontiguousarray(source[:, ::-1]), np.ascontiguousarray(target[:, ::-1]), None)
     flow = np.ascontiguousarray(flow[:, ::-1])
@@ -81,7 +83,7 @@ def _worker(args: tuple[str, str, str]) -> tuple[str, str, dict[str, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--second", required=True, choices=SECONDS)
+    parser.add_argument("--second", required=True, choices=SECOND_FILLS)
     protocol.add_case_arguments(parser)
     args = parser.parse_args()
     print(header("flow_fill_ensemble", with_torch=False, software=f"opencv {cv2.__version__}"))
