@@ -56,8 +56,9 @@ class RemovalSettings:
         window: frames owned by one inpainting segment; 0 = the backend's segment length
             (``inpaint.segment_length``, else ProPainter's ``subvideo_length`` / flow_fill's 60).
         context: frames read on each side of a segment; -1 = the backend's own (ProPainter 10,
-            flow_fill 30: with it a segment's fill equals the whole-clip run's). Less is faster
-            and changes the fill inside the mask only.
+            flow_fill 30: with it a segment's pixels are traced as far as in the whole-clip run;
+            only its recursions start afresh at the segment's ends). Less is faster and changes the
+            fill inside the mask only.
     """
 
     inpaint: RunSettings = field(default_factory=lambda: RunSettings(backend="flow_fill"))

@@ -141,12 +141,26 @@ def test_never_seen_fill_is_carried_along_and_does_not_flicker():
     assert ours < 0.5 * telea
 
 
-def test_streamed_windows_equal_the_whole_clip():
+def test_streamed_windows_equal_the_whole_clip_forward_only():
+    truth, masks = panning_clip(t=9)
+    given = with_object(truth, masks)
+    whole = flow_fill_inpaint(given, masks, FlowFillSettings(max_propagation=3, segment_length=100, two_sided=False))
+    streamed = flow_fill_inpaint(given, masks, FlowFillSettings(max_propagation=3, segment_length=2, two_sided=False))
+    np.testing.assert_array_equal(streamed, whole)
+
+
+def test_streamed_windows_hand_on_the_forward_recursion_and_restart_the_backward_one():
+    """Two-sided: the last window's frames equal the whole clip's (the forward recursion is handed
+    from window to window, the backward one starts at the clip's last frame in both); earlier
+    windows differ only by where their backward recursion started, by a few levels."""
     truth, masks = panning_clip(t=9)
     given = with_object(truth, masks)
     whole = flow_fill_inpaint(given, masks, FlowFillSettings(max_propagation=3, segment_length=100))
     streamed = flow_fill_inpaint(given, masks, FlowFillSettings(max_propagation=3, segment_length=2))
-    np.testing.assert_array_equal(streamed, whole)
+    np.testing.assert_array_equal(streamed[8:], whole[8:])
+    holes = dilate_holes(masks, 4)
+    difference = np.abs(streamed.astype(np.float32) - whole)[holes]
+    assert 0 < difference.mean() < 1.0
 
 
 def test_progress_reaches_the_end_and_cancel_stops():

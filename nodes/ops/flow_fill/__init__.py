@@ -20,16 +20,17 @@ networks, so object removal works without a GPU and without model files. One mod
    (never from a thing moving on its own in the previous frame).
 5. :mod:`.blending` — the fill is steadied along the motion and meets the frame without a seam.
 
-:mod:`.pipeline` streams the clip through bounded windows. All arrays are numpy on the CPU;
+:mod:`.pipeline` streams the clip through bounded windows, and runs the carried fill and the
+steadying both ways in time and takes the mean. All arrays are numpy on the CPU;
 frames are uint8 ``[T, H, W, 3]`` RGB, masks bool ``[T, H, W]`` with True = hole.
 """
 from __future__ import annotations
 
 from .blending import blend_with_previous, match_boundary
 from .flow_completion import camera_flow, complete_flow, dis_flow, fit_camera
-from .pipeline import fill_frame, flow_fill_inpaint
+from .pipeline import finish_frame, flow_fill_inpaint, propagate_frame
 from .settings import DisPreset, FlowFillSettings, InpaintCancelled, dilate_holes
 
 __all__ = ["DisPreset", "FlowFillSettings", "InpaintCancelled", "blend_with_previous", "camera_flow",
-           "complete_flow", "dilate_holes", "dis_flow", "fill_frame", "fit_camera", "flow_fill_inpaint",
+           "complete_flow", "dilate_holes", "dis_flow", "finish_frame", "fit_camera", "flow_fill_inpaint",
            "match_boundary"]

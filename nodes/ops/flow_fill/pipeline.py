@@ -2,14 +2,22 @@
 
 Long clips stream through windows: each window holds ``segment_length`` output frames plus
 ``max_propagation`` frames of context on either side, and the flows of a frame pair are
-computed once and dropped when no later window needs them. Because a pixel never looks further
-than ``max_propagation`` frames away and the carried fill is handed from window to window, the
-streamed result equals the whole-clip result exactly.
+computed once and dropped when no later window needs them. A pixel never looks further than
+``max_propagation`` frames away, so each frame's propagation is the same streamed or not.
+
+What propagation does not settle runs as a recursion along the motion: the carried fill of what
+no frame shows, and the temporal blend. Run one way only, a frame's fill would depend on which
+way the clip runs (the first frames never steadied, a never-seen spot's fill the first frame's
+guess carried on). Each frame is the mean of a forward recursion, handed from window to window,
+and a backward one that starts at the window's last frame, context included
+(``FlowFillSettings.two_sided``; forward only, the streamed result equals the whole-clip result
+exactly; two-sided, the last window's frames do, and earlier windows differ only by where their
+backward recursion started).
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
@@ -19,7 +27,7 @@ from .flow_completion import pair_flows
 from .propagation import CROSSING_PX, Window, crossing_speed, make_window, moving_layer_pixels, propagate
 from .source_selection import carried_onto, hole_layer, nearby_layer
 from .settings import FlowFillSettings, check_cancel, dilate_holes
-from .spatial_fill import carry_and_fill
+from .spatial_fill import carry_and_fill, coarse_of_with_grain_of
 
 logger = logging.getLogger(__name__)
 
@@ -64,48 +72,75 @@ def hole_layers(win: Window, local: int, hole: np.ndarray, max_steps: int) -> tu
     return layer, follow
 
 
-def fill_frame(win: Window, local: int, hole: np.ndarray, previous: np.ndarray | None,
-               settings: FlowFillSettings, should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
-    """One output frame ``[H, W, 3]`` uint8.
+class FramePropagation(NamedTuple):
+    """What propagation found for the hole of one frame; both recursions of :func:`flow_fill_inpaint` share it.
 
-    Propagation, then the carried/spatial fill for the pixels it did not reach, then the blend
-    with the previous output along the flow, then the boundary match, then the gradient-domain
-    blend between the source regions.
+    ``ys``, ``xs`` ``[K]``: the hole's pixels (``np.nonzero`` order); ``layer``, ``follow`` ``[H, W]``
+    bool: :func:`hole_layers`'; ``values [K, 3]``, ``reached [K]``, ``offset [K]``:
+    :func:`.propagation.propagate`'s.
+    """
+
+    ys: np.ndarray
+    xs: np.ndarray
+    layer: np.ndarray
+    follow: np.ndarray
+    values: np.ndarray
+    reached: np.ndarray
+    offset: np.ndarray
+
+
+def propagate_frame(win: Window, local: int, hole: np.ndarray, settings: FlowFillSettings) -> FramePropagation:
+    """The hole of window frame ``local``: which pixels hide the moving layer, then propagation."""
+    ys, xs = np.nonzero(hole)
+    layer, follow = hole_layers(win, local, hole, settings.max_propagation)
+    values, reached, offset = propagate(win, local, hole, settings.max_propagation, layer, follow)
+    return FramePropagation(ys, xs, layer, follow, values, reached, offset)
+
+
+def finish_frame(win: Window, local: int, hole: np.ndarray, found: FramePropagation, previous: np.ndarray | None,
+                 direction: int, settings: FlowFillSettings,
+                 should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """One output frame ``[H, W, 3]`` float32 of the recursion running in ``direction`` (+1: forward in time).
+
+    The propagated pixels, then the carried or spatial fill for the pixels propagation did not
+    reach, then the blend with ``previous`` (the recursion's output for the frame before this one
+    in its direction, window frame ``local - direction``; None: the recursion starts here) along
+    the flow, then the boundary match, then the gradient-domain blend between the source regions.
     """
     frame = win.frames[local].copy()  # [H, W, 3] float32
-    ys, xs = np.nonzero(hole)
-    if ys.size:
-        layer, follow = hole_layers(win, local, hole, settings.max_propagation)
-        values, reached, offset = propagate(win, local, hole, settings.max_propagation, layer, follow)
-        check_cancel(should_cancel)
-        frame[ys[reached], xs[reached]] = values[reached]
-        regions = np.zeros(hole.shape, np.int16)
-        regions[ys, xs] = np.where(reached, offset, _CARRIED_REGION)
-        rest = ~reached
-        to_previous = None
-        ghost = np.zeros(ys.size, bool)
-        if local > 0:  # hidden parts of the moving layer are carried along its own motion
-            to_previous = win.flows(-1, own=False)[0][local - 1]
-            if follow.any() and win.own_backward is not None:
-                to_previous = np.where(follow[..., None], win.own_backward[local - 1], to_previous)
-            # A background pixel carries nothing from a thing moving on its own in the previous
-            # frame (no source for propagation either): the carried fill would creep that thing's
-            # colour into the hole a little further each frame, as a car's into the place of its
-            # shadow. Those pixels get the spatial fill and no temporal blend.
-            ghost = ~follow[ys, xs] & carried_onto(win.moving_things(local - 1), to_previous, ys, xs)
-        # Moving pixels beside the background part of the hole are not drawn from; beside a part
-        # of the hole that belongs to the moving thing itself, they are its surroundings.
-        own = cv2.dilate(layer.astype(np.uint8), _NEAR).astype(bool)
-        moving = win.moving[local] & ~hole & ~own
-        carry_and_fill(frame, ys[rest], xs[rest], previous if local > 0 else None,
-                       to_previous, settings.spatial_radius, avoid=moving, should_cancel=should_cancel,
-                       not_carried=ghost[rest])
-        if local > 0 and previous is not None:
-            blend_with_previous(frame, ys[~ghost], xs[~ghost], previous, to_previous, OWN_WEIGHT)
-        match_boundary(frame, hole, ignore=moving)
-        check_cancel(should_cancel)
-        remove_seams(frame, hole, regions, ignore=moving)
-    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+    ys, xs, layer, follow, values, reached, offset = found
+    frame[ys[reached], xs[reached]] = values[reached]
+    regions = np.zeros(hole.shape, np.int16)
+    regions[ys, xs] = np.where(reached, offset, _CARRIED_REGION)
+    rest = ~reached
+    other = local - direction
+    if not 0 <= other < win.frames.shape[0]:
+        previous = None
+    to_previous = None
+    ghost = np.zeros(ys.size, bool)
+    if previous is not None:  # hidden parts of the moving layer are carried along its own motion
+        pair = min(local, other)
+        to_previous = win.flows(-direction, own=False)[0][pair]
+        own = win.flows(-direction, own=True)[0][pair] if win.own_forward is not None else None
+        if follow.any() and own is not None:
+            to_previous = np.where(follow[..., None], own, to_previous)
+        # A background pixel carries nothing from a thing moving on its own in the previous
+        # frame (no source for propagation either): the carried fill would creep that thing's
+        # colour into the hole a little further each frame, as a car's into the place of its
+        # shadow. Those pixels get the spatial fill and no temporal blend.
+        ghost = ~follow[ys, xs] & carried_onto(win.moving_things(other), to_previous, ys, xs)
+    # Moving pixels beside the background part of the hole are not drawn from; beside a part
+    # of the hole that belongs to the moving thing itself, they are its surroundings.
+    own_part = cv2.dilate(layer.astype(np.uint8), _NEAR).astype(bool)
+    moving = win.moving[local] & ~hole & ~own_part
+    carry_and_fill(frame, ys[rest], xs[rest], previous, to_previous, settings.spatial_radius, avoid=moving,
+                   should_cancel=should_cancel, not_carried=ghost[rest])
+    if previous is not None:
+        blend_with_previous(frame, ys[~ghost], xs[~ghost], previous, to_previous, OWN_WEIGHT)
+    match_boundary(frame, hole, ignore=moving)
+    check_cancel(should_cancel)
+    remove_seams(frame, hole, regions, ignore=moving)
+    return frame
 
 
 def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillSettings | None = None, *,
@@ -154,7 +189,7 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
         return out
 
     flows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    previous: np.ndarray | None = None
+    previous: np.ndarray | None = None  # the forward recursion's last frame, handed between windows
     reach, seg = settings.max_propagation, settings.segment_length
     for start in range(0, total, seg):
         end = min(total, start + seg)
@@ -170,11 +205,80 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
                 flows[pair] = pair_flows(gray, raw, pair, settings, should_cancel)
         win = None  # drop the previous window before building the next (one window in memory)
         win = make_window(frames, np.stack([hole(i) for i in range(first, last)]), flows, first)
-        for index in range(start, end):
-            check_cancel(should_cancel)
-            if hole(index).any():
-                out[index] = fill_frame(win, index - first, hole(index), previous, settings, should_cancel)
-            previous = out[index].astype(np.float32)
-            if progress is not None:
-                progress(index + 1, total)
+        previous = _fill_window(win, range(start, end), hole, previous, out, settings, should_cancel,
+                                None if progress is None else lambda done: progress(done, total))
     return out
+
+
+def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray], previous: np.ndarray | None,
+                 out: np.ndarray, settings: FlowFillSettings, should_cancel: Callable[[], bool] | None,
+                 progress: Callable[[int], None] | None) -> np.ndarray | None:
+    """Fill the ``outputs`` frames of ``win`` into ``out``: the mean of a forward and a backward recursion.
+
+    Each frame's propagation is made once (:func:`propagate_frame`); the recursions
+    (:func:`finish_frame`: the carried fill of what no frame shows and the temporal blend) run over
+    it forward from ``previous`` (the forward recursion's output for the frame before the window;
+    None at the clip's start) and backward from the window's last frame, its context included.
+    ``progress(done)`` receives the clip frames done. Returns the forward recursion's output for the
+    window's last frame, the next window's ``previous``.
+    """
+    first = win.start
+    last = first + win.frames.shape[0]
+    forward: dict[int, np.ndarray] = {}  # frame -> the forward recursion's values at its hole pixels
+    found: dict[int, FramePropagation] = {}
+    units = 0  # each output frame is done by two recursions
+
+    def report() -> None:
+        if progress is not None:
+            progress(outputs.start + units // 2)
+
+    for index in outputs:
+        check_cancel(should_cancel)
+        if hole(index).any():
+            found[index] = propagate_frame(win, index - first, hole(index), settings)
+            frame = finish_frame(win, index - first, hole(index), found[index], previous, +1, settings,
+                                 should_cancel)
+            forward[index] = frame[found[index].ys, found[index].xs]
+            previous = frame
+        else:
+            previous = win.frames[index - first]
+        units += 1
+        report()
+    handed = previous
+    if not settings.two_sided:
+        for index, values in forward.items():
+            out[index][found[index].ys, found[index].xs] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        if progress is not None:
+            progress(outputs.stop)
+        return handed
+    following = None
+    for index in range(last - 1, outputs.start - 1, -1):
+        check_cancel(should_cancel)
+        if not hole(index).any():
+            following = win.frames[index - first]
+        else:
+            here = found.pop(index, None) or propagate_frame(win, index - first, hole(index), settings)
+            following = finish_frame(win, index - first, hole(index), here, following, -1, settings, should_cancel)
+            if index < outputs.stop:
+                values = _two_sided(win.frames[index - first], here, forward.pop(index), following)
+                out[index][here.ys, here.xs] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        if index < outputs.stop:
+            units += 1
+            report()
+    return handed
+
+
+def _two_sided(known: np.ndarray, found: FramePropagation, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """``[K, 3]``: the fill of a frame's hole pixels from the two recursions.
+
+    ``known [H, W, 3]``: the frame; ``forward [K, 3]``: the forward recursion's values at the hole
+    pixels; ``backward [H, W, 3]``: the backward recursion's frame. Their mean, except that what
+    propagation did not reach keeps the forward fill's grain (:func:`.spatial_fill.coarse_of_with_grain_of`).
+    """
+    ys, xs, unreached = found.ys, found.xs, ~found.reached
+    values = 0.5 * (forward + backward[ys, xs])
+    if unreached.any():
+        mean, grainy = known.copy(), known.copy()
+        mean[ys, xs], grainy[ys, xs] = values, forward
+        values[unreached] = coarse_of_with_grain_of(mean, grainy, ys[unreached], xs[unreached])
+    return values

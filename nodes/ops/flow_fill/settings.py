@@ -30,6 +30,10 @@ class FlowFillSettings:
         segment_length: output frames per streamed window.
         spatial_radius: Telea radius for never-seen pixels.
         flow_preset: DIS preset.
+        two_sided: each frame's fill is the mean of a recursion run forward in time and one run
+            backward (the carried fill of what no frame shows and the temporal blend), each window's
+            backward one starting at its last frame, context included; False: forward only, and the
+            result does not depend on ``segment_length``.
     """
 
     mask_dilation: int = 4
@@ -38,6 +42,7 @@ class FlowFillSettings:
     segment_length: int = 60
     spatial_radius: int = 5
     flow_preset: DisPreset = "medium"
+    two_sided: bool = True
 
 
 def dilate_holes(masks: np.ndarray, iterations: int) -> np.ndarray:

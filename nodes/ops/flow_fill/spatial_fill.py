@@ -45,6 +45,27 @@ def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: 
     return frame
 
 
+def coarse_of_with_grain_of(coarse: np.ndarray, grainy: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``[K, 3]``: at pixels ``(ys, xs)``, ``coarse [H, W, 3]``'s content above the grain plus ``grainy``'s grain.
+
+    The grain is what a Gaussian of :data:`GRAIN_SIGMA` px removes. A mean of two spatial fills of what
+    no frame shows (two recursions' carried fills) is a better guess of its coarse content than either,
+    but averaging two grains halves their texture: a smooth silhouette. So the mean keeps one grain.
+    """
+    if ys.size == 0:
+        return np.zeros((0, 3), np.float32)
+    h, w = coarse.shape[:2]
+    reach = int(np.ceil(3 * GRAIN_SIGMA)) + 1
+    y0, y1 = max(0, ys.min() - reach), min(h, ys.max() + 1 + reach)
+    x0, x1 = max(0, xs.min() - reach), min(w, xs.max() + 1 + reach)
+
+    def blur(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), GRAIN_SIGMA, borderType=cv2.BORDER_REPLICATE)
+
+    at = (ys - y0, xs - x0)
+    return (blur(coarse)[at] + grainy[ys, xs] - blur(grainy)[at]).astype(np.float32)
+
+
 # Exemplar fill: patch side (odd), and how far around the fill region sources are searched (in
 # patch sides, at least; or half the region's size, whichever is larger).
 PATCH = 9
