@@ -33,4 +33,4 @@ from .settings import DisPreset, FlowFillSettings, InpaintCancelled, dilate_hole
 
 __all__ = ["DisPreset", "FlowFillSettings", "InpaintCancelled", "blend_with_previous", "camera_flow",
            "complete_flow", "dilate_holes", "dis_flow", "finish_frame", "fit_camera", "flow_fill_inpaint",
-           "match_boundary"]
+           "match_boundary", "propagate_frame"]
