@@ -235,22 +235,19 @@ def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray],
     for index in outputs:
         check_cancel(should_cancel)
         if hole(index).any():
-            found[index] = propagate_frame(win, index - first, hole(index), settings)
-            frame = finish_frame(win, index - first, hole(index), found[index], previous, +1, settings,
-                                 should_cancel)
-            forward[index] = frame[found[index].ys, found[index].xs]
-            previous = frame
+            here = propagate_frame(win, index - first, hole(index), settings)
+            previous = finish_frame(win, index - first, hole(index), here, previous, +1, settings, should_cancel)
+            if settings.two_sided:  # kept for the backward recursion
+                found[index], forward[index] = here, previous[here.ys, here.xs]
+            else:
+                out[index][here.ys, here.xs] = np.clip(np.rint(previous[here.ys, here.xs]), 0, 255).astype(np.uint8)
         else:
             previous = win.frames[index - first]
-        units += 1
+        units += 1 if settings.two_sided else 2
         report()
-    handed = previous
     if not settings.two_sided:
-        for index, values in forward.items():
-            out[index][found[index].ys, found[index].xs] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        if progress is not None:
-            progress(outputs.stop)
-        return handed
+        return previous
+    handed = previous
     following = None
     for index in range(last - 1, outputs.start - 1, -1):
         check_cancel(should_cancel)
