@@ -437,7 +437,7 @@ def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int, layer: 
                                                    first=nearest)
             firsts[lost] = nearest
     # The nearest sources before and after, moved to where they show the same thing (pair_match).
-    moved_f, moved_b, moved = win.pair_matcher().match(first_f, first_b, dist_f[:, 0], dist_b[:, 0])
+    moved_f, moved_b, moved = win.pair_matcher().match(first_f, first_b, dist_f[:, 0], dist_b[:, 0], ys, xs)
     if moved.any():
         col_f[moved, 0] = _sample_landings(win.frames, moved_f[moved])
         col_b[moved, 0] = _sample_landings(win.frames, moved_b[moved])

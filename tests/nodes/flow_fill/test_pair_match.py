@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from vanish.nodes.ops.flow_fill.pair_match import PairMatcher, _best_offset
 from vanish.nodes.ops.flow_fill.propagation import Window, _sample_landings, trace
@@ -52,6 +53,39 @@ def test_a_per_step_bias_is_split_between_the_two_sources_and_both_land_on_the_t
         error_after = np.abs(_sample_landings(win.frames, after) - truth).mean()
         assert error_before > 4.0, error_before  # the flaw is visible
         assert error_after < 0.3 * error_before, (error_after, error_before)
+
+
+def test_a_drift_of_several_px_is_found_too():
+    # 0.5 px per step: the sources land 2 px ahead and 2.5 px back, 4.5 px apart (a hidden part of a
+    # moving thing whose interpolated motion is off); the session-9 matcher reached 2 px.
+    win = _panning_window(flow_error=0.5)
+    ys, xs, first_f, first_b, steps_f, steps_b = _nearest_sources(win)
+    truth = win.frames[TARGET][ys, xs]
+    moved_f, moved_b, moved = win.pair_matcher().match(first_f, first_b, steps_f, steps_b, ys, xs)
+    assert moved.all()
+    for before, after in ((first_f, moved_f), (first_b, moved_b)):
+        error_before = np.abs(_sample_landings(win.frames, before) - truth).mean()
+        error_after = np.abs(_sample_landings(win.frames, after) - truth).mean()
+        assert error_before > 12.0, error_before
+        assert error_after < 0.2 * error_before, (error_after, error_before)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_neighbouring_pixels_decide_their_shared_drift_together(seed):
+    # Grain on every frame: one pixel's 7x7 patches alone often match a wrong place; the costs
+    # averaged over its neighbours (whose traces drift alike) find the drift.
+    win = _panning_window(flow_error=0.15)
+    clean = win.frames.copy()
+    grainy = clean + np.random.default_rng(seed).normal(0.0, 8.0, clean.shape).astype(np.float32)
+    win = Window(0, grainy, win.safe, win.safe_all, win.moving, win.forward, win.backward)
+    ys, xs, first_f, first_b, steps_f, steps_b = _nearest_sources(win)
+    truth = clean[TARGET][ys, xs]
+    errors = []
+    for places in ((), (ys, xs)):
+        moved_f, _, _ = win.pair_matcher().match(first_f, first_b, steps_f, steps_b, *places)
+        errors.append(np.abs(_sample_landings(clean, moved_f) - truth).mean())
+    alone, together = errors
+    assert together < 0.6 * alone, (together, alone)
 
 
 def test_exact_flows_are_left_where_they_landed():
