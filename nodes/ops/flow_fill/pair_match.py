@@ -19,6 +19,8 @@ nearly the same flows), so each offset's cost is averaged over the hole pixels a
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import cv2
 import numpy as np
 
@@ -35,6 +37,14 @@ PAIR_PATCH = 7
 PAIR_REACH = 4
 AGGREGATE_SIGMA = 4.0
 SHIFT_COST = 0.008
+# Pixels are matched in bands of whole rows with at most this many pixels each, so that a large hole
+# in a large frame does not hold every pixel's patches at once (about 1.6 kB a pixel); a band also
+# reads the pixels within _BAND_MARGIN rows of it: twice the reach of the Gaussian mean (OpenCV's
+# kernel for a float image has radius 4 sigma), for the two averaged stages.
+BAND_PIXELS = 131072
+# Patches are gathered for this many pixels at a time.
+_GATHER = 8192
+_BAND_MARGIN = 2 * int(np.ceil(4 * AGGREGATE_SIGMA))
 _HALF = PAIR_PATCH // 2
 _OFFSETS = np.array([(dy, dx) for dy in range(-_HALF, _HALF + 1) for dx in range(-_HALF, _HALF + 1)],
                     np.float32)  # [P * P, 2] (y, x)
@@ -79,8 +89,22 @@ class PairMatcher:
             return moved_f, moved_b, pair
         f, b = first_forward[pair], first_backward[pair]
         share_f = (steps_forward[pair] / (steps_forward[pair] + steps_backward[pair])).astype(np.float32)
+        places = None if ys is None or xs is None else (ys[pair], xs[pair])
+        offset = np.empty((f.shape[0], 2), np.float32)  # (y, x)
+        for core, context in _bands(None if places is None else places[0], f.shape[0]):
+            at = (places[0][context], places[1][context]) if places is not None else None
+            found = self._offsets(f[context], b[context], share_f[context], at)
+            offset[core] = found[np.searchsorted(context, core)]
+        moved_f[pair, 1:] += offset * share_f[:, None]
+        moved_b[pair, 1:] -= offset * (1.0 - share_f)[:, None]
+        return moved_f, moved_b, pair
+
+    def _offsets(self, f: np.ndarray, b: np.ndarray, share_f: np.ndarray,
+                 places: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        """``[M, 2]`` (y, x): the offset between the landings ``f`` and ``b [M, 3]`` that makes their
+        patches agree (see :meth:`match`); ``places``: the pixels' ``(ys, xs)`` to average the costs over."""
         share_b = 1.0 - share_f
-        spread = None if ys is None or xs is None else _Spread(ys[pair], xs[pair], AGGREGATE_SIGMA)
+        spread = None if places is None else _Spread(places[0], places[1], AGGREGATE_SIGMA)
 
         def penalised(ssd: np.ndarray, shift: np.ndarray) -> np.ndarray:
             mean = ssd if spread is None else spread(ssd)
@@ -97,8 +121,8 @@ class PairMatcher:
         for iy, sy in enumerate(reach):
             for ix, sx in enumerate(reach):
                 shift = np.array([sy, sx], np.float32)
-                moved = ahead[:, iy:iy + PAIR_PATCH, ix:ix + PAIR_PATCH]
-                cost = penalised(((moved - behind) ** 2).sum((1, 2)), shift)
+                difference = ahead[:, iy:iy + PAIR_PATCH, ix:ix + PAIR_PATCH] - behind
+                cost = penalised(np.einsum("ijk,ijk->i", difference, difference), shift)
                 better = cost < least
                 least[better], best[better] = cost[better], shift
         # Refined around it with each source moved by its share, as the landings will be.
@@ -107,24 +131,29 @@ class PairMatcher:
         for iy, sy in enumerate(around):
             for ix, sx in enumerate(around):
                 shift = best + np.array([sy, sx], np.float32)
-                ssd = ((self._patches(f, shift * share_f[:, None]) - self._patches(b, -shift * share_b[:, None]))
-                       ** 2).sum(1)
+                ssd = np.empty(f.shape[0], np.float32)
+                for start in range(0, f.shape[0], _GATHER):
+                    part = slice(start, start + _GATHER)
+                    difference = (self._patches(f[part], shift[part] * share_f[part, None])
+                                  - self._patches(b[part], -shift[part] * share_b[part, None]))
+                    ssd[part] = np.einsum("ij,ij->i", difference, difference)
                 cost[iy, ix] = penalised(ssd, shift)
-        offset = best + _best_offset(cost, around)  # [M, 2] (y, x)
-        moved_f[pair, 1:] += offset * share_f[:, None]
-        moved_b[pair, 1:] -= offset * share_b[:, None]
-        return moved_f, moved_b, pair
+        return best + _best_offset(cost, around)
 
     def _window(self, landing: np.ndarray, half: int) -> np.ndarray:
         """Grey ``[M, 2 * half + 1, 2 * half + 1]`` squares centred on ``landing [M, 3]``."""
         h, w = self.height, self.grey.shape[1]
         steps = np.arange(-half, half + 1, dtype=np.float32)
-        shape = (landing.shape[0], steps.size, steps.size)
-        y = landing[:, 1, None, None] + steps[None, :, None]
-        x = np.broadcast_to(landing[:, 2, None, None] + steps[None, None, :], shape)
-        # Kept inside its own frame of the stack (the frame's edge repeats, as a single frame's would).
-        rows = np.broadcast_to(np.clip(y, 0, h - 1) + landing[:, 0, None, None] * h, x.shape)
-        return sample(self.grey[..., None], rows.ravel(), np.clip(x, 0, w - 1).ravel()).reshape(x.shape)
+        out = np.empty((landing.shape[0], steps.size, steps.size), np.float32)
+        for start in range(0, landing.shape[0], _GATHER):  # the gather's maps stay small
+            part = landing[start:start + _GATHER]
+            shape = (part.shape[0], steps.size, steps.size)
+            # Kept inside its own frame of the stack (the frame's edge repeats, as a single frame's would).
+            rows = np.clip(part[:, 1, None, None] + steps[None, :, None], 0, h - 1) + part[:, 0, None, None] * h
+            cols = np.clip(part[:, 2, None, None] + steps[None, None, :], 0, w - 1)
+            out[start:start + part.shape[0]] = sample(self.grey[..., None], np.broadcast_to(rows, shape).ravel(),
+                                                      np.broadcast_to(cols, shape).ravel()).reshape(shape)
+        return out
 
     def _patches(self, landing: np.ndarray, shift: np.ndarray) -> np.ndarray:
         """Grey ``[M, P * P]`` patches around ``landing [M, 3]`` moved by ``shift [M, 2]`` (y, x)."""
@@ -141,6 +170,36 @@ class PairMatcher:
         return self.near_thing[frame, y, x]
 
 
+def _bands(rows: np.ndarray | None, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Split ``count`` paired pixels into bands of at most :data:`BAND_PIXELS`: ``(core, context)`` index arrays.
+
+    Without ``rows`` (no averaging over neighbours) the bands are runs of indices and a band is its own
+    context. With ``rows [M]`` (each pixel's row) a band is a run of whole rows, and its context adds
+    every pixel within :data:`_BAND_MARGIN` rows of it: the pixels whose costs its offsets depend on,
+    through the two averaged stages of :meth:`PairMatcher._offsets`. The offsets are then the same as
+    for all pixels at once.
+    """
+    if rows is None:
+        every = np.arange(count)
+        for start in range(0, every.size, BAND_PIXELS):
+            yield every[start:start + BAND_PIXELS], every[start:start + BAND_PIXELS]
+        return
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    start, total = 0, ordered.size
+    while start < total:
+        stop = total
+        if total - start > BAND_PIXELS:
+            # Up to the row that would overrun the budget; one row at least.
+            stop = int(np.searchsorted(ordered, ordered[start + BAND_PIXELS], "left"))
+            if stop <= start:
+                stop = int(np.searchsorted(ordered, ordered[start], "right"))
+        low = int(np.searchsorted(ordered, ordered[start] - _BAND_MARGIN, "left"))
+        high = int(np.searchsorted(ordered, ordered[stop - 1] + _BAND_MARGIN, "right"))
+        yield np.sort(order[start:stop]), np.sort(order[low:high])
+        start = stop
+
+
 class _Spread:
     """A per-pixel value replaced by its Gaussian mean over the neighbouring pixels ``(ys, xs)`` that have one."""
 
@@ -149,11 +208,15 @@ class _Spread:
         self.ys, self.xs = ys - ys.min(), xs - xs.min()
         self.plane = np.zeros((int(self.ys.max()) + 1, int(self.xs.max()) + 1), np.float32)
         self.plane[self.ys, self.xs] = 1.0
-        self.weight = np.maximum(cv2.GaussianBlur(self.plane, (0, 0), sigma)[self.ys, self.xs], 1e-6)
+        self.weight = np.maximum(self._blur()[self.ys, self.xs], 1e-6)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         self.plane[self.ys, self.xs] = values
-        return cv2.GaussianBlur(self.plane, (0, 0), self.sigma)[self.ys, self.xs] / self.weight
+        return self._blur()[self.ys, self.xs] / self.weight
+
+    def _blur(self) -> np.ndarray:
+        # Nothing beyond the plane (not its reflection): the mean does not depend on the plane's extent.
+        return cv2.GaussianBlur(self.plane, (0, 0), self.sigma, borderType=cv2.BORDER_CONSTANT)
 
 
 def _best_offset(cost: np.ndarray, reach: np.ndarray) -> np.ndarray:

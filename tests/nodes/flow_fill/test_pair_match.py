@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vanish.nodes.ops.flow_fill import pair_match
 from vanish.nodes.ops.flow_fill.pair_match import PairMatcher, _best_offset
 from vanish.nodes.ops.flow_fill.propagation import Window, _sample_landings, trace
 from vanish.nodes.ops.flow_fill.source_selection import safe_to_sample
@@ -122,3 +123,35 @@ def test_the_best_offset_is_refined_between_the_grid_points():
     gy, gx = np.meshgrid(reach, reach, indexing="ij")
     cost = ((gy - 0.3) ** 2 + (gx + 0.7) ** 2)[..., None].astype(np.float32)  # a bowl at (0.3, -0.7)
     np.testing.assert_allclose(_best_offset(cost, reach)[0], [0.3, -0.7], atol=1e-5)
+
+
+def test_bands_of_rows_give_the_offsets_of_all_pixels_at_once(monkeypatch):
+    # A large hole is matched in bands of rows (bounded memory); each band reads its neighbours' costs,
+    # so the result is the same as with every pixel at once.
+    win = _panning_window(flow_error=0.3)
+    grainy = win.frames + np.random.default_rng(9).normal(0.0, 8.0, win.frames.shape).astype(np.float32)
+    win = Window(0, grainy, win.safe, win.safe_all, win.moving, win.forward, win.backward)
+    ys, xs, first_f, first_b, steps_f, steps_b = _nearest_sources(win)
+    whole_f, whole_b, whole = win.pair_matcher().match(first_f, first_b, steps_f, steps_b, ys, xs)
+    monkeypatch.setattr(pair_match, "BAND_PIXELS", 50)  # 20 rows of 22 pixels: bands of 2 rows
+    banded_f, banded_b, banded = win.pair_matcher().match(first_f, first_b, steps_f, steps_b, ys, xs)
+    np.testing.assert_array_equal(banded, whole)
+    np.testing.assert_allclose(banded_f, whole_f, atol=1e-4)
+    np.testing.assert_allclose(banded_b, whole_b, atol=1e-4)
+    assert np.abs(whole_f - first_f).max() > 1.0  # the drift was there to find
+
+
+def test_bands_hold_whole_rows_and_their_margins(monkeypatch):
+    monkeypatch.setattr(pair_match, "BAND_PIXELS", 200)
+    rows = np.repeat(np.arange(100), 30)  # 100 rows of 30 pixels; row 50 has 500
+    rows = np.concatenate([rows, np.full(470, 50)])
+    bands = list(pair_match._bands(rows, rows.size))
+    assert len(bands) > 10
+    cores = np.concatenate([core for core, _ in bands])
+    np.testing.assert_array_equal(np.sort(cores), np.arange(rows.size))  # every pixel once
+    for core, context in bands:
+        assert core.size <= pair_match.BAND_PIXELS or np.unique(rows[core]).size == 1
+        assert np.isin(core, context).all()
+        low, high = rows[core].min(), rows[core].max()
+        near = np.nonzero((rows >= low - pair_match._BAND_MARGIN) & (rows <= high + pair_match._BAND_MARGIN))[0]
+        np.testing.assert_array_equal(context, near)
