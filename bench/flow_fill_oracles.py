@@ -54,7 +54,7 @@ def install(oracle: str, truth: np.ndarray, objects: np.ndarray) -> None:
     from vanish.nodes.ops.flow_fill.settings import dilate_holes
 
     if oracle == "layers":
-        def true_layers(win, local, hole, max_steps):
+        def true_layers(win, local, hole, max_steps, should_cancel=None):
             shown = objects[win.start + local]
             if shown.shape != hole.shape:
                 shown = cv2.resize(shown.astype(np.uint8), hole.shape[::-1],

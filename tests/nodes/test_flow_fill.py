@@ -176,3 +176,28 @@ def test_bad_settings_are_refused():
     truth, masks = panning_clip(t=2)
     with pytest.raises(ValueError, match="max_propagation"):
         flow_fill_inpaint(truth, masks, FlowFillSettings(max_propagation=0))
+
+
+def test_cancel_is_polled_inside_a_frames_propagation():
+    # Over a large hole in a large frame one frame's traces and pair match take seconds: the cancel is
+    # polled between their steps, not only between frames. A cancel requested at the first poll made
+    # from inside them ends the fill there.
+    import inspect
+
+    truth, masks = panning_clip(t=6)
+    inside = {"trace": 0, "_offsets": 0}
+
+    def counting() -> bool:
+        for caller in inspect.stack()[1:6]:
+            if caller.function in inside:
+                inside[caller.function] += 1
+        return False
+
+    flow_fill_inpaint(truth, masks, should_cancel=counting)
+    assert inside["trace"] > 0 and inside["_offsets"] > 0, inside
+
+    def at_the_pair_match() -> bool:
+        return any(caller.function == "_offsets" for caller in inspect.stack()[1:6])
+
+    with pytest.raises(flow_fill.InpaintCancelled):
+        flow_fill_inpaint(truth, masks, should_cancel=at_the_pair_match)

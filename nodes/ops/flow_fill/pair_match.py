@@ -12,27 +12,28 @@ the forward source moves by ``s * d_f / (d_f + d_b)`` and the backward one by
 
 A hidden part of a thing that moves on its own follows a flow interpolated from its visible
 part, and its traces land several px apart (4 to 12 px after 8 steps on car-shadow, camel and
-kite-surf; session 14): the search reaches :data:`PAIR_REACH` px. So far, one pixel's patches
-alone often match a wrong place; the drift is shared by neighbouring pixels (their traces follow
-nearly the same flows), so each offset's cost is averaged over the hole pixels around the pixel
-(:data:`AGGREGATE_SIGMA`) before the best one is taken.
+kite-surf; session 14): the search reaches :data:`PAIR_REACH` px. Over that reach one pixel's
+patches alone often match a wrong place; the drift is shared by neighbouring pixels (their traces
+follow nearly the same flows), so each offset's cost is averaged over the hole pixels around the
+pixel (:data:`AGGREGATE_SIGMA`) before the best one is taken.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 
 from .numeric import sample
+from .settings import check_cancel
 
 # Grey patches of this side are compared; offsets of whole px within +-PAIR_REACH are tried, then
 # refined by a parabola through the costs. A larger offset costs (1 + SHIFT_COST * |s|^2) more, so
 # flat or repetitive patches keep the traces' own landing. Each offset's cost is a Gaussian mean
 # of width AGGREGATE_SIGMA px over the neighbouring hole pixels that have a pair. On the issue's
-# bench (session 14) a reach of 2 px without the mean was the session-9 matcher; 4 px: ellipse
-# holes +0.09 dB; with the mean over 4 px: +0.10, blackswan / cows / car-shadow +0.74 / +0.29 /
-# +0.24; reach 7: no better, 11-px patches lower.
+# bench (session 14) against the session-9 matcher (2 px, no mean): 4 px alone, ellipse holes
+# +0.09 dB; with the mean over 4 px, +0.10 (cows / car-shadow / blackswan +0.39 / +0.27 / +0.43),
+# object-shaped holes 0.00; 7 px no better, 11-px patches lower (bench/RESULTS.md).
 PAIR_PATCH = 7
 PAIR_REACH = 4
 AGGREGATE_SIGMA = 4.0
@@ -66,8 +67,8 @@ class PairMatcher:
         self.near_thing = np.stack([cv2.dilate(m.astype(np.uint8), _NEAR).astype(bool) for m in moving_core])
 
     def match(self, first_forward: np.ndarray, first_backward: np.ndarray, steps_forward: np.ndarray,
-              steps_backward: np.ndarray, ys: np.ndarray | None = None,
-              xs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              steps_backward: np.ndarray, ys: np.ndarray | None = None, xs: np.ndarray | None = None,
+              should_cancel: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where the nearest forward and backward sources should be read.
 
         ``first_* [K, 3]`` float32: window frame (-1: no source), y, x of each hole pixel's nearest
@@ -77,7 +78,7 @@ class PairMatcher:
         a background pixel's source beside a car does not show what the other source shows, and
         matching them pulls both off (soapbox and car-shadow lost 0.2-0.3 dB that way).
         ``ys``, ``xs [K]``: the hole pixels' own places, over which the costs are averaged (None:
-        each pixel's patches decide alone).
+        each pixel's patches decide alone). ``should_cancel`` is polled for every row of offsets.
 
         Returns:
             the moved ``[K, 3]`` forward and backward landings and ``[K]`` bool, which were moved.
@@ -93,14 +94,15 @@ class PairMatcher:
         offset = np.empty((f.shape[0], 2), np.float32)  # (y, x)
         for core, context in _bands(None if places is None else places[0], f.shape[0]):
             at = (places[0][context], places[1][context]) if places is not None else None
-            found = self._offsets(f[context], b[context], share_f[context], at)
+            found = self._offsets(f[context], b[context], share_f[context], at, should_cancel)
             offset[core] = found[np.searchsorted(context, core)]
         moved_f[pair, 1:] += offset * share_f[:, None]
         moved_b[pair, 1:] -= offset * (1.0 - share_f)[:, None]
         return moved_f, moved_b, pair
 
     def _offsets(self, f: np.ndarray, b: np.ndarray, share_f: np.ndarray,
-                 places: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+                 places: tuple[np.ndarray, np.ndarray] | None,
+                 should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
         """``[M, 2]`` (y, x): the offset between the landings ``f`` and ``b [M, 3]`` that makes their
         patches agree (see :meth:`match`); ``places``: the pixels' ``(ys, xs)`` to average the costs over."""
         share_b = 1.0 - share_f
@@ -119,6 +121,7 @@ class PairMatcher:
         best = np.zeros((f.shape[0], 2), np.float32)
         least = np.full(f.shape[0], np.inf, np.float32)
         for iy, sy in enumerate(reach):
+            check_cancel(should_cancel)
             for ix, sx in enumerate(reach):
                 shift = np.array([sy, sx], np.float32)
                 difference = ahead[:, iy:iy + PAIR_PATCH, ix:ix + PAIR_PATCH] - behind
@@ -129,6 +132,7 @@ class PairMatcher:
         around = np.array([-1.0, 0.0, 1.0], np.float32)
         cost = np.empty((3, 3, f.shape[0]), np.float32)
         for iy, sy in enumerate(around):
+            check_cancel(should_cancel)
             for ix, sx in enumerate(around):
                 shift = best + np.array([sy, sx], np.float32)
                 ssd = np.empty(f.shape[0], np.float32)

@@ -41,7 +41,8 @@ RING_CROSSING_PX = 4.0
 _NEAR = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
 
 
-def hole_layers(win: Window, local: int, hole: np.ndarray, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def hole_layers(win: Window, local: int, hole: np.ndarray, max_steps: int,
+                should_cancel: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Which pixels of ``hole [H, W]`` (window frame ``local``) hide the moving layer: ``layer, follow``.
 
     ``layer [H, W]`` bool: they may take the layer's pixels as sources; ``follow``: those of them
@@ -61,7 +62,7 @@ def hole_layers(win: Window, local: int, hole: np.ndarray, max_steps: int) -> tu
     evidence = np.zeros(hole.shape, np.int8)
     speed = crossing_speed(win, local, ys, xs)
     crossing = speed > CROSSING_PX
-    evidence[ys, xs] = moving_layer_pixels(win, local, ys, xs, max_steps, crossing)
+    evidence[ys, xs] = moving_layer_pixels(win, local, ys, xs, max_steps, crossing, should_cancel)
     ring_layer = hole_layer(win.moving[local], hole)
     # Where the thing clearly crosses the hole, the ring nearest to each pixel votes for it, not
     # only its part's ring as a whole (a hole half over a walking animal's back).
@@ -89,11 +90,15 @@ class FramePropagation(NamedTuple):
     offset: np.ndarray
 
 
-def propagate_frame(win: Window, local: int, hole: np.ndarray, settings: FlowFillSettings) -> FramePropagation:
-    """The hole of window frame ``local``: which pixels hide the moving layer, then propagation."""
+def propagate_frame(win: Window, local: int, hole: np.ndarray, settings: FlowFillSettings,
+                    should_cancel: Callable[[], bool] | None = None) -> FramePropagation:
+    """The hole of window frame ``local``: which pixels hide the moving layer, then propagation.
+
+    ``should_cancel`` is polled between the traces' steps (over a large hole in a large frame a
+    frame's propagation takes seconds)."""
     ys, xs = np.nonzero(hole)
-    layer, follow = hole_layers(win, local, hole, settings.max_propagation)
-    values, reached, offset = propagate(win, local, hole, settings.max_propagation, layer, follow)
+    layer, follow = hole_layers(win, local, hole, settings.max_propagation, should_cancel)
+    values, reached, offset = propagate(win, local, hole, settings.max_propagation, layer, follow, should_cancel)
     return FramePropagation(ys, xs, layer, follow, values, reached, offset)
 
 
@@ -235,7 +240,7 @@ def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray],
     for index in outputs:
         check_cancel(should_cancel)
         if hole(index).any():
-            here = propagate_frame(win, index - first, hole(index), settings)
+            here = propagate_frame(win, index - first, hole(index), settings, should_cancel)
             previous = finish_frame(win, index - first, hole(index), here, previous, +1, settings, should_cancel)
             if settings.two_sided:  # kept for the backward recursion
                 found[index], forward[index] = here, previous[here.ys, here.xs]
@@ -254,7 +259,7 @@ def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray],
         if not hole(index).any():
             following = win.frames[index - first]
         else:
-            here = found.pop(index, None) or propagate_frame(win, index - first, hole(index), settings)
+            here = found.pop(index, None) or propagate_frame(win, index - first, hole(index), settings, should_cancel)
             following = finish_frame(win, index - first, hole(index), here, following, -1, settings, should_cancel)
             if index < outputs.stop:
                 values = _two_sided(win.frames[index - first], here, forward.pop(index), following)

@@ -8,6 +8,7 @@ inverse temporal distance.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from .numeric import sample
 from .pair_match import PairMatcher
 from .flow_completion import LAYER_GROW, PairFlows, unsure_layer
+from .settings import check_cancel
 from .source_selection import consistent, hole_layer, safe_to_sample, source_pixels
 
 # Sources kept per direction and the least number of frames between two of them: a thing
@@ -150,7 +152,8 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
 def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int,
           max_steps: int, candidates: int = 1, gap: int = 1,
           in_moving_layer: np.ndarray | None = None, follow_own: np.ndarray | bool = True,
-          first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+          first: np.ndarray | None = None,
+          should_cancel: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Follow hole pixels of window frame ``local`` along the flow until they reach known pixels.
 
     The first ``candidates`` sources on the path are kept, at least ``gap`` frames apart (a
@@ -159,7 +162,8 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
     background take no moving pixel as a source; those ``in_moving_layer [K]`` (bool) may, and
     those of them also in ``follow_own`` (bool, or ``[K]`` bool) follow the moving layer's own
     motion (see :class:`Window`). ``first [K, 3]`` float32, when given, receives each pixel's
-    nearest source: window frame, y, x (left as it was where there is none).
+    nearest source: window frame, y, x (left as it was where there is none). ``should_cancel`` is
+    polled before every step (a step over a large hole in a large frame takes a while).
 
     Returns:
         colours ``[K, C, 3]`` float32 and temporal distances ``[K, C]`` (``inf`` where none),
@@ -182,6 +186,7 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
         dst = src + direction
         if dst < 0 or dst >= n or active.size == 0:
             break
+        check_cancel(should_cancel)
         pair = src if direction > 0 else dst  # flow index of the pair (src, dst)
         # Pixels of the moving layer follow its own motion, the others the background's.
         mine = (layer & follow)[active] if own_step is not step_flow else np.zeros(active.size, bool)
@@ -297,7 +302,8 @@ def _hole_shifts(win: Window, local: int, other: int, ys: np.ndarray, xs: np.nda
 
 
 def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, max_steps: int,
-                        crossing: np.ndarray | None = None) -> np.ndarray:
+                        crossing: np.ndarray | None = None,
+                        should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
     """``[K]`` int8: whether the hole pixels ``(ys, xs)`` of window frame ``local`` hide the moving layer.
 
     1: they do, -1: they hide the background, 0: no evidence either way.
@@ -310,7 +316,7 @@ def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray,
     A pixel is taken as the moving layer's where more of those landings are on the moving layer
     (the core of it, without the margin grown for shadow and blur) than on the still background,
     as the background's where fewer. ``crossing [K]`` bool: :func:`crosses_hole`'s (None: computed
-    here).
+    here). ``should_cancel`` is polled before every step of the traces.
     """
     k = ys.size
     if win.own_forward is None or k == 0:
@@ -321,7 +327,7 @@ def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray,
     unsure = np.zeros(k, bool)
     for direction in (+1, -1):
         landed_y, landed_x, landed_at, unfinished = _first_landing(win, local, ys, xs, direction, max_steps,
-                                                                   everywhere)
+                                                                   everywhere, should_cancel)
         found = landed_at >= 0
         on_thing = np.zeros(k, bool)
         on_thing[found] = core[landed_at[found], landed_y[found], landed_x[found]]
@@ -337,11 +343,13 @@ def moving_layer_pixels(win: Window, local: int, ys: np.ndarray, xs: np.ndarray,
 
 
 def _first_landing(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: int, max_steps: int,
-                   own: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   own: np.ndarray, should_cancel: Callable[[], bool] | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Where pixels traced along the flows (``own [K]``: the moving layer's) first reach a known pixel.
 
     Returns rounded positions ``[K]`` y, x, the window frame ``[K]`` (-1: none reached) and
-    ``[K]`` bool: still being traced when the window or ``max_steps`` ran out.
+    ``[K]`` bool: still being traced when the window or ``max_steps`` ran out. ``should_cancel`` is
+    polled before every step.
     """
     n, h, w = win.frames.shape[:3]
     k = ys.size
@@ -356,6 +364,7 @@ def _first_landing(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, dire
         dst = src + direction
         if dst < 0 or dst >= n or active.size == 0:
             break
+        check_cancel(should_cancel)
         pair = src if direction > 0 else dst
         mine = own[active]
         motion = _sample_either(step_flow[pair], own_step[pair], mine, py, px)
@@ -407,12 +416,14 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray,
 
 
 def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int, layer: np.ndarray | None = None,
-              follow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              follow: np.ndarray | None = None,
+              should_cancel: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bidirectional propagation into ``hole [H, W]`` of window frame ``local``.
 
     ``layer [H, W]`` bool: the hole pixels that belong to the moving layer (they may take its
     pixels as sources); None: :func:`hole_layer`'s. ``follow [H, W]`` bool: those of them that
     follow its own motion (see :func:`moving_layer_pixels`); None: all of ``layer``.
+    ``should_cancel`` is polled between the traces' steps and within the pair match.
 
     Returns:
         values ``[K, 3]``, a bool ``[K]`` saying which of the ``K`` hole pixels (in ``np.nonzero``
@@ -423,8 +434,10 @@ def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int, layer: 
     layer = (hole_layer(win.moving[local], hole) if layer is None else layer)[ys, xs]
     follow = layer if follow is None else follow[ys, xs]
     first_f, first_b = np.full((ys.size, 3), -1, np.float32), np.full((ys.size, 3), -1, np.float32)
-    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow, first_f)
-    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow, first_b)
+    col_f, dist_f = trace(win, local, ys, xs, +1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow, first_f,
+                          should_cancel)
+    col_b, dist_b = trace(win, local, ys, xs, -1, max_steps, CANDIDATES, CANDIDATE_GAP, layer, follow, first_b,
+                          should_cancel)
     # A moving thing's own motion may lead nowhere (it leaves the frame, its flow is inconsistent
     # where it deforms): those of its pixels are traced along the background's motion instead.
     lost = layer & follow & ~np.isfinite(np.concatenate([dist_f, dist_b], 1)).any(1)
@@ -434,10 +447,11 @@ def propagate(win: Window, local: int, hole: np.ndarray, max_steps: int, layer: 
             nearest = firsts[lost]
             colours[lost], distances[lost] = trace(win, local, ys[lost], xs[lost], direction, max_steps,
                                                    CANDIDATES, CANDIDATE_GAP, again, follow_own=False,
-                                                   first=nearest)
+                                                   first=nearest, should_cancel=should_cancel)
             firsts[lost] = nearest
     # The nearest sources before and after, moved to where they show the same thing (pair_match).
-    moved_f, moved_b, moved = win.pair_matcher().match(first_f, first_b, dist_f[:, 0], dist_b[:, 0], ys, xs)
+    moved_f, moved_b, moved = win.pair_matcher().match(first_f, first_b, dist_f[:, 0], dist_b[:, 0], ys, xs,
+                                                       should_cancel)
     if moved.any():
         col_f[moved, 0] = _sample_landings(win.frames, moved_f[moved])
         col_b[moved, 0] = _sample_landings(win.frames, moved_b[moved])
