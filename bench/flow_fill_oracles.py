@@ -102,11 +102,11 @@ def _install_own_band(pipeline, estimate, grey: list[np.ndarray]) -> None:
         pending[:] = _true_flows(grey, pair, gray(pair).shape)
         return estimate(gray, raw, pair, settings, should_cancel)
 
-    def own_from_band(flow, hole, moving, unmeasured=None, relax_iterations=40, disturbed=None):
+    def own_from_band(flow, hole, moving, unmeasured=None, relax_iterations=40, disturbed=None, should_cancel=None):
         true = pending.pop(0)
         band = hole if unmeasured is None else hole & ~unmeasured
         return complete_own(np.where(band[..., None], true, flow), hole, moving, unmeasured, relax_iterations,
-                            disturbed=unmeasured)
+                            disturbed=unmeasured, should_cancel=should_cancel)
 
     flow_completion.complete_own_flow = own_from_band
     pipeline.pair_flows = with_true_pair

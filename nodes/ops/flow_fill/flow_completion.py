@@ -82,7 +82,8 @@ class FlowAndLayers(NamedTuple):
 def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray | None = None,
                              relax_iterations: int = 40,
                              greys: tuple[np.ndarray, np.ndarray] | None = None,
-                             smoothed: np.ndarray | None = None) -> FlowAndLayers:
+                             smoothed: np.ndarray | None = None,
+                             should_cancel: Callable[[], bool] | None = None) -> FlowAndLayers:
     """:func:`complete_flow`, and the pixels around the hole that move on their own.
 
     The motion layer that is not the camera's: pixels whose measured flow is an outlier of the
@@ -109,6 +110,8 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
         flow: ``[H, W, 2]`` float32. hole: ``[H, W]`` bool, the region whose flow is replaced.
         unmeasured: ``[H, W]`` bool or None, the source frame's smoothed-over pixels. greys: uint8
         ``[H, W]`` source and target frames, or None. smoothed: ``[H, W]`` bool or None.
+        should_cancel: polled before and within the membrane (about a second over a large hole in
+            a 1080p frame).
     """
     moving = np.zeros(hole.shape, bool)
     if not hole.any():
@@ -144,7 +147,8 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
         moving = moving_layer(flow, matrix, around_box, unmeasured, hole if greys is not None else None, greys,
                               blind, camera=around_camera, camera_difference=difference)
     # The hole and the outliers are solved for; trusted pixels stay fixed.
-    filled = membrane(residual, trusted, ~trusted, relax_iterations)
+    check_cancel(should_cancel)
+    filled = membrane(residual, trusted, ~trusted, relax_iterations, should_cancel)
     out = flow.copy()
     # Things that move on their own are replaced too: a path traced through them must go on
     # with the background, not ride along with them.
@@ -182,7 +186,8 @@ def _left_undecided(flow: np.ndarray, hole: np.ndarray, unmeasured: np.ndarray |
 
 
 def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, unmeasured: np.ndarray | None = None,
-                      relax_iterations: int = 40, disturbed: np.ndarray | None = None) -> np.ndarray | None:
+                      relax_iterations: int = 40, disturbed: np.ndarray | None = None,
+                      should_cancel: Callable[[], bool] | None = None) -> np.ndarray | None:
     """The moving layer's own motion continued into ``hole``: the flow a hidden part of it follows.
 
     :func:`complete_flow` gives the hole the background's motion, right for what the hole hides
@@ -214,7 +219,7 @@ def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, un
         return None
     y0, y1, x0, x1 = grown_box(hole | fixed, 1)
     box_fixed, box_hole = fixed[y0:y1, x0:x1], hole[y0:y1, x0:x1]
-    filled = membrane(flow[y0:y1, x0:x1], box_fixed, box_hole, relax_iterations)
+    filled = membrane(flow[y0:y1, x0:x1], box_fixed, box_hole, relax_iterations, should_cancel)
     out = flow.copy()
     out[y0:y1, x0:x1] = np.where(box_hole[..., None], filled, flow[y0:y1, x0:x1])
     return out
@@ -491,7 +496,7 @@ def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarra
     """Completed flows and moving layers between frames ``pair`` and ``pair + 1``.
 
     ``gray(i)`` and ``raw(i)`` give frame ``i`` in grey and its undilated mask (bool);
-    ``should_cancel`` is polled before each direction.
+    ``should_cancel`` is polled before each direction, after each DIS flow and within the completions.
     """
     first_hole = dilate_holes(raw(pair), GREY_FILL_DILATION)
     second_hole = dilate_holes(raw(pair + 1), GREY_FILL_DILATION)
@@ -501,12 +506,18 @@ def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarra
     disturbed = dilate_holes(raw(pair) | raw(pair + 1), min(OWN_FLOW_MARGIN, settings.flow_mask_dilation))
     check_cancel(should_cancel)
     measured = dis_flow(first, second, settings.flow_preset)
-    forward = complete_flow_and_layers(measured, region, first_hole, greys=(first, second), smoothed=second_hole)
-    own_forward = complete_own_flow(measured, region, forward.outliers, first_hole, disturbed=disturbed)
+    check_cancel(should_cancel)
+    forward = complete_flow_and_layers(measured, region, first_hole, greys=(first, second), smoothed=second_hole,
+                                       should_cancel=should_cancel)
+    own_forward = complete_own_flow(measured, region, forward.outliers, first_hole, disturbed=disturbed,
+                                    should_cancel=should_cancel)
     check_cancel(should_cancel)
     measured = dis_flow(second, first, settings.flow_preset)
-    backward = complete_flow_and_layers(measured, region, second_hole, greys=(second, first), smoothed=first_hole)
-    own_backward = complete_own_flow(measured, region, backward.outliers, second_hole, disturbed=disturbed)
+    check_cancel(should_cancel)
+    backward = complete_flow_and_layers(measured, region, second_hole, greys=(second, first), smoothed=first_hole,
+                                        should_cancel=should_cancel)
+    own_backward = complete_own_flow(measured, region, backward.outliers, second_hole, disturbed=disturbed,
+                                     should_cancel=should_cancel)
     return PairFlows(forward.flow, backward.flow, forward.outliers, backward.outliers, own_forward, own_backward,
                      forward.outliers & ~forward.moving, backward.outliers & ~backward.moving,
                      forward.unsure, backward.unsure, forward.changes, backward.changes)

@@ -2,8 +2,12 @@
 mask boxes."""
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
+
+from .settings import check_cancel
 
 # Points per row of the remap maps used for scattered bilinear sampling.
 _REMAP_COLUMNS = 4096
@@ -32,21 +36,29 @@ def sample(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out.reshape(rows * cols, channels)[:k]
 
 
-def membrane(values: np.ndarray, fixed: np.ndarray, free: np.ndarray, iterations: int) -> np.ndarray:
+def membrane(values: np.ndarray, fixed: np.ndarray, free: np.ndarray, iterations: int,
+             should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
     """Smooth interpolation of ``values [H, W, C]`` from the ``fixed`` pixels into the ``free`` ones.
 
     A push-pull pyramid gives the first guess, then Jacobi steps of the Laplace equation (3x3
     means) relax the ``free`` pixels with the ``fixed`` ones held; pixels that are neither keep
     their push-pull value and take part in the means. Returns ``[H, W, C]`` float32 equal to
-    ``values`` on ``fixed``.
+    ``values`` on ``fixed``. ``should_cancel`` is polled every :data:`_CANCEL_EVERY` steps (over a
+    large hole in a large frame the steps take about a second).
     """
     weight = fixed.astype(np.float32)
     filled = push_pull(values * weight[..., None], weight)
     filled = np.where(fixed[..., None], values, filled).astype(np.float32)
     free_xy = np.broadcast_to(free[..., None], filled.shape)
-    for _ in range(iterations):
+    for step in range(iterations):
+        if step % _CANCEL_EVERY == 0:
+            check_cancel(should_cancel)
         np.copyto(filled, cv2.blur(filled, (3, 3), borderType=cv2.BORDER_REPLICATE), where=free_xy)
     return filled
+
+
+# membrane polls the cancel every this many relaxation steps.
+_CANCEL_EVERY = 10
 
 
 def push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
