@@ -147,7 +147,6 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
         moving = moving_layer(flow, matrix, around_box, unmeasured, hole if greys is not None else None, greys,
                               blind, camera=around_camera, camera_difference=difference)
     # The hole and the outliers are solved for; trusted pixels stay fixed.
-    check_cancel(should_cancel)
     filled = membrane(residual, trusted, ~trusted, relax_iterations, should_cancel)
     out = flow.copy()
     # Things that move on their own are replaced too: a path traced through them must go on

@@ -59,11 +59,18 @@ def coarse_of_with_grain_of(coarse: np.ndarray, grainy: np.ndarray, ys: np.ndarr
     y0, y1 = max(0, ys.min() - reach), min(h, ys.max() + 1 + reach)
     x0, x1 = max(0, xs.min() - reach), min(w, xs.max() + 1 + reach)
 
-    def blur(image: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), GRAIN_SIGMA, borderType=cv2.BORDER_REPLICATE)
+    box = (slice(y0, y1), slice(x0, x1))
+    swapped = _grain_swapped(coarse[box], grainy[box], GRAIN_SIGMA, cv2.BORDER_REPLICATE)
+    return swapped[ys - y0, xs - x0].astype(np.float32)
 
-    at = (ys - y0, xs - x0)
-    return (blur(coarse)[at] + grainy[ys, xs] - blur(grainy)[at]).astype(np.float32)
+
+def _grain_swapped(coarse: np.ndarray, grainy: np.ndarray, sigma: float,
+                   border: int = cv2.BORDER_DEFAULT) -> np.ndarray:
+    """``coarse`` above the grain (what a Gaussian of ``sigma`` px keeps) plus ``grainy``'s grain."""
+    def blur(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=border)
+
+    return blur(coarse) + grainy - blur(grainy)
 
 
 # Exemplar fill: patch side (odd), and how far around the fill region sources are searched (in
@@ -255,8 +262,7 @@ def _blend_scales(sharp: np.ndarray, consensus: np.ndarray, membrane: np.ndarray
         weight = membrane_weight * spread / (spread + agree * agree + 1e-12)  # [h, w]
         coarse = consensus + weight[..., None] * (membrane - consensus)
     if grain_sigma is not None and grain_sigma > 0:
-        blur = (0, 0)
-        coarse = cv2.GaussianBlur(coarse, blur, grain_sigma) + sharp - cv2.GaussianBlur(sharp, blur, grain_sigma)
+        coarse = _grain_swapped(coarse, sharp, grain_sigma)
     sharp[filled] = coarse[filled]
 
 
