@@ -7,10 +7,13 @@ the outline is spread over the hole as a membrane, as in Poisson cloning.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
 from .numeric import carried_step, grown_box, membrane, sample, window_mean
+from .settings import check_cancel
 
 # The boundary match needs at least this many known pixels around a part of the hole.
 _MIN_RING = 8
@@ -86,9 +89,12 @@ def match_boundary(frame: np.ndarray, hole: np.ndarray, ignore: np.ndarray | Non
 # steps between regions are gone well before; what is left is the far, smooth spread).
 _SEAM_ITERATIONS = 60
 _SEAM_TOLERANCE = 1e-2
+# The solve polls the cancel every this many steps.
+_CANCEL_EVERY = 10
 
 
-def remove_seams(frame: np.ndarray, hole: np.ndarray, regions: np.ndarray, ignore: np.ndarray | None = None) -> None:
+def remove_seams(frame: np.ndarray, hole: np.ndarray, regions: np.ndarray, ignore: np.ndarray | None = None,
+                 should_cancel: Callable[[], bool] | None = None) -> None:
     """Gradient-domain blend between source regions of the fill (in place).
 
     ``regions [H, W]`` int labels say which kind of source each hole pixel came from (later
@@ -105,6 +111,8 @@ def remove_seams(frame: np.ndarray, hole: np.ndarray, regions: np.ndarray, ignor
         regions: ``[H, W]`` int, read inside the hole.
         ignore: ``[H, W]`` bool, known pixels that are not the background (a thing moving beside
             the hole): they hold nothing (a free boundary), like the frame's edge.
+        should_cancel: polled after the guidance and every :data:`_CANCEL_EVERY` steps of the
+            solve (over a fifth of a 1080p frame the whole takes about 1.5 s).
     """
     box = grown_box(hole, 1)
     if box is None:
@@ -145,7 +153,7 @@ def remove_seams(frame: np.ndarray, hole: np.ndarray, regions: np.ndarray, ignor
         b += np.where((inside & ~q_in & (q_lab == known_label))[..., None], q_val, 0.0)
     if not seams:
         return
-    x = np.where(inside[..., None], box, 0.0).astype(np.float32)
+    check_cancel(should_cancel)
 
     # Conjugate gradients on the hole's pixels only: x [K, 3], neighbours by index (K = outside).
     iy, ix = np.nonzero(inside)
@@ -173,9 +181,11 @@ def remove_seams(frame: np.ndarray, hole: np.ndarray, regions: np.ndarray, ignor
     p = r.copy()
     rr = (r * r).sum(0)
     start = float(np.sqrt(rr.sum()))
-    for _ in range(_SEAM_ITERATIONS):
+    for step in range(_SEAM_ITERATIONS):
         if float(np.sqrt(rr.sum())) <= _SEAM_TOLERANCE * max(start, 1e-6):
             break
+        if step % _CANCEL_EVERY == 0:
+            check_cancel(should_cancel)
         ap = apply(p)
         alpha = rr / np.maximum((p * ap).sum(0), 1e-12)
         x += alpha * p

@@ -144,7 +144,7 @@ def finish_frame(win: Window, local: int, hole: np.ndarray, found: FramePropagat
         blend_with_previous(frame, ys[~ghost], xs[~ghost], previous, to_previous, OWN_WEIGHT)
     match_boundary(frame, hole, ignore=moving)
     check_cancel(should_cancel)
-    remove_seams(frame, hole, regions, ignore=moving)
+    remove_seams(frame, hole, regions, ignore=moving, should_cancel=should_cancel)
     return frame
 
 

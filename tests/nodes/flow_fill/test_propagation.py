@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from flow_fill_testing import window_with_a_moving_layer
 from vanish.nodes.ops.flow_fill.flow_completion import PairFlows
@@ -151,3 +152,22 @@ def test_outliers_one_pair_could_not_judge_are_judged_with_the_frames_other_pair
     assert neither.moving[1][spot].all()
     assert still.moving[0][spot].all()  # one pair only
     assert not still.moving[2].any()  # nothing left undecided there
+
+
+def test_choose_sources_in_chunks_equals_all_at_once_and_polls_between_them(monkeypatch):
+    from vanish.nodes.ops.flow_fill import propagation
+    from vanish.nodes.ops.flow_fill.settings import InpaintCancelled
+
+    rng = np.random.default_rng(3)
+    colours = rng.uniform(0, 255, (1000, 6, 3)).astype(np.float32)
+    distances = rng.integers(1, 30, (1000, 6)).astype(np.float32)
+    distances[rng.random((1000, 6)) < 0.3] = np.inf
+    whole = choose_sources(colours, distances, agree=24.0)
+    monkeypatch.setattr(propagation, "CHOOSE_CHUNK", 64)
+    polls = []
+    chunked = choose_sources(colours, distances, agree=24.0, should_cancel=lambda: polls.append(1) or False)
+    for a, b in zip(whole, chunked):
+        np.testing.assert_array_equal(a, b)
+    assert len(polls) == 16  # ceil(1000 / 64)
+    with pytest.raises(InpaintCancelled):
+        choose_sources(colours, distances, agree=24.0, should_cancel=lambda: True)

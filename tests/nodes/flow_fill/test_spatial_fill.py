@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from vanish.nodes.ops.flow_fill.spatial_fill import carry_and_fill, exemplar_fill
 
@@ -114,3 +115,62 @@ def test_candidates_1_without_membrane_or_grain_is_the_plain_exemplar_fill():
     known = np.unique(texture[~hole][:, 0])
     assert np.isin(copied[:, 0], known).all()
     assert not np.isin(blended[hole][:, 0], known).all()  # the default blends
+
+
+def test_a_part_of_the_patch_mean_made_again_gives_the_floats_of_the_whole():
+    from vanish.nodes.ops.flow_fill.spatial_fill import _patch_mean
+
+    rng = np.random.default_rng(4)
+    values = rng.random((37, 53)).astype(np.float32)
+    whole = _patch_mean(values, 4)
+    np.testing.assert_allclose(whole, cv2.blur(values, (9, 9), borderType=cv2.BORDER_CONSTANT), atol=1e-6)
+    for part in ((0, 10, 0, 12), (5, 30, 20, 53), (30, 37, 40, 53), (12, 13, 7, 8)):
+        y0, y1, x0, x1 = part
+        np.testing.assert_array_equal(_patch_mean(values, 4, part), whole[y0:y1, x0:x1])
+
+
+def test_the_fill_front_kept_patch_by_patch_picks_what_the_whole_plane_would():
+    # The front and its priorities are made again only around each copied patch; the pixel picked
+    # next must be the one an argmax over priorities made anew over the whole plane picks.
+    from vanish.nodes.ops.flow_fill.spatial_fill import _FLAT_PRIORITY, _FillFront, _patch_mean
+
+    rng = np.random.default_rng(5)
+    h, w, half = 70, 90, 4
+    todo = np.zeros((h, w), bool)
+    todo[10:60, 15:80] = True
+    todo[0:20, 0:8] = True  # a part at the plane's edge
+    confidence = (~todo).astype(np.float32)
+    structure = (rng.random((h, w)) * ~todo).astype(np.float32)
+    structure[:, 40:45] = 0.0  # flat: equal priorities, ties go to the first in raster order
+    front = _FillFront(todo, confidence, structure, half)
+    for _ in range(60):
+        touches = cv2.dilate((~todo).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        priority = np.where(todo & touches, _patch_mean(confidence, half) * (_patch_mean(structure, half)
+                                                                             + _FLAT_PRIORITY), -1.0)
+        expected = np.unravel_index(int(priority.argmax()), priority.shape)
+        assert front.best() == tuple(int(v) for v in expected)
+        cy, cx = expected
+        region = (slice(max(0, cy - half), cy + half + 1), slice(max(0, cx - half), cx + half + 1))
+        written = todo[region].copy()
+        confidence[region][written] = front.confidence_at(cy, cx)
+        structure[region][written] = rng.random(int(written.sum())).astype(np.float32)
+        todo[region] = False
+        front.filled(region, int(written.sum()))
+
+
+def test_a_cancel_requested_before_the_membrane_stops_the_fill_before_it(monkeypatch):
+    # Over a large hole the membrane alone takes about half a second: the cancel is polled before it.
+    from vanish.nodes.ops.flow_fill import spatial_fill
+    from vanish.nodes.ops.flow_fill.settings import InpaintCancelled
+
+    made = []
+    monkeypatch.setattr(spatial_fill, "_membrane", lambda box, unknown: made.append(1) or box.copy())
+    rng = np.random.default_rng(6)
+    image = rng.uniform(0, 255, (60, 80, 3)).astype(np.float32)
+    hole = np.zeros((60, 80), bool)
+    hole[20:40, 25:50] = True
+    with pytest.raises(InpaintCancelled):
+        exemplar_fill(image, hole, should_cancel=lambda: True)
+    assert not made
+    exemplar_fill(image, hole, should_cancel=lambda: False)
+    assert made
