@@ -8,7 +8,7 @@ inverse temporal distance.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -46,7 +46,9 @@ class Window:
     """Frames ``[a, b)`` of the clip with the completed flows between them.
 
     ``forward[i]`` maps frame ``a+i`` to ``a+i+1`` (defined on frame ``a+i``), ``backward[i]``
-    maps ``a+i+1`` to ``a+i`` (defined on frame ``a+i+1``); both ``[n-1, H, W, 2]``.
+    maps ``a+i+1`` to ``a+i`` (defined on frame ``a+i+1``); ``n - 1`` flows ``[H, W, 2]`` each,
+    indexed by pair. :func:`make_window` hands over the pairs' own arrays in lists, not a stacked
+    copy: a window of 120 full 1080p frames holds 119 pairs of four flows, 7.9 GB once.
     """
 
     start: int
@@ -54,12 +56,12 @@ class Window:
     safe: np.ndarray     # [n, H, W] bool, see safe_to_sample: known and not moving where the frames change
     safe_all: np.ndarray  # [n, H, W] bool: known, moving or not (sources of a moving layer's pixels)
     moving: np.ndarray   # [n, H, W] bool, pixels that move on their own (see source_selection)
-    forward: np.ndarray  # [n-1, H, W, 2]
-    backward: np.ndarray  # [n-1, H, W, 2]
+    forward: Sequence[np.ndarray]  # n-1 of [H, W, 2]
+    backward: Sequence[np.ndarray]  # n-1 of [H, W, 2]
     # The same flows with the moving layer's own motion inside the hole (see
     # flow_completion.complete_own_flow); None: no moving layer anywhere, the flows above.
-    own_forward: np.ndarray | None = None  # [n-1, H, W, 2]
-    own_backward: np.ndarray | None = None  # [n-1, H, W, 2]
+    own_forward: Sequence[np.ndarray] | None = None  # n-1 of [H, W, 2]
+    own_backward: Sequence[np.ndarray] | None = None  # n-1 of [H, W, 2]
 
     _core: np.ndarray | None = field(default=None, repr=False)
     _pairs: PairMatcher | None = field(default=None, repr=False)
@@ -89,7 +91,7 @@ class Window:
         shadow and blur) where it is no source for the background (:attr:`safe`)."""
         return self.moving_core()[local] & ~self.safe[local]
 
-    def flows(self, direction: int, own: bool) -> tuple[np.ndarray, np.ndarray]:
+    def flows(self, direction: int, own: bool) -> tuple[Sequence[np.ndarray], Sequence[np.ndarray]]:
         """The flows a step in ``direction`` (+1/-1) follows and its check, ``own``: the moving layer's."""
         forward, backward = self.forward, self.backward
         if own and self.own_forward is not None:
@@ -106,9 +108,7 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
     :func:`.source_selection.source_pixels` and ``PairFlows.still_first``).
     """
     last = first + len(holes)
-    h, w = frames.shape[1:3]
     pairs = range(first, last - 1)
-    empty = np.zeros((0, h, w, 2), np.float32)
     moving = np.zeros(holes.shape, bool)
     changing = np.zeros(holes.shape, bool)  # the moving pixels that are no source
     if exclude_moving:
@@ -142,10 +142,10 @@ def make_window(frames: np.ndarray, holes: np.ndarray, flows: dict[int, PairFlow
         safe=safe_to_sample(source_pixels(holes, changing)),
         safe_all=safe_to_sample(~holes),
         moving=moving,
-        forward=np.stack([flows[p][0] for p in pairs]) if len(pairs) else empty,
-        backward=np.stack([flows[p][1] for p in pairs]) if len(pairs) else empty,
-        own_forward=np.stack([own(p, 0) for p in pairs]) if has_own else None,
-        own_backward=np.stack([own(p, 1) for p in pairs]) if has_own else None,
+        forward=[flows[p][0] for p in pairs],
+        backward=[flows[p][1] for p in pairs],
+        own_forward=[own(p, 0) for p in pairs] if has_own else None,
+        own_backward=[own(p, 1) for p in pairs] if has_own else None,
     )
 
 
