@@ -134,6 +134,7 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
     trusted = known & follows_camera(box_flow, camera)
     # The camera's flow over the fitted region: for the frames' comparisons (with ``greys`` only).
     around_camera = camera_flow(matrix, around_box) if greys is not None else None
+    check_cancel(should_cancel)  # each stage of this set-up takes about a second over a 4K frame
     blind = difference = None
     if trusted.sum() < _MIN_TRUSTED * known.sum():
         trusted = known  # no dominant motion: interpolate all of it
@@ -144,6 +145,7 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
             difference = warp_difference(greys[0], greys[1], around_camera, around_box)
             if smoothed is not None:
                 blind = reads_smoothed(around_camera, around_box, smoothed)
+            check_cancel(should_cancel)
         moving = moving_layer(flow, matrix, around_box, unmeasured, hole if greys is not None else None, greys,
                               blind, camera=around_camera, camera_difference=difference)
     # The hole and the outliers are solved for; trusted pixels stay fixed.

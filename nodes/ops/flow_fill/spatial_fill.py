@@ -78,9 +78,8 @@ def _grain_swapped(coarse: np.ndarray, grainy: np.ndarray, sigma: float,
 PATCH = 9
 _SEARCH_PATCHES = 4
 # Sources are searched within this many patches of the target first (further where none is
-# fully known there); cancel is polled every this many patches.
+# fully known there).
 _LOCAL_PATCHES = 5
-_CANCEL_EVERY = 16
 # Priority = confidence x (structure + this): a flat front still gets filled, edges go first.
 _FLAT_PRIORITY = 0.05
 # The fill's coarse content (above the grain) is the mean of this many best-matching source
@@ -100,8 +99,11 @@ MEMBRANE_WEIGHT = 0.5
 MEMBRANE_RADIUS = 20
 # The membrane is smooth, so it is made at 1/MEMBRANE_SCALE of the size (Telea's time grows with
 # the radius squared: a 400x400 hole, radius 20, took 3.4 s at full size, longer than the cancel
-# allows; at half size 16 times less, and 19.22 dB on the bench cases instead of 19.18).
+# allows; at half size 16 times less, and 19.22 dB on the bench cases instead of 19.18). Where the
+# small image would still hide more than MEMBRANE_PIXELS pixels (a fifth of a 4K frame: 2.2 s in
+# one call), the scale doubles until it does not.
 MEMBRANE_SCALE = 2
+MEMBRANE_PIXELS = 262144
 AGREE = 1.0
 GRAIN_SIGMA = 1.3
 
@@ -135,7 +137,7 @@ def exemplar_fill(image: np.ndarray, fill: np.ndarray, avoid: np.ndarray | None 
     grain_sigma=None`` is the plain Criminisi fill.
 
     Falls back to OpenCV Telea where no fully known patch exists (a tiny frame or a hole that
-    covers nearly everything). ``should_cancel`` is polled every few patches.
+    covers nearly everything). ``should_cancel`` is polled every patch and around the set-up.
 
     Returns:
         ``image``, filled.
@@ -175,10 +177,12 @@ def exemplar_fill(image: np.ndarray, fill: np.ndarray, avoid: np.ndarray | None 
     padded = cv2.copyMakeBorder(box, half, half, half, half, cv2.BORDER_REFLECT)
     todo_p = cv2.copyMakeBorder(todo.astype(np.uint8), half, half, half, half, cv2.BORDER_CONSTANT, value=1)
     known_structure = structure * (~todo) * (source | todo)
+    check_cancel(should_cancel)
     front = _FillFront(todo, confidence, known_structure, half)
-    for step in range(int(todo.sum()) + 1):
-        if step % _CANCEL_EVERY == 0:
-            check_cancel(should_cancel)
+    for _ in range(int(todo.sum()) + 1):
+        # Polled every patch: deep inside a hole the size of a fifth of a 4K frame one patch's search
+        # spans over a thousand pixels each way, and 16 of them took seconds.
+        check_cancel(should_cancel)
         best = front.best()
         if best is None:  # nothing left to fill, or nothing on the front
             break
@@ -347,14 +351,18 @@ def _blend_scales(sharp: np.ndarray, consensus: np.ndarray, membrane: np.ndarray
 def _membrane(box: np.ndarray, unknown: np.ndarray) -> np.ndarray:
     """A smooth fill ``[h, w, 3]`` float32 of the ``unknown [h, w]`` pixels of ``box [h, w, 3]`` from the rest.
 
-    Telea with the wide :data:`MEMBRANE_RADIUS`, made at 1/:data:`MEMBRANE_SCALE` of the size (a
-    small pixel is unknown if any of its pixels is) and scaled back up bilinearly.
+    Telea with the wide :data:`MEMBRANE_RADIUS`, made at 1/:data:`MEMBRANE_SCALE` of the size (or
+    less, see :data:`MEMBRANE_PIXELS`; a small pixel is unknown if any of its pixels is) and scaled
+    back up bilinearly.
     """
     h, w = unknown.shape
-    size = (-(-w // MEMBRANE_SCALE), -(-h // MEMBRANE_SCALE))  # (width, height), rounded up
+    scale = MEMBRANE_SCALE
+    while unknown.sum() > MEMBRANE_PIXELS * scale * scale:
+        scale *= 2
+    size = (-(-w // scale), -(-h // scale))  # (width, height), rounded up
     small = cv2.resize(np.clip(np.rint(box), 0, 255).astype(np.uint8), size, interpolation=cv2.INTER_AREA)
     small_unknown = cv2.resize(unknown.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
-    radius = max(1, MEMBRANE_RADIUS // MEMBRANE_SCALE)
+    radius = max(1, MEMBRANE_RADIUS // scale)
     painted = cv2.inpaint(small, small_unknown.astype(np.uint8) * 255, radius, cv2.INPAINT_TELEA)
     return cv2.resize(painted, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 

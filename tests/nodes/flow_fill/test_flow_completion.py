@@ -204,3 +204,29 @@ def test_the_own_flow_is_taken_from_the_layer_nearest_the_hole_outside_the_distu
     assert own is not None and old is not None
     assert own[near_side][:, 0].mean() < -1.0, own[near_side][:, 0].mean()
     assert old[near_side][:, 0].min() > 3.0, old[near_side][:, 0].min()
+
+
+def test_the_completions_set_up_polls_the_cancel_before_the_layers_and_the_membrane(monkeypatch):
+    # Over a 4K frame each stage of the set-up (the camera's flow, the frames' comparison, the layer)
+    # takes about a second: a cancel requested there ends the completion before the next stage.
+    from vanish.nodes.ops.flow_fill import flow_completion
+    from vanish.nodes.ops.flow_fill.settings import InpaintCancelled
+
+    h, w = 96, 160
+    frames = [_textured(h, w, seed=5), _textured(h, w, seed=5)]
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[30:74, 54:94] = (-4.0, 0.0)
+    hole = np.zeros((h, w), bool)
+    hole[40:64, 96:156] = True
+    reached = []
+    monkeypatch.setattr(flow_completion, "moving_layer", lambda *a, **k: reached.append(1))
+    callers = []
+
+    def cancel_in_set_up() -> bool:
+        import inspect
+        callers.append(inspect.stack()[2].function)
+        return callers[-1] == "complete_flow_and_layers"
+
+    with pytest.raises(InpaintCancelled):
+        complete_flow_and_layers(flow, hole, hole, greys=(frames[0], frames[1]), should_cancel=cancel_in_set_up)
+    assert not reached and callers == ["complete_flow_and_layers"]
