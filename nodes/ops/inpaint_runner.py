@@ -248,13 +248,19 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
     rows, cols = box.slices()
     crop_images, crop_masks = images[:, rows, cols], masks[:, rows, cols]
     size = processing_size(box.height, box.width, settings)
+    notes: list[str] = []
     if settings.backend == "propainter":
         refuse_if_too_big(size, host.free_memory(), settings.half)
+    else:  # before anything is allocated, like ProPainter's refusal
+        requested = flow_fill_settings(settings)
+        planned = plan_flow_fill(size, masks.shape[0], host.free_memory(), requested)
+        if planned.segment_length < min(requested.segment_length, masks.shape[0]):
+            notes.append(f"flow_fill streams in segments of {planned.segment_length} frames "
+                         f"(instead of {requested.segment_length}) to fit the free memory")
     if crop_images.dtype == torch.uint8:  # the streaming engine hands over decoded frames as they are
         frames = crop_images.cpu()
     else:
         frames = (crop_images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()  # [T, h0, w0, 3]
-    notes: list[str] = []
     segment = settings.segment_length or settings.subvideo_length
     if bool(crop_masks.all()):
         notes.append(ALL_MASKED_WARNING)
@@ -263,7 +269,8 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
     elif settings.backend == "propainter":
         result, holes, segment = _run_propainter(frames, crop_masks.cpu(), size, settings, models, host, notes)
     else:
-        result, holes = _run_flow_fill(frames, crop_masks.cpu(), size, settings, host)
+        result, holes = _run_flow_fill(frames, crop_masks.cpu(), size, planned, host)
+        segment = planned.segment_length
     keep = keep if keep is not None else slice(None)
     restorer = FrameRestorer(result[keep], holes[keep], crop_images[keep], crop_masks[keep], host.should_cancel)
     if lazy:
@@ -351,20 +358,67 @@ def _memory_message(size: tuple[int, int], segment: int, free: int, half: bool) 
             f"{max(fits)}, use crop 'auto' for a small object, or fp16 on a GPU.")
 
 
-def _run_flow_fill(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, int], settings: RunSettings,
-                   host: Host) -> tuple[torch.Tensor, torch.Tensor]:
-    """The weights-free backend at ``size``."""
-    small = resize_frames(frames, size).numpy()
-    holes_raw = resize_masks(masks, size).numpy()
+def flow_fill_settings(settings: RunSettings) -> flow_fill.FlowFillSettings:
+    """The weights-free backend's settings for the node's ``settings`` (before fitting them to the memory)."""
     defaults = flow_fill.FlowFillSettings()
     flow_dilation = settings.flow_mask_dilation
-    ff_settings = replace(defaults, mask_dilation=settings.mask_dilation,
-                          flow_mask_dilation=defaults.flow_mask_dilation if flow_dilation < 0 else flow_dilation,
-                          segment_length=settings.segment_length or defaults.segment_length)
-    result = flow_fill.flow_fill_inpaint(small, holes_raw, ff_settings, progress=host.progress,
+    return replace(defaults, mask_dilation=settings.mask_dilation,
+                   flow_mask_dilation=defaults.flow_mask_dilation if flow_dilation < 0 else flow_dilation,
+                   segment_length=settings.segment_length or defaults.segment_length)
+
+
+def _run_flow_fill(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, int],
+                   planned: flow_fill.FlowFillSettings, host: Host) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weights-free backend at ``size`` with the ``planned`` settings (see :func:`plan_flow_fill`)."""
+    small = resize_frames(frames, size).numpy()
+    holes_raw = resize_masks(masks, size).numpy()
+    result = flow_fill.flow_fill_inpaint(small, holes_raw, planned, progress=host.progress,
                                          should_cancel=host.should_cancel)
-    holes = flow_fill.dilate_holes(holes_raw, settings.mask_dilation)
+    holes = flow_fill.dilate_holes(holes_raw, planned.mask_dilation)
     return torch.from_numpy(result), torch.from_numpy(holes)
+
+
+# Per pixel per frame of the clip, besides flow_fill's own working memory: the frames resized to
+# the processing size, their masks and the dilated holes.
+_FLOW_FILL_RUNNER_BYTES = 5
+
+
+def _flow_fill_bytes(size: tuple[int, int], frames: int, settings: flow_fill.FlowFillSettings) -> int:
+    return (flow_fill.working_bytes(size[0], size[1], frames, settings)
+            + _FLOW_FILL_RUNNER_BYTES * size[0] * size[1] * frames)
+
+
+def plan_flow_fill(size: tuple[int, int], frames: int, free: int,
+                   requested: flow_fill.FlowFillSettings) -> flow_fill.FlowFillSettings:
+    """``requested`` with a segment short enough that a window of ``frames`` at ``size`` fits ``free`` bytes.
+
+    The segment halves down to :data:`MIN_SEGMENT` frames; a window keeps its context either side
+    (``max_propagation``: how far a pixel looks), so at a large processing size even the shortest
+    does not fit, and the run is refused before anything is allocated (a window of 120 full 1080p
+    frames holds about 15 GB; over the free RAM the system swaps or kills the process).
+
+    Raises:
+        InpaintMemoryError: even the shortest segment does not fit; the text gives the estimate,
+            the free memory and a processing size that would fit.
+    """
+    budget = free * MEMORY_HEADROOM
+    segment = requested.segment_length
+    while segment > MIN_SEGMENT and _flow_fill_bytes(size, frames, replace(requested, segment_length=segment)) > budget:
+        segment = max(MIN_SEGMENT, segment // 2)
+    planned = replace(requested, segment_length=segment)
+    need = _flow_fill_bytes(size, frames, planned)
+    if need <= budget:
+        return planned
+    per_pixel = need / (size[0] * size[1])
+    factor = min(1.0, math.sqrt(budget / per_pixel / (size[0] * size[1])))
+    fits = (max(FLOW_FILL_MIN_SIZE, int(size[0] * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE),
+            max(FLOW_FILL_MIN_SIZE, int(size[1] * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE))
+    raise InpaintMemoryError(
+        f"flow_fill (no weights) at {size[1]}x{size[0]} would need about {need / 1024**3:.1f} GiB of RAM for "
+        f"{frames} frames even in segments of {segment} frames (each window also holds "
+        f"{requested.max_propagation} frames either side), but only {free / 1024**3:.1f} GiB are free; refused "
+        f"before starting. A processing size of about {fits[1]}x{fits[0]} would fit: set size_mode to 'long side' "
+        f"with long_side {max(fits)} (or lower 'scale'), use crop 'auto' for a small object, or a shorter clip.")
 
 
 class FrameRestorer:

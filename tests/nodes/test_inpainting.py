@@ -1,6 +1,8 @@
 """ProPainter Model Loader / ProPainter Inpaint nodes and the inpaint runner (no real weights)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -345,3 +347,65 @@ def test_bf16_on_cpu_is_the_bfloat16_autocast_mode(comfy, parity_checkpoints, ca
         assert not torch.equal(bf16, fp32) and "cpu_bf16" not in caplog.text
     else:  # one warning line, and the fp32 result
         assert torch.equal(bf16, fp32) and "no native bfloat16" in caplog.text
+
+
+# --------------------------------------------------------------------------- flow_fill's memory
+def test_flow_fill_shortens_its_segments_to_fit_the_free_memory_and_refuses_what_cannot():
+    from vanish.nodes.ops import flow_fill
+
+    requested = inpaint_runner.flow_fill_settings(RunSettings(backend="flow_fill"))
+    size, frames = (1080, 1920), 120
+    ample = inpaint_runner.plan_flow_fill(size, frames, 64 * 1024**3, requested)
+    assert ample == requested
+    tight = inpaint_runner.plan_flow_fill(size, frames, 20 * 1024**3, requested)
+    assert MIN_SEGMENT <= tight.segment_length < requested.segment_length
+    assert tight.max_propagation == requested.max_propagation  # the context a pixel looks into stays
+    assert flow_fill.working_bytes(*size, frames, tight) <= 20 * 1024**3 * inpaint_runner.MEMORY_HEADROOM
+    with pytest.raises(InpaintMemoryError) as caught:
+        inpaint_runner.plan_flow_fill(size, frames, 8 * 1024**3, requested)
+    text = str(caught.value)
+    assert "flow_fill (no weights) at 1920x1080 would need about" in text and "8.0 GiB are free" in text
+    fits = int(text.split("long_side ")[1].split(" ")[0])
+    assert 16 <= fits < 1920
+    smaller = processing_size(1080, 1920, RunSettings(backend="flow_fill", size_mode="long side", long_side=fits))
+    inpaint_runner.plan_flow_fill(smaller, frames, 8 * 1024**3, requested)  # the suggested size fits
+
+
+def test_flow_fill_on_a_frame_that_cannot_fit_is_refused_before_anything_runs(monkeypatch):
+    from vanish.nodes.ops import flow_fill
+
+    calls: list[int] = []
+    monkeypatch.setattr(flow_fill, "flow_fill_inpaint", lambda *a, **k: calls.append(1))
+    frames = torch.zeros(1, 1, 1, 3).expand(2, 5000, 5000, 3)  # no memory behind it
+    masks = torch.zeros(1, 1, 1, dtype=torch.bool).expand(2, 5000, 5000).clone()
+    masks[:, 100:200, 100:200] = True
+    with pytest.raises(InpaintMemoryError, match=r"flow_fill \(no weights\) at 5000x5000 would need about"):
+        inpaint_runner.run_inpaint(frames, masks, RunSettings(backend="flow_fill"), None,
+                                   Host(free_memory=lambda: 2 * 1024**3))
+    assert calls == []
+
+
+def test_flow_fill_says_when_it_streams_in_shorter_segments(monkeypatch):
+    from vanish.nodes.ops import flow_fill
+
+    seen = []
+
+    def spy(frames, masks, settings, **kwargs):
+        seen.append(settings)
+        return frames.copy()
+
+    monkeypatch.setattr(flow_fill, "flow_fill_inpaint", spy)
+    frames = torch.rand(100, 24, 32, 3)
+    masks = torch.zeros(100, 24, 32, dtype=torch.bool)
+    masks[:, 8:16, 10:20] = True
+    settings = RunSettings(backend="flow_fill", segment_length=40)
+    requested = inpaint_runner.flow_fill_settings(settings)
+    # A window of 40 + 2 x 30 frames (the whole clip) does not fit; one of 20 + 2 x 30 does.
+    fits_20 = inpaint_runner._flow_fill_bytes((24, 32), 100, replace(requested, segment_length=20))
+    assert fits_20 < inpaint_runner._flow_fill_bytes((24, 32), 100, requested)
+    free = int(fits_20 / inpaint_runner.MEMORY_HEADROOM) + 1
+    result = inpaint_runner.run_inpaint(frames, masks, settings, None, Host(free_memory=lambda: free))
+    assert seen[0].segment_length == 20 and result.segment_length == 20
+    assert any("segments of 20 frames (instead of 40) to fit the free memory" in note for note in result.notes)
+    result = inpaint_runner.run_inpaint(frames, masks, settings, None, Host(free_memory=lambda: 64 * 1024**3))
+    assert seen[1].segment_length == 40 and not result.notes

@@ -45,6 +45,25 @@ class FlowFillSettings:
     two_sided: bool = True
 
 
+# Working memory of a run, per pixel of the processing size: per frame of the streamed window (its
+# frames as float32, the four completed flows of each pair and the layers' masks, the sources' maps;
+# measured 57 B at 960x540 without a moving layer, 76-85 B at 432 px with one, where the fixed
+# overheads weigh more: bench/RESULTS.md, issue 13 session 15); and per frame of the clip (the output).
+WINDOW_BYTES_PER_PIXEL_FRAME = 80
+CLIP_BYTES_PER_PIXEL_FRAME = 3
+
+
+def working_bytes(height: int, width: int, frames: int, settings: FlowFillSettings) -> int:
+    """Estimated peak working memory of :func:`.pipeline.flow_fill_inpaint` over ``frames`` frames of ``height x width``.
+
+    A window holds ``segment_length`` output frames and ``max_propagation`` frames of context on
+    either side (or the whole clip, when shorter); the output is the size of the clip.
+    """
+    window = min(frames, settings.segment_length + 2 * settings.max_propagation)
+    pixels = height * width
+    return pixels * (WINDOW_BYTES_PER_PIXEL_FRAME * window + CLIP_BYTES_PER_PIXEL_FRAME * frames)
+
+
 def dilate_holes(masks: np.ndarray, iterations: int) -> np.ndarray:
     """Dilate bool masks ``[T, H, W]`` (or ``[H, W]``) with a 3x3 cross, ``iterations`` times.
 
