@@ -10,12 +10,17 @@ which streaming must keep independent of the clip length. Both numbers are print
 Backends: flow_fill, and ProPainter with random weights (no files needed; raft_iter lowered to
 keep the CPU run short; memory does not depend on the weights' values).
 
+For flow_fill it also prints what the runner's memory plan (``inpaint_runner.plan_flow_fill``)
+estimated against what the run took besides the output IMAGE: the plan must not fall short
+(``--size 960x540 --frames 40 120 --segment 0`` measures it at a size where the window dominates).
+
 Usage: python bench/bench_inpaint_memory.py [--backends flow_fill propainter] [--size 192x128]
 """
 from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 import sys
 import threading
 import time
@@ -80,8 +85,12 @@ def child(backend: str, frames: int, width: int, height: int, segment: int) -> d
     running[0] = False
     sampler.join()
     clip_bytes = result.filled.numel() * 4 + images.numel() * 2  # output float32 + uint8 input + uint8 result
+    planned = None  # flow_fill: what the runner planned for (the output IMAGE, float32, aside)
+    if backend == "flow_fill":
+        ff = replace(inpaint_runner.flow_fill_settings(settings), segment_length=result.segment_length)
+        planned = inpaint_runner.flow_fill_bytes((height, width), frames, ff) + images.numel()  # + its uint8 copy
     return {"peak_delta": peak[0] - baseline, "clip_bytes": clip_bytes, "seconds": seconds,
-            "segment": result.segment_length}
+            "segment": result.segment_length, "planned": planned, "output": result.filled.numel() * 4}
 
 
 def measure(backend: str, frames: int, size: tuple[int, int], segment: int) -> dict:
@@ -107,6 +116,10 @@ def main() -> int:
         for n, r, w in zip(args.frames, (short, long), work):
             print(f"  {backend:10s} {n:4d} frames: peak +{r['peak_delta'] / 2**20:7.1f} MiB, of which clip-sized "
                   f"buffers {r['clip_bytes'] / 2**20:6.1f} MiB, working {w / 2**20:7.1f} MiB ({r['seconds']:.1f} s)")
+            if r["planned"]:  # the memory plan must not fall short of what the run takes
+                taken = r["peak_delta"] - r["output"]
+                print(f"  {backend:10s} {n:4d} frames: planned for {r['planned'] / 2**20:7.1f} MiB, took "
+                      f"{taken / 2**20:7.1f} MiB besides the output IMAGE (took / planned {taken / r['planned']:.2f})")
         passed = ratio_work <= 1.25
         ok &= passed
         print(f"  {backend:10s} working-memory ratio {args.frames[1]}/{args.frames[0]} frames: {ratio_work:.3f} "

@@ -383,7 +383,8 @@ def _run_flow_fill(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, i
 _FLOW_FILL_RUNNER_BYTES = 5
 
 
-def _flow_fill_bytes(size: tuple[int, int], frames: int, settings: flow_fill.FlowFillSettings) -> int:
+def flow_fill_bytes(size: tuple[int, int], frames: int, settings: flow_fill.FlowFillSettings) -> int:
+    """Estimated peak memory of :func:`_run_flow_fill` over ``frames`` frames at ``size`` (besides its input)."""
     return (flow_fill.working_bytes(size[0], size[1], frames, settings)
             + _FLOW_FILL_RUNNER_BYTES * size[0] * size[1] * frames)
 
@@ -403,10 +404,10 @@ def plan_flow_fill(size: tuple[int, int], frames: int, free: int,
     """
     budget = free * MEMORY_HEADROOM
     segment = requested.segment_length
-    while segment > MIN_SEGMENT and _flow_fill_bytes(size, frames, replace(requested, segment_length=segment)) > budget:
+    while segment > MIN_SEGMENT and flow_fill_bytes(size, frames, replace(requested, segment_length=segment)) > budget:
         segment = max(MIN_SEGMENT, segment // 2)
     planned = replace(requested, segment_length=segment)
-    need = _flow_fill_bytes(size, frames, planned)
+    need = flow_fill_bytes(size, frames, planned)
     if need <= budget:
         return planned
     per_pixel = need / (size[0] * size[1])

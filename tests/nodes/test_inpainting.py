@@ -401,8 +401,8 @@ def test_flow_fill_says_when_it_streams_in_shorter_segments(monkeypatch):
     settings = RunSettings(backend="flow_fill", segment_length=40)
     requested = inpaint_runner.flow_fill_settings(settings)
     # A window of 40 + 2 x 30 frames (the whole clip) does not fit; one of 20 + 2 x 30 does.
-    fits_20 = inpaint_runner._flow_fill_bytes((24, 32), 100, replace(requested, segment_length=20))
-    assert fits_20 < inpaint_runner._flow_fill_bytes((24, 32), 100, requested)
+    fits_20 = inpaint_runner.flow_fill_bytes((24, 32), 100, replace(requested, segment_length=20))
+    assert fits_20 < inpaint_runner.flow_fill_bytes((24, 32), 100, requested)
     free = int(fits_20 / inpaint_runner.MEMORY_HEADROOM) + 1
     result = inpaint_runner.run_inpaint(frames, masks, settings, None, Host(free_memory=lambda: free))
     assert seen[0].segment_length == 20 and result.segment_length == 20
