@@ -11,21 +11,41 @@ from .settings import check_cancel
 
 # Points per row of the remap maps used for scattered bilinear sampling.
 _REMAP_COLUMNS = 4096
+# OpenCV's remap reads images of fewer rows than this (SHRT_MAX); a taller one (a window's frames
+# stacked, see pair_match: 120 frames of 540 rows) is sampled in bands of _REMAP_BAND rows.
+_REMAP_MAX_ROWS = 32767
+_REMAP_BAND = 16384
 
 
 def sample(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Bilinear samples of ``image [H, W, C]`` (float32) at float positions, clamped to the frame.
 
     OpenCV's remap does the gather in C (positions quantised to 1/32 px, far below the flow's
-    own accuracy); the points are laid out as a 2-D map because remap's maps are images.
+    own accuracy); the points are laid out as a 2-D map because remap's maps are images. An
+    image of :data:`_REMAP_MAX_ROWS` rows or more is read band by band, each point from the band
+    that holds its row (and the row below it).
 
     Returns:
         ``[K, C]`` float32.
     """
-    k = y.size
     channels = image.shape[2] if image.ndim == 3 else 1
-    if k == 0:
+    if y.size == 0:
         return np.zeros((0, channels), np.float32)
+    if image.shape[0] < _REMAP_MAX_ROWS:
+        return _remap_points(image, y, x, channels)
+    out = np.empty((y.size, channels), np.float32)
+    row = np.clip(np.floor(y), 0, image.shape[0] - 1)
+    for start in range(0, image.shape[0], _REMAP_BAND):
+        at = np.nonzero((row >= start) & (row < start + _REMAP_BAND))[0]
+        if at.size:
+            band = image[start:start + _REMAP_BAND + 1]
+            out[at] = _remap_points(band, y[at] - start, x[at], channels)
+    return out
+
+
+def _remap_points(image: np.ndarray, y: np.ndarray, x: np.ndarray, channels: int) -> np.ndarray:
+    """:func:`sample` of an image remap can read whole: ``[K, C]`` float32."""
+    k = y.size
     cols = min(k, _REMAP_COLUMNS)
     rows = -(-k // cols)
     map_x = np.zeros(rows * cols, np.float32)

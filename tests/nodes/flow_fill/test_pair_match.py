@@ -155,3 +155,25 @@ def test_bands_hold_whole_rows_and_their_margins(monkeypatch):
         low, high = rows[core].min(), rows[core].max()
         near = np.nonzero((rows >= low - pair_match._BAND_MARGIN) & (rows <= high + pair_match._BAND_MARGIN))[0]
         np.testing.assert_array_equal(context, near)
+
+
+def test_a_window_taller_than_opencv_reads_is_matched_too():
+    # The matcher reads all of a window's frames as one tall image: 40 frames of 900 rows are 36,000
+    # rows, more than OpenCV's remap takes (fewer than 32,767; 120 frames of 540 rows, the default
+    # window at 960x540, raised an assertion inside OpenCV). A pan of 1 px per frame; the sources 2
+    # frames ahead (rows beyond 32,767) and 2 back land 0.6 px too far each way.
+    n, h, w = 40, 900, 48
+    noise = np.random.default_rng(8).normal(0.0, 1.0, (h, w + n, 3)).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 1.5)
+    texture = np.clip(128.0 + smooth * (30.0 / smooth.std()), 0, 255).astype(np.float32)
+    frames = np.stack([texture[:, n - i:n - i + w] for i in range(n)])
+    matcher = PairMatcher(frames, np.zeros((n, h, w), bool))
+    ys, xs = (a.ravel().astype(np.float32) for a in np.mgrid[600:606, 20:28])
+    target = 35
+    first_f = np.stack([np.full_like(ys, target + 2), ys, xs + 2.6], 1)
+    first_b = np.stack([np.full_like(ys, target - 2), ys, xs - 2.6], 1)
+    steps = np.full(ys.size, 2.0, np.float32)
+    moved_f, moved_b, moved = matcher.match(first_f, first_b, steps, steps, ys.astype(int), xs.astype(int))
+    assert moved.all()
+    np.testing.assert_allclose(moved_f[:, 2], xs + 2, atol=0.1)
+    np.testing.assert_allclose(moved_b[:, 2], xs - 2, atol=0.1)
