@@ -201,3 +201,17 @@ def test_cancel_is_polled_inside_a_frames_propagation():
 
     with pytest.raises(flow_fill.InpaintCancelled):
         flow_fill_inpaint(truth, masks, should_cancel=at_the_pair_match)
+
+
+def test_a_window_of_more_rows_than_opencv_reads_is_filled():
+    # The pair match reads a window's frames stacked as one image; from 32,767 rows (120 frames of
+    # 540 rows, the default window at 960x540; 31 of 1080) OpenCV's remap raised an assertion, so a
+    # long HD clip failed. Here 62 frames of 560 rows (34,720) with the hole in frames 50-58: the
+    # sources after it lie beyond row 32,767.
+    canvas = np.clip(texture(560, 40 + 62), 0, 255)
+    truth = np.stack([canvas[:, i:i + 40] for i in range(62)]).round().astype(np.uint8)
+    masks = np.zeros(truth.shape[:3], bool)
+    masks[50:59, 300:316, 14:26] = True
+    out = flow_fill_inpaint(with_object(truth, masks), masks)
+    hole = masks.copy()
+    assert np.abs(out[hole].astype(float) - truth[hole]).mean() < 12
