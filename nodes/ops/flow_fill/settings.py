@@ -46,9 +46,10 @@ class FlowFillSettings:
 
 
 # Working memory of a run, per pixel of the processing size: per frame of the streamed window (its
-# frames as float32, the four completed flows of each pair and the layers' masks, the sources' maps;
-# measured 57 B at 960x540 without a moving layer, 76-85 B at 432 px with one, where the fixed
-# overheads weigh more: bench/RESULTS.md, issue 13 session 15); and per frame of the clip (the output).
+# frames as float32, the completed flows of each pair and the layers' masks, the sources' maps),
+# measured 43-57 B at 960x540 without a moving layer (windows of 120 / 40 frames); a moving layer
+# adds its own flows, 16 B (76-85 B measured at 432 px, where fixed overheads weigh more; see
+# bench/RESULTS.md, issue 13 session 15); and per frame of the clip (the output).
 WINDOW_BYTES_PER_PIXEL_FRAME = 80
 CLIP_BYTES_PER_PIXEL_FRAME = 3
 
