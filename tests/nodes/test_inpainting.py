@@ -270,12 +270,18 @@ def test_cancel_stops_the_node(comfy):
 
 
 # --------------------------------------------------------------------------- issue 11: refuse, cancel
+def _huge_clip() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two 5000x5000 frames with no memory behind them, and a small object's masks."""
+    frames = torch.zeros(1, 1, 1, 3).expand(2, 5000, 5000, 3)
+    masks = torch.zeros(1, 1, 1, dtype=torch.bool).expand(2, 5000, 5000).clone()
+    masks[:, 100:200, 100:200] = True
+    return frames, masks
+
+
 def test_a_frame_that_cannot_fit_is_refused_before_anything_runs(monkeypatch):
     calls: list[int] = []
     monkeypatch.setattr(core, "inpaint", lambda *a, **k: calls.append(1))
-    frames = torch.zeros(1, 1, 1, 3).expand(2, 5000, 5000, 3)  # no memory behind it
-    masks = torch.zeros(1, 1, 1, dtype=torch.bool).expand(2, 5000, 5000).clone()
-    masks[:, 100:200, 100:200] = True
+    frames, masks = _huge_clip()
     host = Host(free_memory=lambda: 16 * 1024**3)
     with pytest.raises(InpaintMemoryError) as caught:
         inpaint_runner.run_inpaint(frames, masks, RunSettings(), None, host)
@@ -376,9 +382,7 @@ def test_flow_fill_on_a_frame_that_cannot_fit_is_refused_before_anything_runs(mo
 
     calls: list[int] = []
     monkeypatch.setattr(flow_fill, "flow_fill_inpaint", lambda *a, **k: calls.append(1))
-    frames = torch.zeros(1, 1, 1, 3).expand(2, 5000, 5000, 3)  # no memory behind it
-    masks = torch.zeros(1, 1, 1, dtype=torch.bool).expand(2, 5000, 5000).clone()
-    masks[:, 100:200, 100:200] = True
+    frames, masks = _huge_clip()
     with pytest.raises(InpaintMemoryError, match=r"flow_fill \(no weights\) at 5000x5000 would need about"):
         inpaint_runner.run_inpaint(frames, masks, RunSettings(backend="flow_fill"), None,
                                    Host(free_memory=lambda: 2 * 1024**3))
