@@ -149,7 +149,9 @@ def run_segment(source: FrameSource, masks: MaskSource, settings: RemovalSetting
         last = min(segment.stop, first + READ_CHUNK)
         frames[first - segment.start:last - segment.start] = torch.from_numpy(source.read(first, last))
     run_settings = replace(settings.inpaint, segment_length=len(range(segment.start, segment.stop)))
-    host = inpaint_runner.Host(free_memory=lambda: _free_memory(device), progress=progress,
+    # flow_fill runs on the CPU whatever the device: its memory plan reads the free RAM.
+    planned_on = device if settings.inpaint.backend == "propainter" else torch.device("cpu")
+    host = inpaint_runner.Host(free_memory=lambda: _free_memory(planned_on), progress=progress,
                                should_cancel=should_cancel,
                                empty_cache=(torch.cuda.empty_cache if device.type == "cuda" else (lambda: None)))
     from ...propainter_core import Cancelled as CoreCancelled
@@ -161,7 +163,8 @@ def run_segment(source: FrameSource, masks: MaskSource, settings: RemovalSetting
         raise Cancelled(str(exc)) from exc
     except inpaint_runner.InpaintMemoryError as exc:
         raise EngineError("inpaint", str(exc), "use a smaller processing size (size_mode 'long side'), "
-                          "crop 'auto', or a GPU.") from exc
+                          + ("crop 'auto', or a GPU." if settings.inpaint.backend == "propainter"
+                             else "crop 'auto', or a shorter clip.")) from exc
     except InpaintInputError as exc:
         raise EngineError("inpaint", f"ProPainter cannot process this input: {exc}",
                           "check the inpaint settings named above.") from exc

@@ -344,3 +344,21 @@ def test_publish_moves_on_to_the_name_if_taken_gives_and_never_replaces(tmp_path
     final = publish(partial, taken, overwrite=False, if_taken=lambda name: next(names))
     assert final == tmp_path / "out_00002_.mp4" and final.read_bytes() == b"result"
     assert taken.read_bytes() == b"the user's" and not partial.exists()
+
+
+def test_flow_fill_plans_its_memory_against_the_ram_even_with_a_gpu_named(tmp_path, monkeypatch):
+    # flow_fill runs on the CPU whatever the device: its memory plan must read the free RAM, not the
+    # named accelerator's memory (on this machine, asking CUDA for it would fail outright).
+    from vanish.nodes.engine import segments
+    from vanish.nodes.engine.segments import run_segment
+
+    asked = []
+    real = segments._free_memory
+    monkeypatch.setattr(segments, "_free_memory", lambda device: asked.append(device.type) or real(torch.device("cpu")))
+    small = make_clip(tmp_path / "clip", t=8, h=48, w=64, audio=False)
+    settings = small_settings()
+    assert settings.inpaint.backend == "flow_fill"
+    source = engine.open_source(small.video)
+    masks = engine.open_mask_source(small.mask, source)
+    run_segment(source, masks, settings, segment_plan(8, settings)[0], device="cuda")
+    assert asked and set(asked) == {"cpu"}
