@@ -183,20 +183,32 @@ def estimate_bytes(size: tuple[int, int], segment_frames: int, half: bool = Fals
 def choose_segment(size: tuple[int, int], free_bytes: int, requested: int, total_frames: int,
                    padding: int, half: bool = False) -> int:
     """Longest segment (owned frames) not above ``requested`` whose estimate fits the free memory."""
-    segment = min(requested, total_frames)
-    budget = free_bytes * MEMORY_HEADROOM
-    while segment > MIN_SEGMENT and estimate_bytes(size, segment + 2 * padding, half) > budget:
+    def need(segment: int) -> int:
+        return estimate_bytes(size, segment + 2 * padding, half)
+
+    return _halved_to_fit(min(requested, total_frames), need, free_bytes * MEMORY_HEADROOM)
+
+
+def _halved_to_fit(segment: int, need: Callable[[int], int], budget: float) -> int:
+    """``segment`` halved until ``need(segment)`` fits ``budget``, but not below :data:`MIN_SEGMENT`."""
+    while segment > MIN_SEGMENT and need(segment) > budget:
         segment = max(MIN_SEGMENT, segment // 2)
     return segment
+
+
+def _shrunk(size: tuple[int, int], factor: float, minimum: int) -> tuple[int, int]:
+    """``size`` (h, w) scaled by ``factor`` (at most 1), in multiples of :data:`SIZE_MULTIPLE`, no side
+    below ``minimum``."""
+    factor = min(1.0, factor)
+    return (max(minimum, int(size[0] * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE),
+            max(minimum, int(size[1] * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE))
 
 
 def size_that_fits(size: tuple[int, int], free_bytes: int, half: bool = False) -> tuple[int, int]:
     """The largest processing size (same aspect, multiples of 8) whose smallest segment fits."""
     per_pixel = (BYTES_PER_PIXEL + BYTES_PER_PIXEL_FRAME * (MIN_SEGMENT + 20)) * (HALF_FACTOR if half else 1.0)
     pixels = max(0.0, free_bytes * MEMORY_HEADROOM - WEIGHT_BYTES) / per_pixel
-    factor = min(1.0, math.sqrt(pixels / (size[0] * size[1])))
-    return (max(SIZE_MULTIPLE, int(size[0] * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE),
-            max(SIZE_MULTIPLE, int(size[1] * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE))
+    return _shrunk(size, math.sqrt(pixels / (size[0] * size[1])), SIZE_MULTIPLE)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -403,17 +415,14 @@ def plan_flow_fill(size: tuple[int, int], frames: int, free: int,
             the free memory and a processing size that would fit.
     """
     budget = free * MEMORY_HEADROOM
-    segment = requested.segment_length
-    while segment > MIN_SEGMENT and flow_fill_bytes(size, frames, replace(requested, segment_length=segment)) > budget:
-        segment = max(MIN_SEGMENT, segment // 2)
+    segment = _halved_to_fit(requested.segment_length,
+                             lambda length: flow_fill_bytes(size, frames, replace(requested, segment_length=length)),
+                             budget)
     planned = replace(requested, segment_length=segment)
     need = flow_fill_bytes(size, frames, planned)
     if need <= budget:
         return planned
-    per_pixel = need / (size[0] * size[1])
-    factor = min(1.0, math.sqrt(budget / per_pixel / (size[0] * size[1])))
-    fits = (max(FLOW_FILL_MIN_SIZE, int(size[0] * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE),
-            max(FLOW_FILL_MIN_SIZE, int(size[1] * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE))
+    fits = _shrunk(size, math.sqrt(budget / need), FLOW_FILL_MIN_SIZE)  # the need grows with the pixels
     raise InpaintMemoryError(
         f"flow_fill (no weights) at {size[1]}x{size[0]} would need about {need / 1024**3:.1f} GiB of RAM for "
         f"{frames} frames even in segments of {segment} frames (each window also holds "

@@ -110,8 +110,8 @@ def complete_flow_and_layers(flow: np.ndarray, hole: np.ndarray, unmeasured: np.
         flow: ``[H, W, 2]`` float32. hole: ``[H, W]`` bool, the region whose flow is replaced.
         unmeasured: ``[H, W]`` bool or None, the source frame's smoothed-over pixels. greys: uint8
         ``[H, W]`` source and target frames, or None. smoothed: ``[H, W]`` bool or None.
-        should_cancel: polled before and within the membrane (about a second over a large hole in
-            a 1080p frame).
+        should_cancel: polled between the set-up's stages (each about a second over a 4K frame) and
+            within the membrane (about a second over a large hole in a 1080p frame).
     """
     moving = np.zeros(hole.shape, bool)
     if not hole.any():

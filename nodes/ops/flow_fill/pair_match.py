@@ -148,26 +148,25 @@ class PairMatcher:
 
     def _window(self, landing: np.ndarray, half: int) -> np.ndarray:
         """Grey ``[M, 2 * half + 1, 2 * half + 1]`` squares centred on ``landing [M, 3]``."""
-        h, w = self.height, self.grey.shape[1]
         steps = np.arange(-half, half + 1, dtype=np.float32)
         out = np.empty((landing.shape[0], steps.size, steps.size), np.float32)
         for start in range(0, landing.shape[0], _GATHER):  # the gather's maps stay small
-            part = landing[start:start + _GATHER]
-            shape = (part.shape[0], steps.size, steps.size)
-            # Kept inside its own frame of the stack (the frame's edge repeats, as a single frame's would).
-            rows = np.clip(part[:, 1, None, None] + steps[None, :, None], 0, h - 1) + part[:, 0, None, None] * h
-            cols = np.clip(part[:, 2, None, None] + steps[None, None, :], 0, w - 1)
-            out[start:start + part.shape[0]] = sample(self.grey[..., None], np.broadcast_to(rows, shape).ravel(),
-                                                      np.broadcast_to(cols, shape).ravel()).reshape(shape)
+            part = landing[start:start + _GATHER, :, None, None]  # [m, 3, 1, 1]
+            out[start:start + part.shape[0]] = self._read(part[:, 0], part[:, 1] + steps[None, :, None],
+                                                          part[:, 2] + steps[None, None, :])
         return out
 
     def _patches(self, landing: np.ndarray, shift: np.ndarray) -> np.ndarray:
         """Grey ``[M, P * P]`` patches around ``landing [M, 3]`` moved by ``shift [M, 2]`` (y, x)."""
+        return self._read(landing[:, 0:1], landing[:, 1:2] + shift[:, 0:1] + _OFFSETS[None, :, 0],
+                          landing[:, 2:3] + shift[:, 1:2] + _OFFSETS[None, :, 1])
+
+    def _read(self, frame: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Grey samples of window frames ``frame`` at ``(y, x)`` (arrays that broadcast together), each kept
+        inside its own frame of the stack: the frame's edge repeats, as a single frame's would."""
         h, w = self.height, self.grey.shape[1]
-        y = landing[:, 1:2] + shift[:, 0:1] + _OFFSETS[None, :, 0]
-        x = landing[:, 2:3] + shift[:, 1:2] + _OFFSETS[None, :, 1]
-        rows = np.clip(y, 0, h - 1) + landing[:, 0:1] * h
-        return sample(self.grey[..., None], rows.ravel(), np.clip(x, 0, w - 1).ravel()).reshape(y.shape)
+        rows, cols = np.broadcast_arrays(np.clip(y, 0, h - 1) + frame * h, np.clip(x, 0, w - 1))
+        return sample(self.grey[..., None], rows.ravel(), cols.ravel()).reshape(rows.shape)
 
     def _near(self, landing: np.ndarray) -> np.ndarray:
         frame = landing[:, 0].astype(np.int64)

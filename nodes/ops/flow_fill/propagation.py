@@ -419,7 +419,7 @@ CHOOSE_CHUNK = 32768
 
 
 def _vote(colours: np.ndarray, distances: np.ndarray, agree: float) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`choose_sources` for pixels ``colours [K, C, 3]``, ``distances [K, C]``: values ``[K, 3]``, main ``[K]``."""
+    """:func:`choose_sources` for ``colours [K, C, 3]``, ``distances [K, C]``: values ``[K, 3]``, main ``[K]``."""
     valid = np.isfinite(distances)  # [K, C]
     weight = np.where(valid, 1.0 / np.where(valid, distances, 1.0) ** DISTANCE_POWER, 0.0).astype(np.float32)
     # Pairwise L1 distances between candidates: [K, C, C].

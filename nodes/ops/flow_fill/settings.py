@@ -55,7 +55,7 @@ CLIP_BYTES_PER_PIXEL_FRAME = 3
 
 
 def working_bytes(height: int, width: int, frames: int, settings: FlowFillSettings) -> int:
-    """Estimated peak working memory of :func:`.pipeline.flow_fill_inpaint` over ``frames`` frames of ``height x width``.
+    """Estimated peak working memory of :func:`.pipeline.flow_fill_inpaint`: ``frames`` of ``height x width``.
 
     A window holds ``segment_length`` output frames and ``max_propagation`` frames of context on
     either side (or the whole clip, when shorter); the output is the size of the clip.

@@ -275,7 +275,7 @@ class _FillFront:
         self._row_best = self._priority.max(1)
 
     def best(self) -> tuple[int, int] | None:
-        """The front pixel ``(y, x)`` of highest priority; None when nothing is left to fill or none touches a known pixel."""
+        """The front pixel ``(y, x)`` of highest priority; None when nothing is left or none touches a known one."""
         if self._left == 0:
             return None
         y = int(self._row_best.argmax())
