@@ -174,7 +174,7 @@ def remove_seams(frame: np.ndarray, hole: np.ndarray, regions: np.ndarray, ignor
         padded[:k] = u
         total = degree * u
         for column in columns:
-            total -= padded[column]
+            total -= np.take(padded, column, axis=0)  # the same rows as padded[column], about twice as fast
         return total
 
     r = rhs - apply(x)

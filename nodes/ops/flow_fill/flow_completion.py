@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 import cv2
 import numpy as np
 
-from .numeric import grown_box, membrane, push_pull
+from .numeric import grown_box, membrane, push_pull, squared_length
 from .settings import DisPreset, FlowFillSettings, check_cancel, dilate_holes
 
 # The object is smoothed away before DIS over its mask grown by this many pixels (JPEG halo).
@@ -444,8 +444,8 @@ def camera_flow(matrix: np.ndarray | None, box: tuple[int, int, int, int]) -> np
 
 def follows_camera(flow: np.ndarray, camera: np.ndarray) -> np.ndarray:
     """``[H, W]`` bool: the flow is within parallax/lens tolerance of the camera's flow."""
-    residual = np.sqrt(((flow - camera) ** 2).sum(-1))
-    return residual < OUTLIER_PX + OUTLIER_FRACTION * np.sqrt((flow ** 2).sum(-1))
+    residual = np.sqrt(squared_length(flow - camera))
+    return residual < OUTLIER_PX + OUTLIER_FRACTION * np.sqrt(squared_length(flow))
 
 
 def smooth_over(grey: np.ndarray, hole: np.ndarray) -> np.ndarray:

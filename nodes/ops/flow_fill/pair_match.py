@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from .numeric import sample
+from .numeric import sample, squared_length
 from .settings import check_cancel
 
 # Grey patches of this side are compared; offsets of whole px within +-PAIR_REACH are tried, then
@@ -112,7 +112,7 @@ class PairMatcher:
 
         def penalised(ssd: np.ndarray, shift: np.ndarray) -> np.ndarray:
             mean = ssd if spread is None else spread(ssd)
-            return mean * (1.0 + SHIFT_COST * (shift ** 2).sum(-1))
+            return mean * (1.0 + SHIFT_COST * squared_length(shift))
 
         # The whole-px offset: the forward source's surroundings within the reach, cut once, against
         # the backward source's patch (an offset s moves the forward patch by s against the backward

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from .numeric import sample
+from .numeric import channel_sum, sample, squared_length
 from .pair_match import PairMatcher
 from .flow_completion import LAYER_GROW, PairFlows, unsure_layer
 from .settings import check_cancel
@@ -253,7 +253,7 @@ def crossing_speed(win: Window, local: int, ys: np.ndarray, xs: np.ndarray) -> n
         if shift is None:
             continue
         motion = win.flows(direction, own=True)[0][min(local, other)][ys, xs]
-        speed = np.maximum(speed, np.sqrt(((motion - shift) ** 2).sum(1)))
+        speed = np.maximum(speed, np.sqrt(squared_length(motion - shift)))
     return speed
 
 
@@ -423,7 +423,7 @@ def _vote(colours: np.ndarray, distances: np.ndarray, agree: float) -> tuple[np.
     valid = np.isfinite(distances)  # [K, C]
     weight = np.where(valid, 1.0 / np.where(valid, distances, 1.0) ** DISTANCE_POWER, 0.0).astype(np.float32)
     # Pairwise L1 distances between candidates: [K, C, C].
-    pair = np.abs(colours[:, :, None, :] - colours[:, None, :, :]).sum(-1)
+    pair = channel_sum(np.abs(colours[:, :, None, :] - colours[:, None, :, :]))
     score = (pair * valid[:, None, :]).sum(-1)  # [K, C]
     # Ties (e.g. two candidates) go to the nearer one in time.
     score = np.where(valid, score - 1e-3 * weight, np.inf)

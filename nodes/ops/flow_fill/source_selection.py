@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ....propainter_core.ops.consistency import DEFAULT_ALPHA1, DEFAULT_ALPHA2
-from .numeric import carried_step, grown_box, push_pull
+from .numeric import carried_step, grown_box, push_pull, squared_length
 
 
 def source_pixels(holes: np.ndarray, moving: np.ndarray | None) -> np.ndarray:
@@ -39,8 +39,8 @@ def consistent(motion: np.ndarray, back: np.ndarray) -> np.ndarray:
 
     The official forward-backward test: ``|m + b|^2 < a1 (|m|^2 + |b|^2) + a2``.
     """
-    mismatch = ((motion + back) ** 2).sum(1)
-    bound = DEFAULT_ALPHA1 * ((motion ** 2).sum(1) + (back ** 2).sum(1)) + DEFAULT_ALPHA2
+    mismatch = squared_length(motion + back)
+    bound = DEFAULT_ALPHA1 * (squared_length(motion) + squared_length(back)) + DEFAULT_ALPHA2
     return mismatch < bound
 
 

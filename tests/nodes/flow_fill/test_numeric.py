@@ -1,9 +1,10 @@
-"""flow_fill.numeric: scattered bilinear sampling."""
+"""flow_fill.numeric: scattered bilinear sampling, membranes, short channel sums."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from vanish.nodes.ops.flow_fill.numeric import sample
+from vanish.nodes.ops.flow_fill.numeric import channel_sum, membrane, sample, squared_length
 
 
 def _bilinear(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -29,3 +30,41 @@ def test_an_image_taller_than_remap_reads_is_sampled_band_by_band():
     inside = y < 999
     np.testing.assert_array_equal(sample(small, y[inside].astype(np.float32), x[inside].astype(np.float32)),
                                   got[inside])  # below the limit: one remap, the same values
+
+
+def _jacobi(values: np.ndarray, start: np.ndarray, free: np.ndarray, iterations: int) -> np.ndarray:
+    """Jacobi steps of the Laplace equation written out: each free pixel becomes its 3x3 mean."""
+    out = start.copy()
+    for _ in range(iterations):
+        padded = np.pad(out, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        mean = sum(padded[dy:dy + out.shape[0], dx:dx + out.shape[1]] for dy in range(3) for dx in range(3)) / 9.0
+        out[free] = mean[free]
+    return out
+
+
+def test_the_membrane_relaxes_the_free_pixels_only_and_holds_the_fixed_ones():
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 5, (37, 51, 2)).astype(np.float32)
+    fixed = rng.random((37, 51)) < 0.5
+    free = ~fixed
+    free[:4] = False  # neither fixed nor free: they keep their first guess and take part in the means
+    got = membrane(values, fixed, free, 0)
+    np.testing.assert_array_equal(got[fixed], values[fixed])
+    relaxed = membrane(values, fixed, free, 25)
+    np.testing.assert_array_equal(relaxed[~free], got[~free])
+    np.testing.assert_allclose(relaxed, _jacobi(values, got, free, 25), atol=1e-4)
+    assert np.abs(relaxed[free] - got[free]).max() > 0.1  # the steps moved them
+
+
+@pytest.mark.parametrize("shape", [(1000, 2), (13, 17, 3), (5, 4, 6, 3), (7,)])
+def test_channel_sums_are_numpys_sums_to_the_last_bit(shape):
+    # They stand in for numpy's .sum(-1) in the fill's hot paths, which must give the same fill.
+    rng = np.random.default_rng(sum(shape))
+    values = (rng.normal(size=shape) * rng.choice([1e-3, 1.0, 1e3], size=shape)).astype(np.float32)
+    np.testing.assert_array_equal(channel_sum(values), values.sum(-1))
+    np.testing.assert_array_equal(squared_length(values), (values ** 2).sum(-1))
+
+
+def test_channel_sum_refuses_an_axis_numpy_sums_pairwise():
+    with pytest.raises(ValueError, match="fewer than 8"):
+        channel_sum(np.zeros((4, 8), np.float32))
