@@ -155,31 +155,30 @@ def remove_seams(frame: np.ndarray, hole: np.ndarray, regions: np.ndarray, ignor
         return
     check_cancel(should_cancel)
 
-    # Conjugate gradients on the hole's pixels only: x [K, 3], neighbours by index (K = outside).
+    # Conjugate gradients on the hole's pixels only: x [3, K] (a row per channel: numpy's sums along
+    # a row are pairwise and fast, down a column sequential and slow), neighbours by index (K = outside).
     iy, ix = np.nonzero(inside)
     k = iy.size
     index = np.full(inside.shape, k, np.int64)
     index[iy, ix] = np.arange(k)
-    neighbours = np.stack([_shift(index, dy, dx, k)[iy, ix] for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0))], 1)
-    degree = count[iy, ix][:, None].astype(np.float32)  # [K, 1]
+    neighbours = [_shift(index, dy, dx, k)[iy, ix] for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0))]
+    degree = count[iy, ix].astype(np.float32)  # [K]
     if not (degree > 0).any() or not ((lab == known_label) & ~inside).any():
         return  # nothing holds the solution in place (no known background around the hole)
-    rhs = b[iy, ix].astype(np.float32)  # [K, 3]
-    x = box[iy, ix].astype(np.float32)
-    padded = np.zeros((k + 1, 3), np.float32)
-
-    columns = [np.ascontiguousarray(neighbours[:, j]) for j in range(4)]
+    rhs = np.ascontiguousarray(b[iy, ix].T, dtype=np.float32)  # [3, K]
+    x = np.ascontiguousarray(box[iy, ix].T, dtype=np.float32)
+    padded = np.zeros((3, k + 1), np.float32)
 
     def apply(u: np.ndarray) -> np.ndarray:
-        padded[:k] = u
+        padded[:, :k] = u
         total = degree * u
-        for column in columns:
-            total -= np.take(padded, column, axis=0)  # the same rows as padded[column], about twice as fast
+        for column in neighbours:
+            total -= np.take(padded, column, axis=1)
         return total
 
     r = rhs - apply(x)
     p = r.copy()
-    rr = (r * r).sum(0)
+    rr = (r * r).sum(1)
     start = float(np.sqrt(rr.sum()))
     for step in range(_SEAM_ITERATIONS):
         if float(np.sqrt(rr.sum())) <= _SEAM_TOLERANCE * max(start, 1e-6):
@@ -187,13 +186,13 @@ def remove_seams(frame: np.ndarray, hole: np.ndarray, regions: np.ndarray, ignor
         if step % _CANCEL_EVERY == 0:
             check_cancel(should_cancel)
         ap = apply(p)
-        alpha = rr / np.maximum((p * ap).sum(0), 1e-12)
+        alpha = (rr / np.maximum((p * ap).sum(1), 1e-12))[:, None]
         x += alpha * p
         r -= alpha * ap
-        new = (r * r).sum(0)
-        p = r + (new / np.maximum(rr, 1e-12)) * p
+        new = (r * r).sum(1)
+        p = r + (new / np.maximum(rr, 1e-12))[:, None] * p
         rr = new
-    box[iy, ix] = x
+    box[iy, ix] = x.T
 
 
 def _shift(image: np.ndarray, dy: int, dx: int, fill: float | bool | int) -> np.ndarray:
