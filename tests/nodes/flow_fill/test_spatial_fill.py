@@ -201,3 +201,31 @@ def test_the_membrane_of_a_huge_hole_is_made_smaller_still(monkeypatch):
     # Still the same smooth membrane across the hole, within a few levels (a ramp of 200 levels).
     assert np.abs(smaller[unknown] - half[unknown]).mean() < 4
     assert np.abs(smaller[unknown] - box[unknown]).mean() < 1.5 * np.abs(half[unknown] - box[unknown]).mean()
+
+
+def test_deep_inside_a_large_hole_sources_are_searched_around_the_nearest_known_patch(monkeypatch):
+    # The search window used to grow around such a target until it reached a known patch: at
+    # 1920x1080 windows of up to 369 px a side, most of them hole, two thirds of the fill's time.
+    from vanish.nodes.ops.flow_fill import spatial_fill
+
+    sides = []
+    match = cv2.matchTemplate
+
+    def spy(region, target, method, mask=None):
+        sides.append(max(region.shape[:2]))
+        return match(region, target, method, mask=mask)
+
+    monkeypatch.setattr(spatial_fill.cv2, "matchTemplate", spy)
+    rng = np.random.default_rng(8)
+    h = w = 200
+    image = np.where(np.arange(h)[:, None, None] < h // 2, rng.uniform(60, 100, (h, w, 3)),
+                     rng.uniform(160, 200, (h, w, 3))).astype(np.float32)
+    hole = np.zeros((h, w), bool)
+    hole[40:160, 40:160] = True  # 120 px: its middle is over 45 px (5 patches) from any known patch
+    filled = image.copy()
+    filled[hole] = 0.0
+    exemplar_fill(filled, hole)
+    local = 2 * spatial_fill._LOCAL_PATCHES * spatial_fill.PATCH + spatial_fill.PATCH
+    assert len(sides) > 100 and max(sides) <= local
+    assert filled[40:70, 40:160].mean() < 110  # the dark top goes on down into the hole
+    assert filled[130:160, 40:160].mean() > 150  # the bright bottom up into it
