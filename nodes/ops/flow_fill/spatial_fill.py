@@ -275,7 +275,7 @@ class _SourceSearch:
             _, labels = cv2.distanceTransformWithLabels((~valid).astype(np.uint8), cv2.DIST_L2, 5,
                                                         labelType=cv2.DIST_LABEL_PIXEL)
             vy, vx = np.nonzero(valid)
-            places = np.zeros((int(labels.max()) + 1, 2), np.int64)
+            places = np.zeros((int(labels.max()) + 1, 2), np.int32)  # 8 bytes a grid point
             places[labels[vy, vx]] = np.stack([vy, vx], 1)
             self._nearest = places[labels]
         gh, gw = self.invalid_cost.shape
