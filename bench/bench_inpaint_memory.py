@@ -2,8 +2,8 @@
 
 The issue's bar: memory for 400 frames at most 1.25x that for 100 frames. Each run is a fresh
 process (multiprocessing, spawn) that samples its resident memory every 2 ms during the inpaint call. The part that
-must grow with the clip — the output IMAGE (float32), the runner's uint8 copy of the input and
-the backend's uint8 result — is computed exactly and subtracted: what remains is the working
+must grow with the clip — the output IMAGE (float32), the runner's uint8 copy of the input,
+the backend's uint8 result, its holes and the returned mask (bool) — is computed exactly and subtracted: what remains is the working
 memory (flows, windows, features, network activations), the CPU stand-in for accelerator memory,
 which streaming must keep independent of the clip length. Both numbers are printed.
 
@@ -84,7 +84,9 @@ def child(backend: str, frames: int, width: int, height: int, segment: int) -> d
     seconds = time.perf_counter() - started
     running[0] = False
     sampler.join()
-    clip_bytes = result.filled.numel() * 4 + images.numel() * 2  # output float32 + uint8 input + uint8 result
+    # Output float32 + uint8 input + uint8 result, + the backend's holes and the returned mask (bool).
+    clip_bytes = (result.filled.numel() * 4 + images.numel() * 2 + frames * result.processing_size[0] * result.processing_size[1]
+                  + result.mask_used.numel())
     planned = None  # flow_fill: what the runner planned for (the output IMAGE, float32, aside)
     if backend == "flow_fill":
         ff = replace(inpaint_runner.flow_fill_settings(settings), segment_length=result.segment_length)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ...propainter_core.config import MIN_SIZE, SIZE_MULTIPLE
 from ...propainter_core.ops.morphology import binary_dilation
 from ...propainter_core.pipeline.prepare import resize_frames, resize_masks
+from ...propainter_core.pipeline.workers import return_freed_memory
 from . import flow_fill
 
 logger = logging.getLogger(__name__)
@@ -269,10 +270,7 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
         if planned.segment_length < min(requested.segment_length, masks.shape[0]):
             notes.append(f"flow_fill streams in segments of {planned.segment_length} frames "
                          f"(instead of {requested.segment_length}) to fit the free memory")
-    if crop_images.dtype == torch.uint8:  # the streaming engine hands over decoded frames as they are
-        frames = crop_images.cpu()
-    else:
-        frames = (crop_images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()  # [T, h0, w0, 3]
+    frames = to_uint8(crop_images)  # [T, h0, w0, 3]
     segment = settings.segment_length or settings.subvideo_length
     if bool(crop_masks.all()):
         notes.append(ALL_MASKED_WARNING)
@@ -287,10 +285,36 @@ def run_inpaint(images: torch.Tensor, masks: torch.Tensor, settings: RunSettings
     restorer = FrameRestorer(result[keep], holes[keep], crop_images[keep], crop_masks[keep], host.should_cancel)
     if lazy:
         return RunResult(restorer, None, box, size, segment, notes)
+    # The backend's working arrays are freed by now, but glibc keeps most of them (flow_fill's window:
+    # tens of bytes a pixel a frame); the clip's float32 output came on top of them (flow_fill, 400
+    # frames at 192x128: peak 284 MiB, 200 MiB with them handed back).
+    return_freed_memory()
     filled, used = _restore(restorer)
-    mask_used = torch.zeros((used.shape[0], *masks.shape[1:]), dtype=torch.bool)
-    mask_used[:, rows, cols] = used
+    mask_used = used  # the whole frame was processed: no second clip-sized mask
+    if tuple(used.shape[1:]) != tuple(masks.shape[1:]):
+        mask_used = torch.zeros((used.shape[0], *masks.shape[1:]), dtype=torch.bool)
+        mask_used[:, rows, cols] = used
     return RunResult(filled, mask_used, box, size, segment, notes)
+
+
+# to_uint8 converts this many frames at a time.
+_CONVERT_FRAMES = 8
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """``[T, H, W, 3]`` float 0..1 (any device) as uint8 0..255 on the CPU; uint8 frames as they are.
+
+    A few frames at a time: converting the clip in one expression made two float32 temporaries
+    of the whole clip at once (24 bytes per pixel per frame; for 300 frames of 1080p, 15 GB
+    beside ComfyUI's own IMAGE).
+    """
+    if images.dtype == torch.uint8:  # the streaming engine hands over decoded frames as they are
+        return images.cpu()
+    out = torch.empty(images.shape, dtype=torch.uint8)
+    for first in range(0, images.shape[0], _CONVERT_FRAMES):
+        chunk = images[first:first + _CONVERT_FRAMES].detach().float()
+        out[first:first + chunk.shape[0]] = (chunk.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()
+    return out
 
 
 def _run_propainter(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, int], settings: RunSettings,

@@ -54,6 +54,20 @@ def _malloc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _malloc_trim()
 
 
+def return_freed_memory() -> bool:
+    """Hand the pages the process has freed back to the system (glibc's ``malloc_trim``).
+
+    glibc keeps freed blocks below its mmap threshold (up to 32 MB, so a frame-sized array) in
+    its heaps, and holes between blocks in use keep them there: after a stage frees its working
+    arrays the process's RSS stays where the stage left it, and what comes next adds to it.
+    Returns False (and does nothing) without glibc.
+    """
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
+
+
 class _Stopped(Exception):
     """Raised inside a task when another task failed: its result would be thrown away."""
 
@@ -138,8 +152,8 @@ class Workers:
         arena, so each stage starts from the memory still in use. A no-op when sequential or
         without glibc.
         """
-        if self._pools and _MALLOC_TRIM is not None:
-            _MALLOC_TRIM(0)
+        if self._pools:
+            return_freed_memory()
 
     def check(self) -> None:
         """Raise inside a task once another task has failed (the pipeline calls this before every

@@ -413,3 +413,28 @@ def test_flow_fill_says_when_it_streams_in_shorter_segments(monkeypatch):
     assert any("segments of 20 frames (instead of 40) to fit the free memory" in note for note in result.notes)
     result = inpaint_runner.run_inpaint(frames, masks, settings, None, Host(free_memory=lambda: 64 * 1024**3))
     assert seen[1].segment_length == 40 and not result.notes
+
+
+def test_frames_are_converted_to_uint8_a_few_at_a_time_with_the_same_values():
+    # One expression over the clip made two float32 temporaries of the whole clip (24 bytes a pixel a frame).
+    rng = np.random.default_rng(4)
+    images = torch.from_numpy(rng.uniform(-0.2, 1.2, (inpaint_runner._CONVERT_FRAMES * 2 + 3, 9, 11, 3))).float()
+    images[0, 0, 0] = torch.tensor([0.5 / 255, 1.5 / 255, 254.5 / 255])  # halves round as before
+    expected = (images.clamp(0, 1) * 255.0).round().to(torch.uint8)
+    assert torch.equal(inpaint_runner.to_uint8(images), expected)
+    as_bytes = expected.clone()
+    assert inpaint_runner.to_uint8(as_bytes) is as_bytes  # decoded frames are taken as they are
+
+
+def test_freed_memory_is_handed_back_before_the_clip_output_is_built(monkeypatch):
+    events = []
+    restore = inpaint_runner._restore
+    monkeypatch.setattr(inpaint_runner, "return_freed_memory", lambda: events.append("trim"))
+    monkeypatch.setattr(inpaint_runner, "_restore", lambda restorer: events.append("restore") or restore(restorer))
+    frames, masks = clip()
+    result = inpaint_runner.run_inpaint(frames, masks > 0, RunSettings(backend="flow_fill"))
+    assert events == ["trim", "restore"]
+    assert result.mask_used.shape == masks.shape
+    events.clear()
+    inpaint_runner.run_inpaint(frames, masks > 0, RunSettings(backend="flow_fill"), lazy=True)
+    assert events == []  # a streamed segment's window is reused by the next segment's: nothing to hand back
