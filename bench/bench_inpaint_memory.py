@@ -1,11 +1,11 @@
 """Peak working memory of ProPainter Inpaint for 400 vs 100 frames at the same size.
 
 The issue's bar: memory for 400 frames at most 1.25x that for 100 frames. Each run is a fresh
-process (multiprocessing, spawn) that samples its resident memory every 2 ms during the inpaint call. The part that
-must grow with the clip — the output IMAGE (float32), the runner's uint8 copy of the input,
-the backend's uint8 result, its holes and the returned mask (bool) — is computed exactly and subtracted: what remains is the working
-memory (flows, windows, features, network activations), the CPU stand-in for accelerator memory,
-which streaming must keep independent of the clip length. Both numbers are printed.
+process (multiprocessing, spawn) that samples its resident memory every 2 ms during the inpaint call.
+The part that must grow with the clip — the output IMAGE (float32), the runner's uint8 copy of the
+input, the backend's uint8 result, its holes and the returned mask (bool) — is computed exactly and
+subtracted: what remains is the working memory (flows, windows, features, network activations),
+the CPU stand-in for accelerator memory, which streaming must keep independent of the clip length. Both numbers are printed.
 
 Backends: flow_fill, and ProPainter with random weights (no files needed; raft_iter lowered to
 keep the CPU run short; memory does not depend on the weights' values).
@@ -85,8 +85,8 @@ def child(backend: str, frames: int, width: int, height: int, segment: int) -> d
     running[0] = False
     sampler.join()
     # Output float32 + uint8 input + uint8 result, + the backend's holes and the returned mask (bool).
-    clip_bytes = (result.filled.numel() * 4 + images.numel() * 2 + frames * result.processing_size[0] * result.processing_size[1]
-                  + result.mask_used.numel())
+    holes = frames * result.processing_size[0] * result.processing_size[1]
+    clip_bytes = result.filled.numel() * 4 + images.numel() * 2 + holes + result.mask_used.numel()
     planned = None  # flow_fill: what the runner planned for (the output IMAGE, float32, aside)
     if backend == "flow_fill":
         ff = replace(inpaint_runner.flow_fill_settings(settings), segment_length=result.segment_length)

@@ -121,8 +121,8 @@ def exemplar_fill(image: np.ndarray, fill: np.ndarray, avoid: np.ndarray | None 
     go on straight through the hole), and its missing pixels are copied from the most similar
     fully known patch near it (sum of squared differences over the pixels already known,
     ``cv2.matchTemplate`` with a mask; searched within a few patches of the target, or of the
-    nearest fully known patch where there is none around the target). Copying whole patches keeps texture and sharp edges,
-    where a diffusion (Telea, membranes) leaves a smooth silhouette. Sources never include
+    nearest fully known patch where there is none around the target). Copying whole patches keeps
+    texture and sharp edges, where a diffusion (Telea, membranes) leaves a smooth silhouette. Sources never include
     ``avoid`` pixels (things moving on their own) nor other hole pixels.
 
     The front grows with the single best patch (so the next match sees sharp structure), but the
