@@ -1,8 +1,8 @@
 """CPU seconds per frame of the weights-free backend (flow_fill), at the issue's size and on HD frames.
 
-The backend runs as the ProPainter Inpaint node runs it with default settings (``inpaint_runner.
-run_inpaint``, backend ``flow_fill``), on one thread (OpenCV and torch), and the process CPU time
-is divided by the frames. Three cases by default:
+The backend runs as the ProPainter Inpaint node runs it with default settings (``bench_flow_fill.
+flow_fill_node``: ``inpaint_runner.run_inpaint``, backend ``flow_fill``), on one thread (OpenCV
+and torch), and the process CPU time is divided by the frames. Three cases by default:
 
 * ``tennis-432``: tennis, 20 frames, 432x240, the issue-13 ellipse and object-shaped holes: the
   size and clip issue 13's speed bar is judged on (1.25 x the CPU time at the issue's filing:
@@ -76,21 +76,12 @@ def case_inputs(case: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(f"{case} object removed", given, holes)]
 
 
-def _run(given: np.ndarray, holes: np.ndarray) -> None:
-    import torch
-
-    from vanish.nodes.ops import inpaint_runner
-
-    inpaint_runner.run_inpaint(torch.from_numpy(given).float() / 255.0, torch.from_numpy(holes),
-                               inpaint_runner.RunSettings(backend="flow_fill"))
-
-
 def stage_shares(given: np.ndarray, holes: np.ndarray) -> list[tuple[str, int, float]]:
     """``(label, depth, share of the profiled run)`` for :data:`STAGES`."""
     profile = cProfile.Profile()
-    profile.runcall(_run, given, holes)
+    profile.runcall(protocol.flow_fill_node, given, holes)
     stats = pstats.Stats(profile).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
-    total = max(ct for (_, _, name), (_, _, _, ct, _) in stats.items() if name == "_run")
+    total = max(ct for (_, _, name), (_, _, _, ct, _) in stats.items() if name == "flow_fill_node")
     shares = []
     for label, depth, module, function in STAGES:
         seconds = sum(ct for (file, _, name), (_, _, _, ct, _) in stats.items()
@@ -116,7 +107,7 @@ def main() -> int:
     for case in args.cases:
         for label, given, holes in case_inputs(case):
             cpu, wall = time.process_time(), time.perf_counter()
-            _run(given, holes)
+            protocol.flow_fill_node(given, holes)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             t, h, w = holes.shape
             print(f"| {label} | {t} | {w}x{h} | {100 * holes.mean():.1f} | {cpu / t:.3f} | {wall:.1f} |")

@@ -95,14 +95,15 @@ def membrane(values: np.ndarray, fixed: np.ndarray, free: np.ndarray, iterations
     # writes the free pixels in place: numpy's copyto through a broadcast mask took 9/10 of the
     # membrane's time at 854x480.
     box = grown_box(free, 1)
-    y0, y1, x0, x1 = box if box is not None else (0, 0, 0, 0)
+    if box is None:  # nothing to relax
+        return filled
+    y0, y1, x0, x1 = box
     part = np.ascontiguousarray(filled[y0:y1, x0:x1])
     free_u8 = free[y0:y1, x0:x1].astype(np.uint8)
     for step in range(iterations):
         if step % _CANCEL_EVERY == 0:
             check_cancel(should_cancel)
-        if part.size:
-            cv2.copyTo(cv2.blur(part, (3, 3), borderType=cv2.BORDER_REPLICATE), free_u8, part)
+        cv2.copyTo(cv2.blur(part, (3, 3), borderType=cv2.BORDER_REPLICATE), free_u8, part)
     filled[y0:y1, x0:x1] = part
     return filled
 
