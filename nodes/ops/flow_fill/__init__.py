@@ -17,7 +17,8 @@ networks, so object removal works without a GPU and without model files. One mod
    :mod:`.pair_match` moves a pixel's nearest forward and backward sources to where they show
    the same thing (a small bias of the completed flow carries the two traces opposite ways).
 4. :mod:`.spatial_fill` — what no frame reveals is filled once and carried along the flow
-   (never from a thing moving on its own in the previous frame).
+   (never from a thing moving on its own in the previous frame), each pixel sampled where it
+   was first filled rather than again from every frame on the way (which blurs it).
 5. :mod:`.blending` — the fill is steadied along the motion and meets the frame without a seam.
 
 :mod:`.pipeline` streams the clip through bounded windows, and runs the carried fill and the

@@ -27,7 +27,7 @@ from .flow_completion import pair_flows
 from .propagation import CROSSING_PX, Window, crossing_speed, make_window, moving_layer_pixels, propagate
 from .source_selection import carried_onto, hole_layer, nearby_layer
 from .settings import FlowFillSettings, check_cancel, dilate_holes
-from .spatial_fill import carry_and_fill, coarse_of_with_grain_of
+from .spatial_fill import CarryHistory, carry_and_fill, coarse_of_with_grain_of
 
 logger = logging.getLogger(__name__)
 
@@ -102,18 +102,20 @@ def propagate_frame(win: Window, local: int, hole: np.ndarray, settings: FlowFil
     return FramePropagation(ys, xs, layer, follow, values, reached, offset)
 
 
-def finish_frame(win: Window, local: int, hole: np.ndarray, found: FramePropagation, previous: np.ndarray | None,
+def finish_frame(win: Window, local: int, hole: np.ndarray, found: FramePropagation, history: CarryHistory,
                  direction: int, settings: FlowFillSettings,
                  should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
     """One output frame ``[H, W, 3]`` float32 of the recursion running in ``direction`` (+1: forward in time).
 
     The propagated pixels, then the carried or spatial fill for the pixels propagation did not
-    reach, then the blend with ``previous`` (the recursion's output for the frame before this one
-    in its direction, window frame ``local - direction``; None: the recursion starts here) along
-    the flow, then the boundary match, then the gradient-domain blend between the source regions.
+    reach, then the blend with the previous output frame along the flow, then the boundary match,
+    then the gradient-domain blend between the source regions. ``history`` holds the recursion's
+    output frames so far, the newest being the frame before this one in its direction (window frame
+    ``local - direction``; none: the recursion starts here); the new frame is added to it.
     """
     frame = win.frames[local].copy()  # [H, W, 3] float32
     ys, xs, layer, follow, values, reached, offset = found
+    previous = history.last
     frame[ys[reached], xs[reached]] = values[reached]
     regions = np.zeros(hole.shape, np.int16)
     regions[ys, xs] = np.where(reached, offset, _CARRIED_REGION)
@@ -138,13 +140,20 @@ def finish_frame(win: Window, local: int, hole: np.ndarray, found: FramePropagat
     # of the hole that belongs to the moving thing itself, they are its surroundings.
     own_part = cv2.dilate(layer.astype(np.uint8), _NEAR).astype(bool)
     moving = win.moving[local] & ~hole & ~own_part
-    carry_and_fill(frame, ys[rest], xs[rest], previous, to_previous, settings.spatial_radius, avoid=moving,
-                   should_cancel=should_cancel, not_carried=ghost[rest])
+    carried, origins = carry_and_fill(frame, ys[rest], xs[rest], None if previous is None else history, to_previous,
+                                      settings.spatial_radius, avoid=moving, should_cancel=should_cancel,
+                                      not_carried=ghost[rest])
+    carried_ys, carried_xs = ys[rest][carried], xs[rest][carried]
     if previous is not None:
-        blend_with_previous(frame, ys[~ghost], xs[~ghost], previous, to_previous, OWN_WEIGHT)
+        # A carried pixel is the previous frame's colour already (sampled where it came from): a
+        # blend with that frame resampled here would blur it again.
+        blended = ~ghost
+        blended[np.nonzero(rest)[0][carried]] = False
+        blend_with_previous(frame, ys[blended], xs[blended], previous, to_previous, OWN_WEIGHT)
     match_boundary(frame, hole, ignore=moving)
     check_cancel(should_cancel)
     remove_seams(frame, hole, regions, ignore=moving, should_cancel=should_cancel)
+    history.push(frame, carried_ys, carried_xs, origins)
     return frame
 
 
@@ -194,7 +203,7 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
         return out
 
     flows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    previous: np.ndarray | None = None  # the forward recursion's last frame, handed between windows
+    history = CarryHistory()  # the forward recursion's output frames, handed between windows
     reach, seg = settings.max_propagation, settings.segment_length
     for start in range(0, total, seg):
         end = min(total, start + seg)
@@ -210,22 +219,22 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
                 flows[pair] = pair_flows(gray, raw, pair, settings, should_cancel)
         win = None  # drop the previous window before building the next (one window in memory)
         win = make_window(frames, np.stack([hole(i) for i in range(first, last)]), flows, first)
-        previous = _fill_window(win, range(start, end), hole, previous, out, settings, should_cancel,
-                                None if progress is None else lambda done: progress(done, total))
+        _fill_window(win, range(start, end), hole, history, out, settings, should_cancel,
+                     None if progress is None else lambda done: progress(done, total))
     return out
 
 
-def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray], previous: np.ndarray | None,
+def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray], history: CarryHistory,
                  out: np.ndarray, settings: FlowFillSettings, should_cancel: Callable[[], bool] | None,
-                 progress: Callable[[int], None] | None) -> np.ndarray | None:
+                 progress: Callable[[int], None] | None) -> None:
     """Fill the ``outputs`` frames of ``win`` into ``out``: the mean of a forward and a backward recursion.
 
     Each frame's propagation is made once (:func:`propagate_frame`); the recursions
     (:func:`finish_frame`: the carried fill of what no frame shows and the temporal blend) run over
-    it forward from ``previous`` (the forward recursion's output for the frame before the window;
-    None at the clip's start) and backward from the window's last frame, its context included.
-    ``progress(done)`` receives the clip frames done. Returns the forward recursion's output for the
-    window's last frame, the next window's ``previous``.
+    it forward, continuing ``history`` (the forward recursion's output frames before the window;
+    empty at the clip's start; the window's are added to it, for the next window), and backward
+    from the window's last frame, its context included. ``progress(done)`` receives the clip
+    frames done.
     """
     first = win.start
     last = first + win.frames.shape[0]
@@ -241,33 +250,31 @@ def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray],
         check_cancel(should_cancel)
         if hole(index).any():
             here = propagate_frame(win, index - first, hole(index), settings, should_cancel)
-            previous = finish_frame(win, index - first, hole(index), here, previous, +1, settings, should_cancel)
+            filled = finish_frame(win, index - first, hole(index), here, history, +1, settings, should_cancel)
             if settings.two_sided:  # kept for the backward recursion
-                found[index], forward[index] = here, previous[here.ys, here.xs]
+                found[index], forward[index] = here, filled[here.ys, here.xs]
             else:
-                out[index][here.ys, here.xs] = np.clip(np.rint(previous[here.ys, here.xs]), 0, 255).astype(np.uint8)
-        else:
-            previous = win.frames[index - first]
+                out[index][here.ys, here.xs] = np.clip(np.rint(filled[here.ys, here.xs]), 0, 255).astype(np.uint8)
+        else:  # a copy: a view would keep the whole window's frames alive in the handed history
+            history.push(win.frames[index - first].copy())
         units += 1 if settings.two_sided else 2
         report()
     if not settings.two_sided:
-        return previous
-    handed = previous
-    following = None
+        return
+    backward = CarryHistory()
     for index in range(last - 1, outputs.start - 1, -1):
         check_cancel(should_cancel)
         if not hole(index).any():
-            following = win.frames[index - first]
+            backward.push(win.frames[index - first])
         else:
             here = found.pop(index, None) or propagate_frame(win, index - first, hole(index), settings, should_cancel)
-            following = finish_frame(win, index - first, hole(index), here, following, -1, settings, should_cancel)
+            following = finish_frame(win, index - first, hole(index), here, backward, -1, settings, should_cancel)
             if index < outputs.stop:
                 values = _two_sided(win.frames[index - first], here, forward.pop(index), following)
                 out[index][here.ys, here.xs] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
         if index < outputs.stop:
             units += 1
             report()
-    return handed
 
 
 def _two_sided(known: np.ndarray, found: FramePropagation, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:

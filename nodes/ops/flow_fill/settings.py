@@ -52,17 +52,22 @@ class FlowFillSettings:
 # bench/RESULTS.md, issue 13 session 15); and per frame of the clip (the output).
 WINDOW_BYTES_PER_PIXEL_FRAME = 80
 CLIP_BYTES_PER_PIXEL_FRAME = 3
+# And once, whatever the clip's length: the two recursions' carry histories (spatial_fill.CarryHistory:
+# up to 4 frames as float32 and the carried pixels' origins and corrections, 72 B each).
+CARRY_BYTES_PER_PIXEL = 144
 
 
 def working_bytes(height: int, width: int, frames: int, settings: FlowFillSettings) -> int:
     """Estimated peak working memory of :func:`.pipeline.flow_fill_inpaint`: ``frames`` of ``height x width``.
 
     A window holds ``segment_length`` output frames and ``max_propagation`` frames of context on
-    either side (or the whole clip, when shorter); the output is the size of the clip.
+    either side (or the whole clip, when shorter); the output is the size of the clip; the carried
+    fill's history does not grow with either.
     """
     window = min(frames, settings.segment_length + 2 * settings.max_propagation)
     pixels = height * width
-    return pixels * (WINDOW_BYTES_PER_PIXEL_FRAME * window + CLIP_BYTES_PER_PIXEL_FRAME * frames)
+    return pixels * (WINDOW_BYTES_PER_PIXEL_FRAME * window + CLIP_BYTES_PER_PIXEL_FRAME * frames
+                     + CARRY_BYTES_PER_PIXEL)
 
 
 def dilate_holes(masks: np.ndarray, iterations: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Spatial fill of never-seen pixels: what no frame reveals.
 
 It is filled spatially once and then *carried along the flow* into the next frames, so the
-invented content moves with the background instead of flickering. The spatial fill is exemplar
+invented content moves with the background instead of flickering; each carried pixel is sampled
+where it was first filled (:class:`CarryHistory`), so the carry does not blur it. The spatial fill is exemplar
 (patch) based, so edges go on through the hole, but it does not paste single patches: the coarse
 content is the consensus of many candidate patches (with a smooth membrane), which is what the
 truth most likely is where nothing shows it, and only the finest grain comes from the single best
@@ -18,31 +19,137 @@ from .numeric import carried_step, sample
 from .settings import check_cancel
 
 
-def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, previous: np.ndarray | None,
+# A carried pixel keeps its origin: the earlier output frame of its recursion where its colour was
+# first sampled (where it was propagated, spatially filled or known), and the position there. Its
+# detail is sampled at the origin once instead of again from every frame on the way: a bilinear
+# sample at a fractional position is a low-pass filter, and the fill of what no frame shows,
+# carried through 20 frames, lost four fifths of its gradient energy to them (a smooth silhouette of
+# the removed thing; bench/RESULTS.md, issue 13 session 17). What the later stages of each frame
+# added to it (the temporal blend, the boundary match, the seam removal: smooth) is carried from
+# frame to frame as before, so the fill stays as steady. The frames that are still some pixel's
+# origin are kept, at most ORIGIN_FRAMES with the newest; beyond that, the pixels of the origins
+# that the fewest pixels share take the newest frame as their origin (one resampling; they are
+# mostly slivers along the hole's edge).
+ORIGIN_FRAMES = 4
+
+# A carry's origins, ``(frame number [K] int32, y [K], x [K], colour sampled there [K, 3])``.
+Origins = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+class CarryHistory:
+    """A recursion's newest output frame, the earlier ones its carried pixels came from, and where.
+
+    Each pixel of the newest frame has an origin: the frame and float position its colour was
+    first sampled at. A pixel carried into the newest frame keeps the origin it was carried from,
+    and what the newest frame's later stages added to that colour (its *correction*); every other
+    pixel (propagated, spatially filled, known) is its own origin.
+    """
+
+    def __init__(self, origin_frames: int = ORIGIN_FRAMES):
+        if origin_frames < 1:
+            raise ValueError("a carry history keeps at least one frame")
+        self.origin_frames = origin_frames
+        self._frames: dict[int, np.ndarray] = {}  # by number, in the order they came
+        self._newest = -1
+        self._source: np.ndarray | None = None      # [H, W] int32: the origin frame's number, -1: its own
+        self._origin: np.ndarray | None = None      # [H, W, 2] float32 (y, x), read where not its own
+        self._correction: np.ndarray | None = None  # [H, W, 3] float32: output - origin's colour, 0 where its own
+        self._carried: tuple[np.ndarray, np.ndarray] | None = None  # the pixels that are not their own origin
+
+    @property
+    def last(self) -> np.ndarray | None:
+        """The newest output frame ``[H, W, 3]`` float32, or None before the first."""
+        return self._frames.get(self._newest)
+
+    def frames_kept(self) -> int:
+        """How many frames the history holds (the newest and the origins still in use)."""
+        return len(self._frames)
+
+    def push(self, frame: np.ndarray, ys: np.ndarray | None = None, xs: np.ndarray | None = None,
+             origins: Origins | None = None) -> None:
+        """Add the newest output frame (kept by reference, not changed after); ``(ys, xs)`` its carried
+        pixels and their ``origins`` as :meth:`carry` gave them."""
+        h, w = frame.shape[:2]
+        if self._source is None or self._source.shape != (h, w):
+            self._source = np.full((h, w), -1, np.int32)
+            self._origin = np.zeros((h, w, 2), np.float32)
+            self._correction = np.zeros((h, w, 3), np.float32)
+        elif self._carried is not None:
+            self._source[self._carried] = -1
+            self._correction[self._carried] = 0.0
+        self._newest += 1
+        self._frames[self._newest] = frame
+        self._carried = None
+        used = {self._newest}
+        if ys is not None and ys.size:
+            number, oy, ox, sampled = origins
+            kept, counts = np.unique(number, return_counts=True)
+            if kept.size >= self.origin_frames:  # the fewest pixels become their own origin here
+                kept = kept[np.lexsort((kept, counts))[kept.size - self.origin_frames + 1:]]
+                stay = np.isin(number, kept)
+                ys, xs, number, oy, ox, sampled = ys[stay], xs[stay], number[stay], oy[stay], ox[stay], sampled[stay]
+            used.update(kept.tolist())
+            self._source[ys, xs] = number
+            self._origin[ys, xs, 0], self._origin[ys, xs, 1] = oy, ox
+            self._correction[ys, xs] = frame[ys, xs] - sampled
+            self._carried = (ys, xs)
+        for old in [n for n in self._frames if n not in used]:
+            del self._frames[old]
+
+    def carry(self, qy: np.ndarray, qx: np.ndarray) -> tuple[np.ndarray, Origins]:
+        """The colours ``[K, 3]`` of float positions ``(qy, qx)`` of the newest frame, and their origins
+        as the next frame's pixels carry them.
+
+        A position's origin is its nearest pixel's, moved by the position's offset from that pixel
+        (a carry is locally a shift). Its colour is the origin's, sampled there, plus the newest
+        frame's correction around the position (bilinear: it is smooth).
+        """
+        h, w = self._source.shape
+        ny = np.clip(np.rint(qy), 0, h - 1).astype(np.intp)
+        nx = np.clip(np.rint(qx), 0, w - 1).astype(np.intp)
+        number = self._source[ny, nx]
+        older = number >= 0
+        number = np.where(older, number, self._newest).astype(np.int32)
+        oy, ox = qy.astype(np.float32), qx.astype(np.float32)
+        oy[older] += self._origin[ny[older], nx[older], 0] - ny[older]
+        ox[older] += self._origin[ny[older], nx[older], 1] - nx[older]
+        sampled = np.empty((qy.size, 3), np.float32)
+        for n in np.unique(number):
+            at = np.nonzero(number == n)[0]
+            sampled[at] = sample(self._frames[int(n)], oy[at], ox[at])
+        return sampled + sample(self._correction, qy, qx), (number, oy, ox, sampled)
+
+
+def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, history: CarryHistory | None,
                    to_previous: np.ndarray | None, radius: int, avoid: np.ndarray | None = None,
                    should_cancel: Callable[[], bool] | None = None, *,
-                   not_carried: np.ndarray | None = None) -> np.ndarray:
+                   not_carried: np.ndarray | None = None) -> tuple[np.ndarray, Origins]:
     """Fill never-seen pixels ``(ys, xs)`` of ``frame [H, W, 3]`` (float32, modified in place).
 
-    Pixels whose flow leads into the previous output frame take its (already filled) colour, so
-    a spatial fill made once moves with the background; the rest, and those ``not_carried [K]``
+    Pixels whose flow leads into the previous output frame (``history.last``) take its (already
+    filled) colour, sampled where it came from (:class:`CarryHistory`), so a spatial fill made
+    once moves with the background and keeps its grain; the rest, and those ``not_carried [K]``
     (bool: their flow leads onto a thing moving on its own there, see
     :func:`.source_selection.carried_onto`), get an exemplar fill (:func:`exemplar_fill`) from
     the pixels around them, never from the ``avoid [H, W]`` pixels (things that move on their own).
+
+    Returns:
+        ``carried [K]`` bool, and the carried pixels' origins for :meth:`CarryHistory.push`.
     """
     h, w = frame.shape[:2]
-    spatial = np.ones(ys.size, bool)
-    if previous is not None and to_previous is not None and ys.size:
-        qy, qx, inside = carried_step(to_previous, ys, xs)
+    carried = np.zeros(ys.size, bool)
+    origins: Origins = (np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.float32),
+                        np.zeros((0, 3), np.float32))
+    if history is not None and history.last is not None and to_previous is not None and ys.size:
+        qy, qx, carried = carried_step(to_previous, ys, xs)
         if not_carried is not None:
-            inside &= ~not_carried
-        frame[ys[inside], xs[inside]] = sample(previous, qy[inside], qx[inside])
-        spatial = ~inside
-    if spatial.any():
+            carried &= ~not_carried
+        frame[ys[carried], xs[carried]], origins = history.carry(qy[carried], qx[carried])
+    if not carried.all():
         fill = np.zeros((h, w), bool)
-        fill[ys[spatial], xs[spatial]] = True
+        fill[ys[~carried], xs[~carried]] = True
         exemplar_fill(frame, fill, avoid, fallback_radius=radius, should_cancel=should_cancel)
-    return frame
+    return carried, origins
 
 
 def coarse_of_with_grain_of(coarse: np.ndarray, grainy: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:

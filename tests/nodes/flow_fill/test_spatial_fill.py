@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vanish.nodes.ops.flow_fill.spatial_fill import carry_and_fill, exemplar_fill
+from vanish.nodes.ops.flow_fill.spatial_fill import CarryHistory, carry_and_fill, exemplar_fill
 
 
 def test_stripes_go_on_through_the_hole_sharp_and_in_place():
@@ -47,13 +47,15 @@ def test_pixels_not_carried_take_the_spatial_fill_not_the_previous_frame():
     not_carried = xs - 10 < 31  # all that read a red pixel
     frame = image.copy()
     frame[ys, xs] = 0.0
-    carry_and_fill(frame, ys, xs, previous, to_previous, 5, not_carried=not_carried)
+    history = CarryHistory()
+    history.push(previous)
+    carry_and_fill(frame, ys, xs, history, to_previous, 5, not_carried=not_carried)
     redness = frame[ys, xs, 0] - frame[ys, xs, 1:].max(1)
     assert (redness[not_carried] > 60).sum() == 0  # filled from the pixels around, not carried
     np.testing.assert_allclose(frame[ys[~not_carried], xs[~not_carried]],
                                previous[ys[~not_carried], xs[~not_carried] - 10])  # carried as before
     frame = image.copy()
-    carry_and_fill(frame, ys, xs, previous, to_previous, 5)
+    carry_and_fill(frame, ys, xs, history, to_previous, 5)
     assert (frame[ys, xs, 0] - frame[ys, xs, 1:].max(1) > 60).mean() > 0.7  # without it: 8 of 10 columns red
 
 
@@ -229,3 +231,61 @@ def test_deep_inside_a_large_hole_sources_are_searched_around_the_nearest_known_
     assert len(sides) > 100 and max(sides) <= local
     assert filled[40:70, 40:160].mean() < 110  # the dark top goes on down into the hole
     assert filled[130:160, 40:160].mean() > 150  # the bright bottom up into it
+
+
+def _smooth_texture(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.2)
+    return (128.0 + 40.0 * noise / noise.std())[..., None].repeat(3, 2).astype(np.float32)
+
+
+def test_a_pixel_carried_twice_is_sampled_once_where_it_came_from_plus_the_corrections():
+    from vanish.nodes.ops.flow_fill.numeric import sample
+
+    first = _smooth_texture(40, 50, 0)
+    history = CarryHistory()
+    history.push(first)
+    ys, xs = (a.ravel() + 12 for a in np.mgrid[:10, :14])
+    # First carry, from pixels that are their own origin: a sample of the first frame there.
+    colours, origins = history.carry(ys + 0.5, xs + 0.3)
+    np.testing.assert_array_equal(colours, sample(first, ys + 0.5, xs + 0.3))
+    second = first.copy()
+    second[ys, xs] = colours + 10.0  # what a later stage (the boundary match) adds to the carried colour
+    history.push(second, ys, xs, origins)
+    # Second carry: the nearest pixels are the carried ones; the colour is the first frame's at the
+    # composed position (0.5 + 0.4, 0.3 + 0.25), plus the correction, not a sample of a sample.
+    colours, (number, oy, ox, sampled) = history.carry(ys + 0.4, xs + 0.25)
+    np.testing.assert_allclose(oy, ys + 0.9, atol=1e-5)
+    np.testing.assert_allclose(ox, xs + 0.55, atol=1e-5)
+    np.testing.assert_array_equal(sampled, sample(first, oy, ox))
+    inner = (ys < ys.max()) & (xs < xs.max())  # the correction is read bilinearly: within the carried block
+    np.testing.assert_allclose(colours[inner], sampled[inner] + 10.0, atol=1e-4)
+    resampled = sample(second, ys + 0.4, xs + 0.25)  # the carry's old way: a sample of the carried sample
+    assert np.abs(resampled - colours).mean() > 1.0
+
+
+def test_beyond_its_origin_frames_the_origin_the_fewest_pixels_share_is_dropped():
+    from vanish.nodes.ops.flow_fill.numeric import sample
+
+    frames = [_smooth_texture(40, 50, seed) for seed in range(3)]
+    history = CarryHistory(origin_frames=2)
+    history.push(frames[0])
+    many = tuple(a.ravel() + 5 for a in np.mgrid[:10, :10])   # 100 pixels carried from frame 0
+    few = tuple(a.ravel() + 25 for a in np.mgrid[:3, :3])     # 9 pixels, carried from frame 1 on
+    colours, origins = history.carry(many[0] + 0.5, many[1] + 0.5)
+    second = frames[1].copy()
+    second[many] = colours
+    history.push(second, *many, origins)
+    assert history.frames_kept() == 2
+    # The third frame's carried pixels come from two origins: frame 0 (100) and frame 1 (9).
+    qy = np.concatenate([many[0], few[0]]) + 0.5
+    qx = np.concatenate([many[1], few[1]]) + 0.5
+    colours, origins = history.carry(qy, qx)
+    assert sorted(np.unique(origins[0], return_counts=True)[1].tolist()) == [9, 100]
+    third = frames[2].copy()
+    both = (np.concatenate([many[0], few[0]]), np.concatenate([many[1], few[1]]))
+    third[both] = colours
+    history.push(third, *both, origins)
+    assert history.frames_kept() == 2  # frame 0 (the many's origin) and the newest; frame 1 is gone
+    colours, (number, _, _, _) = history.carry(few[0] + 0.25, few[1] + 0.25)
+    np.testing.assert_array_equal(colours, sample(third, few[0] + 0.25, few[1] + 0.25))  # their own origin now
