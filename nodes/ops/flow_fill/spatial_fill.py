@@ -24,13 +24,17 @@ from .settings import check_cancel
 # detail is sampled at the origin once instead of again from every frame on the way: a bilinear
 # sample at a fractional position is a low-pass filter, and the fill of what no frame shows,
 # carried through 20 frames, lost four fifths of its gradient energy to them (a smooth silhouette of
-# the removed thing; bench/RESULTS.md, issue 13 session 17). What the later stages of each frame
-# added to it (the temporal blend, the boundary match, the seam removal: smooth) is carried from
-# frame to frame as before, so the fill stays as steady. The frames that are still some pixel's
-# origin are kept, at most ORIGIN_FRAMES with the newest; beyond that, the pixels of the origins
-# that the fewest pixels share take the newest frame as their origin (one resampling; they are
-# mostly slivers along the hole's edge).
+# the removed thing; bench/RESULTS.md, issue 13 session 17).
+# What the later stages of each frame added to it (the boundary match, the seam removal: smooth) is
+# carried too, CORRECTION_KEPT of it each frame. Carried whole, the corrections piled up over the
+# frames (object-shaped holes 22.31 dB, camel's 16.35). Not carried, each frame's correction was
+# measured again on the noisy ring: a still scene's fill changed by 1.00 level per frame, above the
+# bound of 0.72 in tests/nodes/test_flow_fill.py (0.5: 0.82; 0.8: 0.69, and 22.40 dB, camel 17.02).
+# The frames that are still some pixel's origin are kept, at most ORIGIN_FRAMES with the newest;
+# beyond that, the pixels of the origins that the fewest pixels share take the newest frame as
+# their origin (one resampling; they are mostly slivers along the hole's edge).
 ORIGIN_FRAMES = 4
+CORRECTION_KEPT = 0.8
 
 # A carry's origins, ``(frame number [K] int32, y [K], x [K], colour sampled there [K, 3])``.
 Origins = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -41,7 +45,8 @@ class CarryHistory:
 
     Each pixel of the newest frame has an origin: the frame and float position its colour was
     first sampled at. A pixel carried into the newest frame keeps the origin it was carried from,
-    and what the newest frame's later stages added to that colour (its *correction*); every other
+    and what the newest frame's later stages added to that colour (its *correction*, of which the
+    next frame carries :data:`CORRECTION_KEPT`); every other
     pixel (propagated, spatially filled, known) is its own origin.
     """
 
@@ -101,8 +106,9 @@ class CarryHistory:
         as the next frame's pixels carry them.
 
         A position's origin is its nearest pixel's, moved by the position's offset from that pixel
-        (a carry is locally a shift). Its colour is the origin's, sampled there, plus the newest
-        frame's correction around the position (bilinear: it is smooth).
+        (a carry is locally a shift). Its colour is the origin's, sampled there, plus
+        :data:`CORRECTION_KEPT` of the newest frame's correction around the position (bilinear: it
+        is smooth).
         """
         h, w = self._source.shape
         ny = np.clip(np.rint(qy), 0, h - 1).astype(np.intp)
@@ -117,7 +123,7 @@ class CarryHistory:
         for n in np.unique(number):
             at = np.nonzero(number == n)[0]
             sampled[at] = sample(self._frames[int(n)], oy[at], ox[at])
-        return sampled + sample(self._correction, qy, qx), (number, oy, ox, sampled)
+        return sampled + CORRECTION_KEPT * sample(self._correction, qy, qx), (number, oy, ox, sampled)
 
 
 def carry_and_fill(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, history: CarryHistory | None,
