@@ -31,7 +31,8 @@ from .blending import blend_with_previous, match_boundary
 from .flow_completion import camera_flow, complete_flow, dis_flow, fit_camera
 from .pipeline import finish_frame, flow_fill_inpaint, propagate_frame
 from .settings import DisPreset, FlowFillSettings, InpaintCancelled, dilate_holes, working_bytes
+from .spatial_fill import CarryHistory
 
-__all__ = ["DisPreset", "FlowFillSettings", "InpaintCancelled", "blend_with_previous", "camera_flow",
-           "complete_flow", "dilate_holes", "dis_flow", "finish_frame", "fit_camera", "flow_fill_inpaint",
-           "match_boundary", "propagate_frame", "working_bytes"]
+__all__ = ["CarryHistory", "DisPreset", "FlowFillSettings", "InpaintCancelled", "blend_with_previous",
+           "camera_flow", "complete_flow", "dilate_holes", "dis_flow", "finish_frame", "fit_camera",
+           "flow_fill_inpaint", "match_boundary", "propagate_frame", "working_bytes"]

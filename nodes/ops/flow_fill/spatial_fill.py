@@ -2,11 +2,12 @@
 
 It is filled spatially once and then *carried along the flow* into the next frames, so the
 invented content moves with the background instead of flickering; each carried pixel is sampled
-where it was first filled (:class:`CarryHistory`), so the carry does not blur it. The spatial fill is exemplar
-(patch) based, so edges go on through the hole, but it does not paste single patches: the coarse
-content is the consensus of many candidate patches (with a smooth membrane), which is what the
-truth most likely is where nothing shows it, and only the finest grain comes from the single best
-patch, so the fill keeps the surroundings' texture instead of a smooth silhouette.
+where it was first filled (:class:`CarryHistory`), so the carry does not blur it. The spatial
+fill is exemplar (patch) based, so edges go on through the hole, but it does not paste single
+patches: the coarse content is the consensus of many candidate patches (with a smooth membrane),
+which is what the truth most likely is where nothing shows it, and only the finest grain comes
+from the single best patch, so the fill keeps the surroundings' texture instead of a smooth
+silhouette.
 """
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ class CarryHistory:
     Each pixel of the newest frame has an origin: the frame and float position its colour was
     first sampled at. A pixel carried into the newest frame keeps the origin it was carried from,
     and what the newest frame's later stages added to that colour (its *correction*, of which the
-    next frame carries :data:`CORRECTION_KEPT`); every other
-    pixel (propagated, spatially filled, known) is its own origin.
+    next frame carries :data:`CORRECTION_KEPT`); every other pixel (propagated, spatially filled,
+    known) is its own origin.
     """
 
     def __init__(self, origin_frames: int = ORIGIN_FRAMES):
