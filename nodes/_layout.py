@@ -14,6 +14,7 @@ import torch
 
 from . import _comfy
 from ._errors import VanishError
+from .ops.inpaint_runner import to_uint8
 
 
 def check_image(image: object, node: str, name: str = "images", *, allow_alpha: bool = False) -> torch.Tensor:
@@ -136,8 +137,9 @@ def core_to_mask(mask: torch.Tensor) -> torch.Tensor:
 
 
 def image_to_uint8(image: torch.Tensor) -> torch.Tensor:
-    """IMAGE 0..1 float → uint8 ``[T, H, W, C]`` on the CPU (rounding, as ComfyUI's savers do)."""
-    return (image.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu()
+    """IMAGE 0..1 float → uint8 ``[T, H, W, C]`` on the CPU (rounding, as ComfyUI's savers do), a few
+    frames at a time (:func:`.ops.inpaint_runner.to_uint8`: no float32 temporaries of the whole clip)."""
+    return to_uint8(image)
 
 
 def uint8_to_image(frames: torch.Tensor) -> torch.Tensor:
