@@ -132,6 +132,53 @@ def push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return estimate.astype(np.float32)
 
 
+def local_affine(values: np.ndarray, fixed: np.ndarray, ys: np.ndarray, xs: np.ndarray, sigma: float,
+                 ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Moving least squares: at each point ``(ys, xs)``, the affine function of position that best fits
+    ``values [H, W, C]`` over the ``fixed`` pixels, weighted by a Gaussian of width ``sigma`` px
+    around the point, evaluated there.
+
+    Where a membrane flattens a field towards its boundary's mean, a local plane continues its
+    trend: a thing that turns or comes nearer moves a little differently at each place, and the
+    hidden part of it goes on doing so. ``ridge`` pulls the plane's slopes towards none (in units
+    of the weights' total, per ``sigma`` px), so a few fixed pixels on one side give a near-constant
+    fit, not a steep extrapolation.
+
+    Returns ``[K, C]`` float32 the fits, and ``[K]`` float32 the Gaussian mass of fixed pixels around
+    each point (1: surrounded by them; near 0: none within a few ``sigma``), for the caller to
+    trust the fit by.
+    """
+    h, w = fixed.shape
+    # Positions in units of sigma about the middle, so the normal equations stay well scaled.
+    gy, gx = np.mgrid[:h, :w].astype(np.float32)
+    gy = (gy - h / 2.0) / sigma
+    gx = (gx - w / 2.0) / sigma
+    weight = fixed.astype(np.float32)
+
+    def spread(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)[ys, xs].astype(np.float64)
+
+    s0, sx, sy = spread(weight), spread(weight * gx), spread(weight * gy)
+    sxx, sxy, syy = spread(weight * gx * gx), spread(weight * gx * gy), spread(weight * gy * gy)
+    # The symmetric normal matrix [[s0, sx, sy], [sx, a, sxy], [sy, sxy, b]], solved by its adjugate.
+    tiny = 1e-9
+    s0r = s0 + tiny
+    a, b = sxx + ridge * s0 + tiny, syy + ridge * s0 + tiny
+    c00, c01, c02 = a * b - sxy * sxy, sy * sxy - sx * b, sx * sxy - sy * a
+    c11, c12, c22 = s0r * b - sy * sy, sx * sy - s0r * sxy, s0r * a - sx * sx
+    det = s0r * c00 + sx * c01 + sy * c02
+    px, py = gx[ys, xs].astype(np.float64), gy[ys, xs].astype(np.float64)
+    # The fit at the point: [1, px, py] . inverse(M) . rhs = (row . rhs) / det.
+    row0 = c00 + px * c01 + py * c02
+    row1 = c01 + px * c11 + py * c12
+    row2 = c02 + px * c12 + py * c22
+    fits = np.empty((ys.size, values.shape[-1]), np.float32)
+    for channel in range(values.shape[-1]):
+        value = values[..., channel].astype(np.float32) * weight
+        fits[:, channel] = (row0 * spread(value) + row1 * spread(value * gx) + row2 * spread(value * gy)) / det
+    return fits, s0.astype(np.float32)
+
+
 def window_mean(image: np.ndarray, where: np.ndarray, size: int, fallback: np.ndarray | None = None) -> np.ndarray:
     """Mean of ``image [H, W, C]`` over the ``where`` pixels of each ``size`` x ``size`` window.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vanish.nodes.ops.flow_fill.numeric import channel_sum, membrane, sample, squared_length
+from vanish.nodes.ops.flow_fill.numeric import channel_sum, local_affine, membrane, sample, squared_length
 
 
 def _bilinear(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -68,3 +68,23 @@ def test_channel_sums_are_numpys_sums_to_the_last_bit(shape):
 def test_channel_sum_refuses_an_axis_numpy_sums_pairwise():
     with pytest.raises(ValueError, match="fewer than 8"):
         channel_sum(np.zeros((4, 8), np.float32))
+
+
+def test_a_local_plane_reproduces_a_plane_and_its_ridge_flattens_it_to_the_weighted_mean():
+    rng = np.random.default_rng(3)
+    h, w = 50, 70
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    plane = np.stack([0.3 * xx - 0.2 * yy + 4.0, -0.1 * xx + 0.05 * yy - 1.0], -1).astype(np.float32)
+    fixed = rng.uniform(size=(h, w)) < 0.25
+    fixed[:, 40:] = False  # the points on the right are up to 30 px from any fixed pixel
+    ys, xs = np.nonzero(~fixed)
+    fits, support = local_affine(plane, fixed, ys, xs, sigma=8.0, ridge=1e-6)
+    assert support[xs < 30].min() > 0.05 and support[xs >= 65].max() < 0.01
+    near = support > 0.01  # further out the float32 sums carry too little weight to be exact
+    np.testing.assert_allclose(fits[near], plane[ys, xs][near], atol=0.02)
+    # A huge ridge leaves no slope: the Gaussian-weighted mean of the fixed values.
+    flat, _ = local_affine(plane, fixed, ys[:5], xs[:5], sigma=8.0, ridge=1e9)
+    for k in range(5):
+        weight = np.exp(-((yy - ys[k]) ** 2 + (xx - xs[k]) ** 2) / (2 * 8.0 ** 2)) * fixed
+        mean = (plane * weight[..., None]).sum((0, 1)) / weight.sum()
+        np.testing.assert_allclose(flat[k], mean, atol=0.05)
