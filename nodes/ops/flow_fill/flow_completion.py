@@ -223,9 +223,9 @@ def complete_own_flow(flow: np.ndarray, hole: np.ndarray, moving: np.ndarray, un
     filled = membrane(flow[y0:y1, x0:x1], box_fixed, box_hole, relax_iterations, should_cancel)
     # Near the thing's pixels its motion goes on as a local plane (a turning or nearing thing moves a
     # little differently at each place); far from them, where the plane would be a guess, the membrane.
-    check_cancel(should_cancel)
     ys, xs = np.nonzero(box_hole)
-    planes, support = local_affine(flow[y0:y1, x0:x1], box_fixed, ys, xs, OWN_PLANE_SIGMA, OWN_PLANE_RIDGE)
+    planes, support = local_affine(flow[y0:y1, x0:x1], box_fixed, ys, xs, OWN_PLANE_SIGMA, OWN_PLANE_RIDGE,
+                                   should_cancel)
     trust = (support / (support + OWN_PLANE_SUPPORT))[:, None]
     filled[ys, xs] = trust * planes + (1.0 - trust) * filled[ys, xs]
     out = flow.copy()

@@ -133,7 +133,7 @@ def push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def local_affine(values: np.ndarray, fixed: np.ndarray, ys: np.ndarray, xs: np.ndarray, sigma: float,
-                 ridge: float) -> tuple[np.ndarray, np.ndarray]:
+                 ridge: float, should_cancel: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Moving least squares: at each point ``(ys, xs)``, the affine function of position that best fits
     ``values [H, W, C]`` over the ``fixed`` pixels, weighted by a Gaussian of width ``sigma`` px
     around the point, evaluated there.
@@ -146,7 +146,8 @@ def local_affine(values: np.ndarray, fixed: np.ndarray, ys: np.ndarray, xs: np.n
 
     Returns ``[K, C]`` float32 the fits, and ``[K]`` float32 the Gaussian mass of fixed pixels around
     each point (1: surrounded by them; near 0: none within a few ``sigma``), for the caller to
-    trust the fit by.
+    trust the fit by. ``should_cancel`` is polled between the sums (over a fifth of a 4K frame the
+    fit takes about a second).
     """
     h, w = fixed.shape
     # Positions in units of sigma about the middle, so the normal equations stay well scaled.
@@ -154,12 +155,13 @@ def local_affine(values: np.ndarray, fixed: np.ndarray, ys: np.ndarray, xs: np.n
     gy = (gy - h / 2.0) / sigma
     gx = (gx - w / 2.0) / sigma
     weight = fixed.astype(np.float32)
-
-    def spread(image: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)[ys, xs].astype(np.float64)
-
-    s0, sx, sy = spread(weight), spread(weight * gx), spread(weight * gy)
-    sxx, sxy, syy = spread(weight * gx * gx), spread(weight * gx * gy), spread(weight * gy * gy)
+    products = [weight, weight * gx, weight * gy, weight * gx * gx, weight * gx * gy, weight * gy * gy]
+    for channel in range(values.shape[-1]):
+        value = values[..., channel].astype(np.float32) * weight
+        products += [value, value * gx, value * gy]
+    sums = _gaussian_sums(products, ys, xs, sigma, should_cancel)  # [K, 6 + 3 C] float64
+    check_cancel(should_cancel)
+    s0, sx, sy, sxx, sxy, syy = sums[:, :6].T
     # The symmetric normal matrix [[s0, sx, sy], [sx, a, sxy], [sy, sxy, b]], solved by its adjugate.
     tiny = 1e-9
     s0r = s0 + tiny
@@ -174,9 +176,21 @@ def local_affine(values: np.ndarray, fixed: np.ndarray, ys: np.ndarray, xs: np.n
     row2 = c02 + px * c12 + py * c22
     fits = np.empty((ys.size, values.shape[-1]), np.float32)
     for channel in range(values.shape[-1]):
-        value = values[..., channel].astype(np.float32) * weight
-        fits[:, channel] = (row0 * spread(value) + row1 * spread(value * gx) + row2 * spread(value * gy)) / det
+        f, fx, fy = sums[:, 6 + 3 * channel:9 + 3 * channel].T
+        fits[:, channel] = (row0 * f + row1 * fx + row2 * fy) / det
     return fits, s0.astype(np.float32)
+
+
+def _gaussian_sums(images: list[np.ndarray], ys: np.ndarray, xs: np.ndarray, sigma: float,
+                   should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """``[K, N]`` float64: each of the ``N`` images ``[H, W]`` float32 blurred by a Gaussian of ``sigma`` px
+    (zero outside), at the points ``(ys, xs)``; ``should_cancel`` is polled between blurs."""
+    out = np.empty((ys.size, len(images)), np.float64)
+    for index, image in enumerate(images):  # one channel a call: faster than four at once
+        if index % 4 == 0:
+            check_cancel(should_cancel)
+        out[:, index] = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)[ys, xs]
+    return out
 
 
 def window_mean(image: np.ndarray, where: np.ndarray, size: int, fallback: np.ndarray | None = None) -> np.ndarray:

@@ -88,3 +88,20 @@ def test_a_local_plane_reproduces_a_plane_and_its_ridge_flattens_it_to_the_weigh
         weight = np.exp(-((yy - ys[k]) ** 2 + (xx - xs[k]) ** 2) / (2 * 8.0 ** 2)) * fixed
         mean = (plane * weight[..., None]).sum((0, 1)) / weight.sum()
         np.testing.assert_allclose(flat[k], mean, atol=0.05)
+
+
+def test_a_local_plane_polls_the_cancel_between_its_sums():
+    from vanish.nodes.ops.flow_fill.settings import InpaintCancelled
+
+    fixed = np.zeros((40, 40), bool)
+    fixed[:, :20] = True
+    ys, xs = np.nonzero(~fixed)
+    polls = []
+
+    def third_poll() -> bool:
+        polls.append(1)
+        return len(polls) == 3
+
+    with pytest.raises(InpaintCancelled):
+        local_affine(np.zeros((40, 40, 2), np.float32), fixed, ys, xs, sigma=12.0, ridge=0.02, should_cancel=third_poll)
+    assert len(polls) == 3
