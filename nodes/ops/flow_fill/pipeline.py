@@ -143,17 +143,17 @@ def finish_frame(win: Window, local: int, hole: np.ndarray, found: FramePropagat
     carried, origins = carry_and_fill(frame, ys[rest], xs[rest], None if previous is None else history, to_previous,
                                       settings.spatial_radius, avoid=moving, should_cancel=should_cancel,
                                       not_carried=ghost[rest])
-    carried_ys, carried_xs = ys[rest][carried], xs[rest][carried]
+    carried_at = np.nonzero(rest)[0][carried]  # [K] indices of the carried pixels
     if previous is not None:
         # A carried pixel is the previous frame's colour already (sampled where it came from): a
         # blend with that frame resampled here would blur it again.
         blended = ~ghost
-        blended[np.nonzero(rest)[0][carried]] = False
+        blended[carried_at] = False
         blend_with_previous(frame, ys[blended], xs[blended], previous, to_previous, OWN_WEIGHT)
     match_boundary(frame, hole, ignore=moving)
     check_cancel(should_cancel)
     remove_seams(frame, hole, regions, ignore=moving, should_cancel=should_cancel)
-    history.push(frame, carried_ys, carried_xs, origins)
+    history.push(frame, ys[carried_at], xs[carried_at], origins)
     return frame
 
 
