@@ -28,6 +28,12 @@ AGREE = 24.0
 # Agreeing candidates are weighted by 1 / distance ** this: the nearer source in time is the
 # more exact one (each step of a trace through the hole adds the completed flow's error).
 DISTANCE_POWER = 2.0
+# In the vote for the medoid each candidate counts 1 / distance ** this: two far sources that agree
+# (traced through many frames of completed flow onto the same wrong place, or both under a shadow
+# that moves with a car) no longer outvote a near one. Unweighted (0): 20.94 / 22.43 dB on the issue's
+# bench; 1: 21.00 / 22.61 (held out 20.21 / 22.33 -> 20.32 / 22.40); 0.5 and 2 in between
+# (bench/RESULTS.md, issue 13 session 19).
+VOTE_POWER = 1.0
 # Whether a hole pixel hides the moving layer is read where its trace lands this many px away
 # from the hole or more: next to the hole the flow, and so the layers, are disturbed by it.
 LANDING_DEPTH = 6
@@ -390,9 +396,10 @@ def choose_sources(colours: np.ndarray, distances: np.ndarray, agree: float,
 
     The background behind a hole is what most frames show there; a thing that moves over that
     spot (a passing car, its shadow, a limb) shows in a few of them. The medoid (the candidate
-    nearest to all others, L1 over the channels) is the background's vote; the candidates within
-    ``agree`` levels (max over channels) of it are averaged, weighted by inverse squared temporal
-    distance. With two disagreeing candidates the nearer one wins.
+    nearest to all others, L1 over the channels, each other candidate counting by its nearness in
+    time, :data:`VOTE_POWER`) is the background's vote; the candidates within ``agree`` levels (max
+    over channels) of it are averaged, weighted by inverse squared temporal distance. With two
+    disagreeing candidates the nearer one wins.
 
     Each pixel is decided alone, so the pixels are taken :data:`CHOOSE_CHUNK` at a time, with
     ``should_cancel`` polled between chunks (over a fifth of a 1080p frame, the pairwise
@@ -421,10 +428,12 @@ CHOOSE_CHUNK = 32768
 def _vote(colours: np.ndarray, distances: np.ndarray, agree: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`choose_sources` for ``colours [K, C, 3]``, ``distances [K, C]``: values ``[K, 3]``, main ``[K]``."""
     valid = np.isfinite(distances)  # [K, C]
-    weight = np.where(valid, 1.0 / np.where(valid, distances, 1.0) ** DISTANCE_POWER, 0.0).astype(np.float32)
-    # Pairwise L1 distances between candidates: [K, C, C].
+    apart = np.where(valid, distances, 1.0)
+    weight = np.where(valid, 1.0 / apart ** DISTANCE_POWER, 0.0).astype(np.float32)
+    vote = np.where(valid, 1.0 / apart ** VOTE_POWER, 0.0).astype(np.float32)
+    # Pairwise L1 distances between candidates: [K, C, C], each column counting by its vote.
     pair = channel_sum(np.abs(colours[:, :, None, :] - colours[:, None, :, :]))
-    score = (pair * valid[:, None, :]).sum(-1)  # [K, C]
+    score = (pair * vote[:, None, :]).sum(-1)  # [K, C]
     # Ties (e.g. two candidates) go to the nearer one in time.
     score = np.where(valid, score - 1e-3 * weight, np.inf)
     medoid = colours[np.arange(colours.shape[0]), score.argmin(1)]  # [K, 3]

@@ -17,6 +17,21 @@ def test_a_passing_thing_is_outvoted_by_the_background_seen_before_and_after():
     assert main[0] != 0
 
 
+def test_two_far_candidates_that_agree_do_not_outvote_a_near_one():
+    # The road seen a frame away, and the same spot 14 and 16 frames away under the shadow of the
+    # car that drives over it (or a long trace landing on the same wrong place twice).
+    colours = np.array([[[120, 122, 125], [60, 62, 66], [62, 61, 65]]], np.float32)
+    distances = np.array([[1, 14, 16]], np.float32)
+    values, reached, main = choose_sources(colours, distances, agree=24.0)
+    assert reached[0] and main[0] == 0
+    np.testing.assert_allclose(values[0], colours[0, 0])
+    # Near ones that agree still outvote one as near: the background seen the frame before and
+    # three frames after a thing passing over the spot the frame after.
+    colours = np.array([[[200, 30, 30], [100, 100, 100], [102, 98, 100]]], np.float32)
+    values, _, main = choose_sources(colours, np.array([[1, 1, 3]], np.float32), agree=24.0)
+    assert main[0] != 0 and np.abs(values[0] - 100).max() < 3
+
+
 def test_two_disagreeing_candidates_give_the_nearer_and_agreeing_ones_are_averaged():
     colours = np.array([[[50, 50, 50], [150, 150, 150]], [[100, 100, 100], [110, 110, 110]]], np.float32)
     distances = np.array([[4, 2], [1, 1]], np.float32)
