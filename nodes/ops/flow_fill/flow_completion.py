@@ -36,10 +36,23 @@ _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
-def dis_flow(source_gray: np.ndarray, target_gray: np.ndarray, preset: DisPreset = "medium") -> np.ndarray:
-    """Dense flow ``[H, W, 2]`` (x, y pixels) from ``source`` to ``target`` (uint8 ``[H, W]``)."""
+def dis_flow(source_gray: np.ndarray, target_gray: np.ndarray, preset: DisPreset = "medium",
+             draw: int = 0) -> np.ndarray:
+    """Dense flow ``[H, W, 2]`` (x, y pixels) from ``source`` to ``target`` (uint8 ``[H, W]``).
+
+    ``draw`` 1 (the second of the fills that ``FlowFillSettings.second_draw`` averages) measures the
+    same motion on another grid: on the frames mirrored left-right (the flow mirrored back), with
+    DIS's pyramid going one level below the preset's finest (the medium preset stops at half
+    resolution; one finer is full resolution), never below full resolution.
+    """
     dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
-    return dis.calc(source_gray, target_gray, None)
+    if not draw:
+        return dis.calc(source_gray, target_gray, None)
+    dis.setFinestScale(max(0, dis.getFinestScale() - 1))
+    flow = dis.calc(np.ascontiguousarray(source_gray[:, ::-1]), np.ascontiguousarray(target_gray[:, ::-1]), None)
+    flow = np.ascontiguousarray(flow[:, ::-1])
+    flow[..., 0] *= -1.0
+    return flow
 
 
 def complete_flow(flow: np.ndarray, hole: np.ndarray, relax_iterations: int = 40) -> np.ndarray:
@@ -509,11 +522,15 @@ class PairFlows(NamedTuple):
 
 
 def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarray], pair: int,
-               settings: FlowFillSettings, should_cancel: Callable[[], bool] | None = None) -> PairFlows:
+               settings: FlowFillSettings, should_cancel: Callable[[], bool] | None = None,
+               draw: int = 0) -> PairFlows:
     """Completed flows and moving layers between frames ``pair`` and ``pair + 1``.
 
     ``gray(i)`` and ``raw(i)`` give frame ``i`` in grey and its undilated mask (bool);
     ``should_cancel`` is polled before each direction, after each DIS flow and within the completions.
+    ``draw``: which of the fills averaged by :func:`.pipeline.flow_fill_inpaint` the flows are for;
+    each measures DIS that many pyramid levels finer (see :func:`dis_flow` and
+    ``FlowFillSettings.second_draw``).
     """
     first_hole = dilate_holes(raw(pair), GREY_FILL_DILATION)
     second_hole = dilate_holes(raw(pair + 1), GREY_FILL_DILATION)
@@ -522,14 +539,14 @@ def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarra
     region = dilate_holes(raw(pair) | raw(pair + 1), settings.flow_mask_dilation)
     disturbed = dilate_holes(raw(pair) | raw(pair + 1), min(OWN_FLOW_MARGIN, settings.flow_mask_dilation))
     check_cancel(should_cancel)
-    measured = dis_flow(first, second, settings.flow_preset)
+    measured = dis_flow(first, second, settings.flow_preset, draw)
     check_cancel(should_cancel)
     forward = complete_flow_and_layers(measured, region, first_hole, greys=(first, second), smoothed=second_hole,
                                        should_cancel=should_cancel)
     own_forward = complete_own_flow(measured, region, forward.outliers, first_hole, disturbed=disturbed,
                                     should_cancel=should_cancel)
     check_cancel(should_cancel)
-    measured = dis_flow(second, first, settings.flow_preset)
+    measured = dis_flow(second, first, settings.flow_preset, draw)
     check_cancel(should_cancel)
     backward = complete_flow_and_layers(measured, region, second_hole, greys=(second, first), smoothed=first_hole,
                                         should_cancel=should_cancel)

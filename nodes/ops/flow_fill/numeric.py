@@ -184,13 +184,38 @@ def local_affine(values: np.ndarray, fixed: np.ndarray, ys: np.ndarray, xs: np.n
 def _gaussian_sums(images: list[np.ndarray], ys: np.ndarray, xs: np.ndarray, sigma: float,
                    should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
     """``[K, N]`` float64: each of the ``N`` images ``[H, W]`` float32 blurred by a Gaussian of ``sigma`` px
-    (zero outside), at the points ``(ys, xs)``; ``should_cancel`` is polled between blurs."""
+    (zero outside), at the points ``(ys, xs)``; ``should_cancel`` is polled between blurs.
+
+    A wide Gaussian is taken on the images shrunk by :func:`_shrink_factor` (means of square blocks,
+    the frame padded with zeros to whole blocks), with the Gaussian shrunk alike, and read at the
+    points bilinearly: the block means and the bilinear read widen it by about a 40th at 12 px
+    (variances add), for an 80th of the work (at 432 px the own flow's plane took 8 % of flow_fill's
+    time at full size).
+    """
+    factor = _shrink_factor(sigma)
+    h, w = images[0].shape
+    if factor > 1:
+        rows, cols = -(-h // factor), -(-w // factor)
+        small_y = (ys + 0.5) / factor - 0.5
+        small_x = (xs + 0.5) / factor - 0.5
     out = np.empty((ys.size, len(images)), np.float64)
     for index, image in enumerate(images):  # one channel a call: faster than four at once
         if index % 4 == 0:
             check_cancel(should_cancel)
-        out[:, index] = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)[ys, xs]
+        if factor == 1:
+            out[:, index] = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)[ys, xs]
+            continue
+        padded = cv2.copyMakeBorder(image, 0, rows * factor - h, 0, cols * factor - w, cv2.BORDER_CONSTANT, value=0)
+        small = cv2.resize(padded, (cols, rows), interpolation=cv2.INTER_AREA)
+        blurred = cv2.GaussianBlur(small, (0, 0), sigma / factor, borderType=cv2.BORDER_CONSTANT)
+        out[:, index] = sample(blurred, small_y, small_x)[:, 0]
     return out
+
+
+def _shrink_factor(sigma: float) -> int:
+    """The block side (px) by which :func:`_gaussian_sums` shrinks its images for a Gaussian of ``sigma``
+    px: a quarter of it, whole px (1: not shrunk, under 8 px)."""
+    return max(1, int(sigma // 4))
 
 
 def window_mean(image: np.ndarray, where: np.ndarray, size: int, fallback: np.ndarray | None = None) -> np.ndarray:

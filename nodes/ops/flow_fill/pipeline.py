@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .blending import OWN_WEIGHT, blend_with_previous, match_boundary, remove_seams
-from .flow_completion import pair_flows
+from .flow_completion import PairFlows, pair_flows
 from .propagation import CROSSING_PX, Window, crossing_speed, make_window, moving_layer_pixels, propagate
 from .source_selection import carried_onto, hole_layer, nearby_layer
 from .settings import FlowFillSettings, check_cancel, dilate_holes
@@ -177,32 +177,57 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
         raise ValueError("max_propagation and segment_length must be at least 1")
     out = frames.copy()
     total = frames.shape[0]
-    # Per-frame caches of the window in hand (grey frames, dilated holes): nothing the size of
-    # the clip is made besides the output.
-    grey_cache: dict[int, np.ndarray] = {}
-    hole_cache: dict[int, np.ndarray] = {}
-
-    def raw(i: int) -> np.ndarray:
-        return np.asarray(masks[i]) != 0
-
-    def gray(i: int) -> np.ndarray:
-        if i not in grey_cache:
-            grey_cache[i] = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY)
-        return grey_cache[i]
-
-    def hole(i: int) -> np.ndarray:
-        if i not in hole_cache:
-            hole_cache[i] = dilate_holes(raw(i), settings.mask_dilation)
-        return hole_cache[i]
-
-    if not any(raw(i).any() for i in range(total)):
+    clip = _ClipFrames(frames, masks, settings.mask_dilation)
+    if not any(clip.raw(i).any() for i in range(total)):
         return out
-    if all(hole(i).all() for i in range(total)):  # stops at the first frame with a known pixel
+    if all(clip.hole(i).all() for i in range(total)):  # stops at the first frame with a known pixel
         logger.warning("the mask covers every pixel of every frame: nothing to propagate, filling flat grey")
         out[:] = 128
         return out
+    draws = 2 if settings.second_draw else 1
+    for draw in range(draws):
+        reported = None if progress is None else (
+            lambda done, draw=draw: progress((draw * total + done) // draws, total))
+        _fill_draw(clip, draw, out, settings, should_cancel, reported)
+    return out
 
-    flows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+class _ClipFrames:
+    """Frame ``i`` of the clip in grey, its mask and its dilated hole, cached for the window in hand only
+    (:meth:`drop_before`): nothing the size of the clip is made besides the output."""
+
+    def __init__(self, frames: np.ndarray, masks: np.ndarray, dilation: int):
+        self.frames, self.masks, self.dilation = frames, masks, dilation
+        self._grey: dict[int, np.ndarray] = {}
+        self._hole: dict[int, np.ndarray] = {}
+
+    def raw(self, i: int) -> np.ndarray:
+        return np.asarray(self.masks[i]) != 0
+
+    def gray(self, i: int) -> np.ndarray:
+        if i not in self._grey:
+            self._grey[i] = cv2.cvtColor(self.frames[i], cv2.COLOR_RGB2GRAY)
+        return self._grey[i]
+
+    def hole(self, i: int) -> np.ndarray:
+        if i not in self._hole:
+            self._hole[i] = dilate_holes(self.raw(i), self.dilation)
+        return self._hole[i]
+
+    def drop_before(self, first: int) -> None:
+        for cache in (self._grey, self._hole):
+            for stale in [i for i in cache if i < first]:
+                del cache[stale]
+
+
+def _fill_draw(clip: _ClipFrames, draw: int, out: np.ndarray, settings: FlowFillSettings,
+               should_cancel: Callable[[], bool] | None, progress: Callable[[int, int], None] | None) -> None:
+    """One of :func:`flow_fill_inpaint`'s fills, streamed through the windows, with the flows of ``draw``
+    (see ``FlowFillSettings.second_draw``). The first fill writes the hole pixels of ``out``; the
+    second replaces them by the mean of the two."""
+    frames = clip.frames
+    total = frames.shape[0]
+    flows: dict[int, PairFlows] = {}
     history = CarryHistory()  # the forward recursion's output frames, handed between windows
     reach, seg = settings.max_propagation, settings.segment_length
     for start in range(0, total, seg):
@@ -210,24 +235,22 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
         first, last = max(0, start - reach), min(total, end + reach)
         for stale in [p for p in flows if p < first]:
             del flows[stale]
-        for cache in (grey_cache, hole_cache):
-            for stale in [i for i in cache if i < first]:
-                del cache[stale]
+        clip.drop_before(first)
         for pair in range(first, last - 1):
             if pair not in flows:
                 check_cancel(should_cancel)
-                flows[pair] = pair_flows(gray, raw, pair, settings, should_cancel)
+                flows[pair] = pair_flows(clip.gray, clip.raw, pair, settings, should_cancel, draw)
         win = None  # drop the previous window before building the next (one window in memory)
-        win = make_window(frames, np.stack([hole(i) for i in range(first, last)]), flows, first)
-        _fill_window(win, range(start, end), hole, history, out, settings, should_cancel,
+        win = make_window(frames, np.stack([clip.hole(i) for i in range(first, last)]), flows, first)
+        _fill_window(win, range(start, end), clip.hole, history, out, draw > 0, settings, should_cancel,
                      None if progress is None else lambda done: progress(done, total))
-    return out
 
 
 def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray], history: CarryHistory,
-                 out: np.ndarray, settings: FlowFillSettings, should_cancel: Callable[[], bool] | None,
-                 progress: Callable[[int], None] | None) -> None:
-    """Fill the ``outputs`` frames of ``win`` into ``out``: the mean of a forward and a backward recursion.
+                 out: np.ndarray, averaged: bool, settings: FlowFillSettings,
+                 should_cancel: Callable[[], bool] | None, progress: Callable[[int], None] | None) -> None:
+    """Fill the ``outputs`` frames of ``win`` into ``out``: the mean of a forward and a backward recursion
+    (``averaged``: the mean of that and what ``out``'s hole pixels already hold, the first draw's fill).
 
     Each frame's propagation is made once (:func:`propagate_frame`); the recursions
     (:func:`finish_frame`: the carried fill of what no frame shows and the temporal blend) run over
@@ -254,7 +277,7 @@ def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray],
             if settings.two_sided:  # kept for the backward recursion
                 found[index], forward[index] = here, filled[here.ys, here.xs]
             else:
-                out[index][here.ys, here.xs] = np.clip(np.rint(filled[here.ys, here.xs]), 0, 255).astype(np.uint8)
+                _write(out[index], here, filled[here.ys, here.xs], averaged)
         else:  # a copy: a view would keep the whole window's frames alive in the handed history
             history.push(win.frames[index - first].copy())
         units += 1 if settings.two_sided else 2
@@ -271,10 +294,18 @@ def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray],
             following = finish_frame(win, index - first, hole(index), here, backward, -1, settings, should_cancel)
             if index < outputs.stop:
                 values = _two_sided(win.frames[index - first], here, forward.pop(index), following)
-                out[index][here.ys, here.xs] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+                _write(out[index], here, values, averaged)
         if index < outputs.stop:
             units += 1
             report()
+
+
+def _write(frame: np.ndarray, found: FramePropagation, values: np.ndarray, averaged: bool) -> None:
+    """The fill ``values [K, 3]`` into the hole pixels of the output ``frame [H, W, 3]`` uint8, rounded;
+    ``averaged``: the mean of it and what those pixels hold (the first draw's fill)."""
+    if averaged:
+        values = 0.5 * (values + frame[found.ys, found.xs])
+    frame[found.ys, found.xs] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
 def _two_sided(known: np.ndarray, found: FramePropagation, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:

@@ -34,6 +34,13 @@ class FlowFillSettings:
             backward (the carried fill of what no frame shows and the temporal blend), each window's
             backward one starting at its last frame, context included; False: forward only, and the
             result does not depend on ``segment_length``.
+        second_draw: the clip is filled twice and the two fills are averaged: the second measures
+            every flow with DIS one pyramid level finer (the medium preset's flows at full
+            resolution instead of half). Everything downstream of the flows (the moving layers, the
+            traces' landings, which candidate wins the vote) then comes out a little differently, and
+            the two fills' errors are largely independent: on the issue-13 bench their mean is
+            0.24 / 0.27 dB above either, higher on 22 of 24 cases and on 23 of 24 held-out ones, for
+            twice the time (bench/RESULTS.md, issue 13 session 20). False: one fill, half the time.
     """
 
     mask_dilation: int = 4
@@ -43,6 +50,7 @@ class FlowFillSettings:
     spatial_radius: int = 5
     flow_preset: DisPreset = "medium"
     two_sided: bool = True
+    second_draw: bool = True
 
 
 # Working memory of a run, per pixel of the processing size: per frame of the streamed window (its

@@ -1,6 +1,7 @@
 """flow_fill.numeric: scattered bilinear sampling, membranes, short channel sums."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -105,3 +106,23 @@ def test_a_local_plane_polls_the_cancel_between_its_sums():
     with pytest.raises(InpaintCancelled):
         local_affine(np.zeros((40, 40, 2), np.float32), fixed, ys, xs, sigma=12.0, ridge=0.02, should_cancel=third_poll)
     assert len(polls) == 3
+
+
+def test_wide_gaussian_sums_read_from_shrunk_images_match_the_full_size_blur():
+    from vanish.nodes.ops.flow_fill import numeric
+
+    rng = np.random.default_rng(5)
+    h, w = 90, 131  # not whole blocks: the padding must read as zeros
+    mask = rng.uniform(size=(h, w)) < 0.4
+    mask[:, 100:] = False
+    images = [mask.astype(np.float32), (rng.normal(size=(h, w)) * mask).astype(np.float32)]
+    ys, xs = np.nonzero(np.ones((h, w), bool))
+    sigma = 12.0
+    assert numeric._shrink_factor(sigma) > 1, "not a test of the shrunk path"
+    shrunk = numeric._gaussian_sums(images, ys, xs, sigma)
+    full = np.stack([cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)[ys, xs]
+                     for image in images], 1)
+    # Against the largest value: the Gaussian mass, and a weighted mean of unit noise.
+    assert np.abs(shrunk[:, 0] - full[:, 0]).max() < 0.05 * full[:, 0].max()
+    assert np.abs(shrunk[:, 0] - full[:, 0]).mean() < 0.005 * full[:, 0].max()
+    assert np.abs(shrunk[:, 1] - full[:, 1]).max() < 0.1 * np.abs(full[:, 1]).max()
