@@ -5,8 +5,10 @@ ProPainter Inpaint node runs it, then once more with one thing changed that leav
 but draws its estimates differently, and the two fills' mean is scored too. Where the two fills are
 about as good and the mean is better than either, their errors are partly independent: what the mean
 gains is the share of the error that comes from the arbitrary draw (which DIS grid, which direction
-the recursion runs), not from anything the frames show. None of this is a method the backend runs:
-it costs two fills, and the mean softens the fill where the two disagree.
+the recursion runs), not from anything the frames show. This measurement is why the backend itself
+fills every clip twice since issue 13's twentieth session (``FlowFillSettings.second_draw``: its second
+draw measures DIS on the frames mirrored and one level finer) and averages the two. Here each fill is
+the backend's own, so the ``fine`` and ``mirrored`` second fills replace DIS in both of its draws.
 
 Second fills (``--second``):
 
@@ -33,14 +35,14 @@ from _common import header, import_pack
 SECOND_FILLS = ("fine", "mirrored", "reversed")
 
 
-def _fine_dis(source: np.ndarray, target: np.ndarray, preset: str = "medium") -> np.ndarray:
+def _fine_dis(source: np.ndarray, target: np.ndarray, preset: str = "medium", draw: int = 0) -> np.ndarray:
     """Stands in for ``flow_completion.dis_flow``: the medium preset down to full resolution."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     dis.setFinestScale(0)
     return dis.calc(source, target, None)
 
 
-def _mirrored_dis(source: np.ndarray, target: np.ndarray, preset: str = "medium") -> np.ndarray:
+def _mirrored_dis(source: np.ndarray, target: np.ndarray, preset: str = "medium", draw: int = 0) -> np.ndarray:
     """Stands in for ``flow_completion.dis_flow``: the medium preset on the frames mirrored left-right."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     flow = dis.calc(np.ascontiguousarray(source[:, ::-1]), np.ascontiguousarray(target[:, ::-1]), None)

@@ -69,8 +69,8 @@ def install(oracle: str, truth: np.ndarray, objects: np.ndarray) -> None:
         _install_own_band(pipeline, estimate, grey)
         return
 
-    def with_true_flows(gray, raw, pair, settings, should_cancel=None):
-        flows = estimate(gray, raw, pair, settings, should_cancel)
+    def with_true_flows(gray, raw, pair, settings, should_cancel=None, draw=0):
+        flows = estimate(gray, raw, pair, settings, should_cancel, draw)
         both = raw(pair) | raw(pair + 1)
         where = dilate_holes(both, HOLE_DILATION)
         if oracle == "ring-flow":
@@ -98,9 +98,9 @@ def _install_own_band(pipeline, estimate, grey: list[np.ndarray]) -> None:
     complete_own = flow_completion.complete_own_flow
     pending: list[np.ndarray] = []
 
-    def with_true_pair(gray, raw, pair, settings, should_cancel=None):
+    def with_true_pair(gray, raw, pair, settings, should_cancel=None, draw=0):
         pending[:] = _true_flows(grey, pair, gray(pair).shape)
-        return estimate(gray, raw, pair, settings, should_cancel)
+        return estimate(gray, raw, pair, settings, should_cancel, draw)
 
     def own_from_band(flow, hole, moving, unmeasured=None, relax_iterations=40, disturbed=None, should_cancel=None):
         true = pending.pop(0)

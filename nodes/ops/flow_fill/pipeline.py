@@ -13,6 +13,12 @@ and a backward one that starts at the window's last frame, context included
 (``FlowFillSettings.two_sided``; forward only, the streamed result equals the whole-clip result
 exactly; two-sided, the last window's frames do, and earlier windows differ only by where their
 backward recursion started).
+
+The whole of that runs twice (``FlowFillSettings.second_draw``), the second time from flows measured
+on another grid (:func:`.flow_completion.dis_flow`'s second draw), and each hole pixel is the mean of
+the two fills: the moving layers, the traces' landings and the votes come out a little differently
+from each set of flows, and their errors are largely independent. The draws run one after the
+other, so the memory of a run is that of one.
 """
 from __future__ import annotations
 
@@ -186,8 +192,9 @@ def flow_fill_inpaint(frames: np.ndarray, masks: np.ndarray, settings: FlowFillS
         return out
     draws = 2 if settings.second_draw else 1
     for draw in range(draws):
+        # Each draw is half of the run (of all of it with one draw).
         reported = None if progress is None else (
-            lambda done, draw=draw: progress((draw * total + done) // draws, total))
+            lambda done, offset=draw * total: progress((offset + done) // draws, total))
         _fill_draw(clip, draw, out, settings, should_cancel, reported)
     return out
 
@@ -221,10 +228,10 @@ class _ClipFrames:
 
 
 def _fill_draw(clip: _ClipFrames, draw: int, out: np.ndarray, settings: FlowFillSettings,
-               should_cancel: Callable[[], bool] | None, progress: Callable[[int, int], None] | None) -> None:
+               should_cancel: Callable[[], bool] | None, progress: Callable[[int], None] | None) -> None:
     """One of :func:`flow_fill_inpaint`'s fills, streamed through the windows, with the flows of ``draw``
     (see ``FlowFillSettings.second_draw``). The first fill writes the hole pixels of ``out``; the
-    second replaces them by the mean of the two."""
+    second replaces them by the mean of the two. ``progress(done)`` receives the clip frames done."""
     frames = clip.frames
     total = frames.shape[0]
     flows: dict[int, PairFlows] = {}
@@ -242,8 +249,7 @@ def _fill_draw(clip: _ClipFrames, draw: int, out: np.ndarray, settings: FlowFill
                 flows[pair] = pair_flows(clip.gray, clip.raw, pair, settings, should_cancel, draw)
         win = None  # drop the previous window before building the next (one window in memory)
         win = make_window(frames, np.stack([clip.hole(i) for i in range(first, last)]), flows, first)
-        _fill_window(win, range(start, end), clip.hole, history, out, draw > 0, settings, should_cancel,
-                     None if progress is None else lambda done: progress(done, total))
+        _fill_window(win, range(start, end), clip.hole, history, out, draw > 0, settings, should_cancel, progress)
 
 
 def _fill_window(win: Window, outputs: range, hole: Callable[[int], np.ndarray], history: CarryHistory,
