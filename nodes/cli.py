@@ -117,7 +117,7 @@ def removal_settings(args, engine):
     """The engine's RemovalSettings from the arguments (unset options keep the engine's defaults)."""
     from .ops.inpaint_runner import RunSettings
 
-    inpaint = {"backend": args.backend, "crop": args.crop}
+    inpaint = {"backend": args.backend, "crop": args.crop, "flow_fill_second_draw": args.second_draw}
     if args.long_side is not None:
         inpaint.update(size_mode="long side", long_side=args.long_side)
     elif args.scale is not None:

@@ -76,6 +76,7 @@ class RunSettings:
     segment_length: int = 0           # 0: choose from free memory
     half: bool = False                # ProPainter networks run in fp16/bf16 (models' dtype)
     cpu_bf16: bool = False            # ProPainter on the CPU under bfloat16 autocast (opt-in)
+    flow_fill_second_draw: bool = True  # flow_fill: the mean of two fills (False: one, half the time)
 
 
 @dataclass(frozen=True)
@@ -400,7 +401,8 @@ def flow_fill_settings(settings: RunSettings) -> flow_fill.FlowFillSettings:
     flow_dilation = settings.flow_mask_dilation
     return replace(defaults, mask_dilation=settings.mask_dilation,
                    flow_mask_dilation=defaults.flow_mask_dilation if flow_dilation < 0 else flow_dilation,
-                   segment_length=settings.segment_length or defaults.segment_length)
+                   segment_length=settings.segment_length or defaults.segment_length,
+                   second_draw=settings.flow_fill_second_draw)
 
 
 def _run_flow_fill(frames: torch.Tensor, masks: torch.Tensor, size: tuple[int, int],

@@ -239,3 +239,14 @@ def test_batch_on_ray_gives_the_local_files(tmp_path):
     assert names == ["a_removed.mkv", "b_removed.mkv"] == sorted(p.name for p in remote.iterdir())
     for name in names:
         assert (local / name).read_bytes() == (remote / name).read_bytes()
+
+
+def test_single_draw_reaches_the_weights_free_backend_as_one_fill():
+    from vanish.nodes import cli_args, engine
+    from vanish.nodes.ops.inpaint_runner import flow_fill_settings
+
+    parser = cli_args.build_parser()
+    for argv, second in ((["remove", "clip.mp4", "--mask", "mask.mp4"], True),
+                         (["remove", "clip.mp4", "--mask", "mask.mp4", "--single-draw"], False)):
+        settings = cli.removal_settings(parser.parse_args(argv), engine)
+        assert flow_fill_settings(settings.inpaint).second_draw is second
