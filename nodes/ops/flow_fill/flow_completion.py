@@ -528,8 +528,8 @@ def pair_flows(gray: Callable[[int], np.ndarray], raw: Callable[[int], np.ndarra
 
     ``gray(i)`` and ``raw(i)`` give frame ``i`` in grey and its undilated mask (bool);
     ``should_cancel`` is polled before each direction, after each DIS flow and within the completions.
-    ``draw``: which of the fills averaged by :func:`.pipeline.flow_fill_inpaint` the flows are for;
-    each measures DIS that many pyramid levels finer (see :func:`dis_flow` and
+    ``draw``: which of the fills averaged by :func:`.pipeline.flow_fill_inpaint` the flows are for
+    (0 or 1; the second measures DIS on another grid, see :func:`dis_flow` and
     ``FlowFillSettings.second_draw``).
     """
     first_hole = dilate_holes(raw(pair), GREY_FILL_DILATION)

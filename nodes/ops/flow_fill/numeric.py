@@ -188,9 +188,9 @@ def _gaussian_sums(images: list[np.ndarray], ys: np.ndarray, xs: np.ndarray, sig
 
     A wide Gaussian is taken on the images shrunk by :func:`_shrink_factor` (means of square blocks,
     the frame padded with zeros to whole blocks), with the Gaussian shrunk alike, and read at the
-    points bilinearly: the block means and the bilinear read widen it by about a 40th at 12 px
-    (variances add), for an 80th of the work (at 432 px the own flow's plane took 8 % of flow_fill's
-    time at full size).
+    points bilinearly: the block means and the bilinear read widen a 12-px Gaussian by under 2 %
+    (variances add), and :func:`local_affine` runs 2.5x faster (at 432 px its full-size blurs took
+    8 % of flow_fill's time).
     """
     factor = _shrink_factor(sigma)
     h, w = images[0].shape

@@ -35,12 +35,13 @@ class FlowFillSettings:
             backward one starting at its last frame, context included; False: forward only, and the
             result does not depend on ``segment_length``.
         second_draw: the clip is filled twice and the two fills are averaged: the second measures
-            every flow with DIS one pyramid level finer (the medium preset's flows at full
-            resolution instead of half). Everything downstream of the flows (the moving layers, the
-            traces' landings, which candidate wins the vote) then comes out a little differently, and
-            the two fills' errors are largely independent: on the issue-13 bench their mean is
-            0.24 / 0.27 dB above either, higher on 22 of 24 cases and on 23 of 24 held-out ones, for
-            twice the time (bench/RESULTS.md, issue 13 session 20). False: one fill, half the time.
+            every flow on another grid (DIS on the frames mirrored, one pyramid level finer: the
+            medium preset's flows at full resolution instead of half). Everything downstream of the
+            flows (the moving layers, the traces' landings, which candidate wins the vote) then comes
+            out a little differently, and the two fills' errors are largely independent: on the
+            issue-13 bench the mean scores 21.24 / 22.95 dB against one fill's 21.00 / 22.61, higher
+            on 22 of 24 cases and on 23 of 24 held-out ones, for about twice the time
+            (bench/RESULTS.md, issue 13 session 20). False: one fill, half the time.
     """
 
     mask_dilation: int = 4
