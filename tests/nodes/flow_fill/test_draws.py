@@ -1,5 +1,6 @@
-"""flow_fill's second draw: the clip filled again from flows DIS measures one pyramid level finer, and the two
-fills averaged (their errors are largely independent: bench/RESULTS.md, issue 13 session 20)."""
+"""flow_fill's second draw: the clip filled again from flows DIS measures on another grid (the frames mirrored,
+one pyramid level finer), and the two fills averaged (their errors are largely independent: bench/RESULTS.md,
+issue 13 session 20)."""
 from __future__ import annotations
 
 import cv2
@@ -11,7 +12,7 @@ from vanish.nodes.ops.flow_fill.flow_completion import dis_flow
 from .test_two_sided import _noisy_pan
 
 
-def test_the_second_draw_is_a_fill_from_finer_flows_averaged_with_the_first(monkeypatch):
+def test_the_second_draw_is_a_fill_from_other_flows_averaged_with_the_first(monkeypatch):
     clean, given, masks = _noisy_pan(seed=2, t=6)
     holes = dilate_holes(masks, 4)
     single = FlowFillSettings(second_draw=False)
@@ -22,7 +23,7 @@ def test_the_second_draw_is_a_fill_from_finer_flows_averaged_with_the_first(monk
                         lambda gray, raw, pair, settings, should_cancel=None, draw=0:
                         measured(gray, raw, pair, settings, should_cancel, 1))
     second = flow_fill_inpaint(given, masks, single).astype(np.float32)
-    assert np.abs(second - first)[holes].max() >= 4, "the finer flows fill the same: not a test of the mean"
+    assert np.abs(second - first)[holes].max() >= 4, "the other flows fill the same: not a test of the mean"
     # The first draw's fill is rounded before the mean: within a level of the exact mean.
     assert np.abs(both - 0.5 * (first + second))[holes].max() <= 1.0
     np.testing.assert_array_equal(both[~holes], given[~holes])
