@@ -106,7 +106,8 @@ def removal_settings(engine, inpaint_model: InpaintModel, options: dict, metadat
     inpaint = RunSettings(backend=inpaint_model.backend, crop=options["crop"], size_mode=options["size_mode"],
                           scale=options["scale"], long_side=options["long_side"],
                           segment_length=options["segment_length"],
-                          half=inpaint_model.dtype != torch.float32, cpu_bf16=inpaint_model.cpu_bf16)
+                          half=inpaint_model.dtype != torch.float32, cpu_bf16=inpaint_model.cpu_bf16,
+                          flow_fill_second_draw=inpaint_model.flow_fill_second_draw)
     output = engine.OutputOptions(format=options["format"], crf=options["crf"], metadata=metadata or {})
     return engine.RemovalSettings(inpaint=inpaint, mask=mask, output=output)
 

@@ -196,6 +196,27 @@ def test_flow_fill_backend_needs_no_files(comfy):
     assert model.backend == "flow_fill"
 
 
+def test_the_fast_flow_fill_choice_fills_once_through_the_node(comfy):
+    # "flow_fill fast" is the weights-free backend without its second draw: the node's fill is the
+    # backend's one-draw fill, and the default choice's is not (it is the mean of two).
+    from vanish.nodes.ops import flow_fill
+
+    loader = inpainting.VanishProPainterModelLoader()
+    (fast,) = loader.load("flow_fill fast (no weights, one fill)", inpainting.NO_FILE, inpainting.NO_FILE,
+                          inpainting.NO_FILE, "fp32", "auto")
+    (both,) = loader.load("flow_fill (no weights)", "raft-things.pth", "x.pth", "y.pth", "fp32", "auto")
+    assert fast.backend == both.backend == "flow_fill"
+    frames, masks = clip(t=6)
+    given = (frames.numpy() * 255).round().astype(np.uint8)
+    one = flow_fill.flow_fill_inpaint(given, masks.numpy() > 0, flow_fill.FlowFillSettings(second_draw=False))
+    filled_fast, used, _ = run_node(frames, masks, fast)
+    filled_both, _, _ = run_node(frames, masks, both)
+    inside = used.numpy() > 0
+    fast_levels = (filled_fast.numpy() * 255).round()
+    np.testing.assert_array_equal(fast_levels[inside], one[inside])
+    assert np.abs((filled_both.numpy() * 255).round() - one)[inside].max() >= 2
+
+
 def test_loader_lists_only_files_that_exist(comfy):
     # The frontend reports a model as missing (and offers its download) only when the widget's
     # value is not among the choices, so an empty folder must not list the official names.

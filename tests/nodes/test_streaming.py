@@ -155,3 +155,23 @@ def test_a_name_taken_while_the_job_runs_goes_to_the_next_counter(comfy, clip, m
     assert saved != targets[0] and saved.parent == targets[0].parent
     assert targets[0].read_bytes() == b"someone else's file"  # untouched
     assert not list(saved.parent.glob(".*.partial"))
+
+
+def test_the_fast_flow_fill_choice_reaches_the_backend_as_one_fill(comfy, clip, monkeypatch):
+    from vanish.nodes.ops import flow_fill
+
+    measured, draws = flow_fill.flow_fill_inpaint, []
+
+    def spy(frames, masks, settings, **kwargs):
+        draws.append(settings.second_draw)
+        return measured(frames, masks, settings, **kwargs)
+
+    monkeypatch.setattr(flow_fill, "flow_fill_inpaint", spy)
+    (fast,) = VanishProPainterModelLoader().load("flow_fill fast (no weights, one fill)", "raft-things.pth",
+                                                 "recurrent_flow_completion.pth", "ProPainter.pth", "fp32", "auto")
+    node = VanishRemoveObjectStreaming()
+    _check_result(node.remove("", fast, path="scene/clip.mp4", mask_path="scene/mask.mkv", **WIDGETS), comfy)
+    assert draws and not any(draws)
+    draws.clear()
+    _check_result(node.remove("", _flow_fill(), path="scene/clip.mp4", mask_path="scene/mask.mkv", **WIDGETS), comfy)
+    assert draws and all(draws)
