@@ -19,14 +19,20 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def import_pack():
+def import_pack(root: Path | str | None = None):
     """Import the pack the way ComfyUI does (as a package named ``vanish`` after its folder), and
-    return it; later imports of ``vanish.…`` then work without ComfyUI."""
+    return it; later imports of ``vanish.…`` then work without ComfyUI.
+
+    Args:
+        root: The checkout to import (default: the one this bench folder is in), e.g. another
+            commit's worktree that a bench times against this one, in a process of its own.
+    """
     import importlib.util
     import sys
 
-    spec = importlib.util.spec_from_file_location("vanish", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
+    root = ROOT if root is None else Path(root).resolve()
+    spec = importlib.util.spec_from_file_location("vanish", root / "__init__.py",
+                                                  submodule_search_locations=[str(root)])
     pack = importlib.util.module_from_spec(spec)
     sys.modules["vanish"] = pack
     spec.loader.exec_module(pack)

@@ -170,16 +170,19 @@ def zero_motion(truth: np.ndarray, holes: np.ndarray) -> np.ndarray:
     return out
 
 
-def flow_fill_node(given: np.ndarray, holes: np.ndarray) -> tuple[np.ndarray, float]:
-    """The backend as the ProPainter Inpaint node runs it with default settings; (result, seconds)."""
+def flow_fill_node(given: np.ndarray, holes: np.ndarray, single_draw: bool = False) -> tuple[np.ndarray, float]:
+    """The backend as the ProPainter Inpaint node runs it with default settings; (result, seconds).
+    ``single_draw``: one fill instead of the mean of two (the loader's "flow_fill fast")."""
     import torch
 
     from vanish.nodes.ops import inpaint_runner
 
     images = torch.from_numpy(given).float() / 255.0
+    # Only when asked: a checkout from before the second draw has no such setting.
+    one = {"flow_fill_second_draw": False} if single_draw else {}
     started = time.perf_counter()
     result = inpaint_runner.run_inpaint(images, torch.from_numpy(holes),
-                                        inpaint_runner.RunSettings(backend="flow_fill"))
+                                        inpaint_runner.RunSettings(backend="flow_fill", **one))
     seconds = time.perf_counter() - started
     filled = (result.filled * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
     out = given.copy()

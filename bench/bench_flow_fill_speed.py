@@ -12,9 +12,19 @@ and torch), and the process CPU time is divided by the frames. Three cases by de
 * ``camel-1080``: the same, 8 frames upscaled to 1920x1080 (cubic).
 
 ``--stages`` runs every case a second time under cProfile and prints where its time goes (shares
-of the profiled run; the stages nest as indented).
+of the profiled run; the stages nest as indented). ``--single-draw`` times one fill instead of the
+mean of two (the loader's "flow_fill fast (no weights, one fill)").
+
+``--against DIR`` times another checkout of the pack beside this one, on the same machine at the
+same time: each case runs in a fresh process per checkout, the two alternately, ``--rounds``
+times, and the least CPU time of each is kept; the table adds the other's time and the ratio.
+Issue 13's bar is such a ratio, against the code at the issue's filing (commit a0af6ac; its
+``bench/`` is not used, only its pack): ``git worktree add ../vanish-at-filing a0af6ac``, then
+``--against ../vanish-at-filing``. The absolute figures move with the machine's load and
+neighbours by a quarter from one hour to the next; only a ratio measured this way compares.
 
 Usage: python bench/bench_flow_fill_speed.py [--cases tennis-432 camel-854 camel-1080] [--stages]
+       [--single-draw] [--against DIR [--rounds 2]]
 """
 from __future__ import annotations
 
@@ -23,12 +33,13 @@ import cProfile
 import pstats
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 import bench_flow_fill as protocol
-from _common import header, import_pack
+from _common import git_commit, header, import_pack, run_in_fresh_process
 
 CASES = ("tennis-432", "camel-854", "camel-1080")
 
@@ -76,10 +87,10 @@ def case_inputs(case: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(f"{case} object removed", given, holes)]
 
 
-def stage_shares(given: np.ndarray, holes: np.ndarray) -> list[tuple[str, int, float]]:
+def stage_shares(given: np.ndarray, holes: np.ndarray, single_draw: bool = False) -> list[tuple[str, int, float]]:
     """``(label, depth, share of the profiled run)`` for :data:`STAGES`."""
     profile = cProfile.Profile()
-    profile.runcall(protocol.flow_fill_node, given, holes)
+    profile.runcall(protocol.flow_fill_node, given, holes, single_draw)
     stats = pstats.Stats(profile).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
     total = max(ct for (_, _, name), (_, _, _, ct, _) in stats.items() if name == "flow_fill_node")
     shares = []
@@ -90,34 +101,90 @@ def stage_shares(given: np.ndarray, holes: np.ndarray) -> list[tuple[str, int, f
     return shares
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
-    parser.add_argument("--stages", action="store_true", help="also print where each case's time goes")
-    args = parser.parse_args()
-    import_pack()
+def time_case(case: str, single_draw: bool = False, root: str | None = None) -> list[tuple]:
+    """:func:`time_inputs` with the pack of the checkout ``root`` on one thread: what a fresh process
+    runs when two checkouts are timed (see the module's docstring)."""
+    import_pack(root)
     import torch
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    print(header("bench_flow_fill_speed", threads=1, software=f"opencv {cv2.__version__}, numpy {np.__version__}"))
+    return time_inputs(case, single_draw)
+
+
+def time_inputs(case: str, single_draw: bool = False) -> list[tuple]:
+    """``(label, frames, "WxH", hole %, CPU s per frame, wall s)`` for each input of ``case``."""
+    rows = []
+    for label, given, holes in case_inputs(case):
+        cpu, wall = time.process_time(), time.perf_counter()
+        protocol.flow_fill_node(given, holes, single_draw)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        t, h, w = holes.shape
+        rows.append((label, t, f"{w}x{h}", 100 * float(holes.mean()), cpu / t, wall))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--stages", action="store_true", help="also print where each case's time goes")
+    parser.add_argument("--single-draw", action="store_true",
+                        help="time one fill instead of the mean of two (the loader's 'flow_fill fast')")
+    parser.add_argument("--against", metavar="DIR", type=Path,
+                        help="another checkout of the pack to time beside this one (e.g. issue 13's filing, a0af6ac)")
+    parser.add_argument("--rounds", type=int, default=2, help="with --against: runs of each checkout, alternately")
+    args = parser.parse_args()
+    if args.against is not None and not (args.against / "__init__.py").is_file():
+        parser.error(f"--against {args.against}: no pack there (no __init__.py); give a checkout of the "
+                     "repository, e.g. one made with 'git worktree add ../vanish-at-filing a0af6ac'")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    import_pack()
+    draws = "one fill" if args.single_draw else "the mean of two fills"
+    print(header("bench_flow_fill_speed", threads=1,
+                 software=f"opencv {cv2.__version__}, numpy {np.__version__}; flow_fill: {draws}"))
+    if args.against is not None:
+        return _compare(args)
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
     print("| case | frames | size | hole % | CPU s per frame | wall s |")
     print("|---|---|---|---|---|---|")
     profiled = []
     for case in args.cases:
-        for label, given, holes in case_inputs(case):
-            cpu, wall = time.process_time(), time.perf_counter()
-            protocol.flow_fill_node(given, holes)
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            t, h, w = holes.shape
-            print(f"| {label} | {t} | {w}x{h} | {100 * holes.mean():.1f} | {cpu / t:.3f} | {wall:.1f} |")
+        for label, frames, size, hole, cpu, wall in time_inputs(case, args.single_draw):
+            print(f"| {label} | {frames} | {size} | {hole:.1f} | {cpu:.3f} | {wall:.1f} |")
             sys.stdout.flush()
-            if args.stages:
-                profiled.append((label, stage_shares(given, holes)))
+        if args.stages:
+            profiled += [(label, stage_shares(given, holes, args.single_draw)) for label, given, holes in case_inputs(case)]
     for label, shares in profiled:
         print(f"\n{label}, share of the profiled run:")
         for stage, depth, share in shares:
             print(f"  {'  ' * depth}{stage}: {100 * share:.0f} %")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """The table of this checkout against ``args.against`` (see the module's docstring)."""
+    other = str(args.against.resolve())
+    print(f"against:  {other} (commit {git_commit(other)}), {args.rounds} rounds, fresh processes, alternately")
+    print("| case | frames | size | hole % | CPU s per frame, this | that | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for case in args.cases:
+        best: dict[str, list[float]] = {}
+        rows = None
+        for _ in range(args.rounds):
+            mine = run_in_fresh_process(time_case, case, args.single_draw, None)
+            theirs = run_in_fresh_process(time_case, case, False, other)
+            rows = mine
+            for (label, *_), own, old in zip(mine, (r[4] for r in mine), (r[4] for r in theirs)):
+                kept = best.setdefault(label, [own, old])
+                kept[0], kept[1] = min(kept[0], own), min(kept[1], old)
+        for label, frames, size, hole, _, _ in rows:
+            own, old = best[label]
+            print(f"| {label} | {frames} | {size} | {hole:.1f} | {own:.3f} | {old:.3f} | {own / old:.2f} |")
+            sys.stdout.flush()
     return 0
 
 
