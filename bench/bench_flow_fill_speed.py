@@ -172,16 +172,14 @@ def _compare(args: argparse.Namespace) -> int:
     print("| case | frames | size | hole % | CPU s per frame, this | that | ratio |")
     print("|---|---|---|---|---|---|---|")
     for case in args.cases:
-        best: dict[str, list[float]] = {}
-        rows = None
+        best: dict[str, tuple[float, float]] = {}  # label -> least CPU s per frame, this and that
         for _ in range(args.rounds):
             mine = run_in_fresh_process(time_case, case, args.single_draw, None)
             theirs = run_in_fresh_process(time_case, case, False, other)
-            rows = mine
-            for (label, *_), own, old in zip(mine, (r[4] for r in mine), (r[4] for r in theirs)):
-                kept = best.setdefault(label, [own, old])
-                kept[0], kept[1] = min(kept[0], own), min(kept[1], old)
-        for label, frames, size, hole, _, _ in rows:
+            for row, their_row in zip(mine, theirs):
+                own, old = best.get(row[0], (row[4], their_row[4]))
+                best[row[0]] = (min(own, row[4]), min(old, their_row[4]))
+        for label, frames, size, hole, _, _ in mine:
             own, old = best[label]
             print(f"| {label} | {frames} | {size} | {hole:.1f} | {own:.3f} | {old:.3f} | {own / old:.2f} |")
             sys.stdout.flush()

@@ -29,10 +29,9 @@ MODEL_EXTENSIONS = (".pth", ".safetensors")
 OFFICIAL_FILES = {"raft": "raft-things.pth", "flow_completion": "recurrent_flow_completion.pth",
                   "generator": "ProPainter.pth"}
 RELEASE_URL = "https://github.com/sczhou/ProPainter/releases/tag/v0.1.0"
-BACKENDS = {"propainter": "propainter", "flow_fill (no weights)": "flow_fill",
-            "flow_fill fast (no weights, one fill)": "flow_fill"}
-#: The backend choices that fill once instead of averaging two fills (``FlowFillSettings.second_draw``).
-ONE_FILL = {"flow_fill fast (no weights, one fill)"}
+#: The backend choice that fills once instead of averaging two fills (``FlowFillSettings.second_draw``).
+ONE_FILL = "flow_fill fast (no weights, one fill)"
+BACKENDS = {"propainter": "propainter", "flow_fill (no weights)": "flow_fill", ONE_FILL: "flow_fill"}
 #: The file slots' one choice that is not a file: always listed, so a graph that runs the
 #: weights-free backend validates with an empty models/propainter. It does not look like a model
 #: file name (.pth/.safetensors), so the frontend's missing-model scan never flags it.
@@ -196,7 +195,7 @@ class VanishProPainterModelLoader:
                     raise VanishError(node, net, f"is '{NO_FILE}', but the backend is propainter.",
                                       f"choose the {net.replace('_', ' ')} file ({OFFICIAL_FILES[net]}), "
                                       f"or set backend to '{NO_FILE}'.")
-        return (load_inpaint_model(BACKENDS[backend], names, precision, device, node, backend in ONE_FILL),)
+        return (load_inpaint_model(BACKENDS[backend], names, precision, device, node, backend == ONE_FILL),)
 
     @classmethod
     def VALIDATE_INPUTS(cls, raft: str, flow_completion: str, generator: str) -> bool:
