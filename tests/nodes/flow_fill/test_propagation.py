@@ -7,6 +7,7 @@ import pytest
 from flow_fill_testing import window_with_a_moving_layer
 from vanish.nodes.ops.flow_fill.flow_completion import PairFlows
 from vanish.nodes.ops.flow_fill.propagation import Window, choose_sources, make_window, moving_layer_pixels, trace
+from vanish.nodes.ops.flow_fill.source_selection import safe_to_sample
 
 
 def test_a_passing_thing_is_outvoted_by_the_background_seen_before_and_after():
@@ -52,6 +53,49 @@ def test_trace_keeps_several_sources_at_least_gap_frames_apart():
     colour, distance = trace(win, 0, np.array([5]), np.array([6]), +1, max_steps=7, candidates=3, gap=2)
     np.testing.assert_array_equal(distance[0], [1, 3, 5])
     np.testing.assert_allclose(colour[0, :, 0], [10, 30, 50])
+
+
+def _interpolated_flows_that_disagree(back_in_hole: float, own: bool, n: int = 8) -> Window:
+    """``n`` frames (frame i all 10 * i), a still hole over columns 20..44, a motion of 3 px right per
+    frame everywhere, measured outside the hole. Inside it the flow is interpolated: forward 3,
+    backward ``back_in_hole`` (not -3). ``own``: these are the moving layer's own flows (the
+    background's are zero); else the background's (no moving layer)."""
+    h, w = 20, 60
+    frames = np.stack([np.full((h, w, 3), 10.0 * i, np.float32) for i in range(n)])
+    holes = np.zeros((n, h, w), bool)
+    holes[:, :, 20:45] = True
+    forward = np.zeros((n - 1, h, w, 2), np.float32)
+    backward = np.zeros((n - 1, h, w, 2), np.float32)
+    forward[..., 0], backward[..., 0] = 3.0, -3.0
+    backward[:, :, 20:45, 0] = back_in_hole
+    safe_all = safe_to_sample(~holes)
+    if not own:
+        return Window(0, frames, safe_all, safe_all, np.zeros((n, h, w), bool), forward, backward)
+    zero = np.zeros_like(forward)
+    return Window(0, frames, safe_all, safe_all, ~holes, zero, zero, forward, backward)
+
+
+def test_a_hidden_part_of_a_thing_is_traced_on_where_its_two_interpolated_flows_disagree_a_little():
+    """Inside the hole both of a moving thing's flows are interpolated; a step between two hole pixels
+    is held to a wider bound, so the trace reaches the thing beyond the hole. A larger mismatch, or
+    the same one on the background's flows, still ends it."""
+    pixel = (np.array([10]), np.array([38]))
+    layer = np.array([True])
+    # 3 px forward, -2 back: 1 px apart, over the official bound (0.63 px^2) and within four times it.
+    win = _interpolated_flows_that_disagree(-2.0, own=True)
+    colour, distance = trace(win, 0, *pixel, +1, max_steps=6, in_moving_layer=layer)
+    assert distance[0, 0] == 3 and colour[0, 0, 0] == 30.0  # 38 -> 41 -> 44 (hole) -> 47, frame 3
+    win = _interpolated_flows_that_disagree(-0.5, own=True)  # 2.5 px apart
+    _, distance = trace(win, 0, *pixel, +1, max_steps=6, in_moving_layer=layer)
+    assert not np.isfinite(distance[0, 0])
+    win = _interpolated_flows_that_disagree(-2.0, own=False)  # the background's flows: the official test
+    _, distance = trace(win, 0, *pixel, +1, max_steps=6, in_moving_layer=np.array([False]))
+    assert not np.isfinite(distance[0, 0])
+    # The traces that decide whether a hole pixel hides the thing are held to the same bound: along
+    # its motion this one lands on it 7 px past the hole (one vote; the other trace leaves the hole
+    # with a 1 px mismatch against a measured flow and gives none).
+    win = _interpolated_flows_that_disagree(-2.0, own=True, n=14)
+    assert moving_layer_pixels(win, 6, np.array([10]), np.array([30]), max_steps=10)[0] == 1
 
 
 def _block_entering_a_hole(n: int = 14, h: int = 40, w: int = 80, speed: float = 3.0) -> Window:
