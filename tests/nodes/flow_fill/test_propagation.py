@@ -75,27 +75,34 @@ def _interpolated_flows_that_disagree(back_in_hole: float, own: bool, n: int = 8
     return Window(0, frames, safe_all, safe_all, ~holes, zero, zero, forward, backward)
 
 
-def test_a_hidden_part_of_a_thing_is_traced_on_where_its_two_interpolated_flows_disagree_a_little():
-    """Inside the hole both of a moving thing's flows are interpolated; a step between two hole pixels
-    is held to a wider bound, so the trace reaches the thing beyond the hole. A larger mismatch, or
-    the same one on the background's flows, still ends it."""
+def test_a_hidden_part_of_a_thing_is_traced_on_where_its_interpolated_flows_disagree_a_little():
+    """In the hole a moving thing's flows are interpolated; a step that reads one there is held to a
+    wider bound, one that reads two to a wider one still, so the trace reaches the thing beyond the
+    hole. A larger mismatch, or the same one on the background's flows, still ends it."""
     pixel = (np.array([10]), np.array([38]))
     layer = np.array([True])
-    # 3 px forward, -2 back: 1 px apart, over the official bound (0.63 px^2) and within four times it.
+    # 3 px forward, -2 back: 1 px apart, over the official bound (0.63 px^2), within 4x it.
     win = _interpolated_flows_that_disagree(-2.0, own=True)
     colour, distance = trace(win, 0, *pixel, +1, max_steps=6, in_moving_layer=layer)
     assert distance[0, 0] == 3 and colour[0, 0, 0] == 30.0  # 38 -> 41 -> 44 (hole) -> 47, frame 3
+    # 1.4 px apart (1.96 px^2): over 2.5x the bound (1.54), within 4x it, from a hole pixel to a hole pixel.
+    _, distance = trace(_interpolated_flows_that_disagree(-1.6, own=True), 0, *pixel, +1, max_steps=6,
+                        in_moving_layer=layer)
+    assert distance[0, 0] == 3
+    # Backward from frame 12: -2 px a step through the hole (38 -> 36 ... -> 20), then 20 -> 18 out of
+    # it, checked against the measured 3 px there: 1 px apart, within 2.5x the bound.
+    long = _interpolated_flows_that_disagree(-2.0, own=True, n=14)
+    colour, distance = trace(long, 12, *pixel, -1, max_steps=12, in_moving_layer=layer)
+    assert distance[0, 0] == 10 and colour[0, 0, 0] == 20.0
     win = _interpolated_flows_that_disagree(-0.5, own=True)  # 2.5 px apart
     _, distance = trace(win, 0, *pixel, +1, max_steps=6, in_moving_layer=layer)
     assert not np.isfinite(distance[0, 0])
     win = _interpolated_flows_that_disagree(-2.0, own=False)  # the background's flows: the official test
     _, distance = trace(win, 0, *pixel, +1, max_steps=6, in_moving_layer=np.array([False]))
     assert not np.isfinite(distance[0, 0])
-    # The traces that decide whether a hole pixel hides the thing are held to the same bound: along
-    # its motion this one lands on it 7 px past the hole (one vote; the other trace leaves the hole
-    # with a 1 px mismatch against a measured flow and gives none).
-    win = _interpolated_flows_that_disagree(-2.0, own=True, n=14)
-    assert moving_layer_pixels(win, 6, np.array([10]), np.array([30]), max_steps=10)[0] == 1
+    # The traces that decide whether a hole pixel hides the thing are held to the same bounds: along
+    # its motion this one lands on it 7 px past the hole, forward and backward.
+    assert moving_layer_pixels(long, 6, np.array([10]), np.array([30]), max_steps=10)[0] == 1
 
 
 def _block_entering_a_hole(n: int = 14, h: int = 40, w: int = 80, speed: float = 3.0) -> Window:
