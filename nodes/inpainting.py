@@ -168,7 +168,7 @@ class VanishProPainterModelLoader:
             "backend": (list(BACKENDS), {"default": "propainter",
                         "tooltip": "propainter: the official networks (needs the three files). "
                                    "flow_fill (no weights): classical flow-guided propagation on the CPU, the "
-                                   "mean of two fills. flow_fill fast: one fill in half the time (0.2-0.3 dB "
+                                   "mean of two fills. flow_fill fast: one fill in half the time (0.3-0.4 dB "
                                    "lower on the weights-free bench)."}),
             "raft": choices("raft"),
             "flow_completion": choices("flow_completion"),
