@@ -243,7 +243,7 @@ def _step_holds(win: Window, src: int, dst: int, motion: np.ndarray, back: np.nd
     thing's own motion (``own [K]``) that starts in the hole of ``src`` (``start`` float y, x: the
     step's flow is interpolated there) or lands in the hole of ``dst`` (``landing``: whole-pixel y,
     x; the flow it is checked against is): there the bound is wider by :data:`OWN_CHECK_SLACK` for
-    each of the two.
+    each of the two. "In the hole" is where a bilinear sample would read it (``~win.safe_all``).
     """
     holds = consistent(motion, back)
     if not own.any():
