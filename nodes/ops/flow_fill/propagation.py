@@ -216,7 +216,7 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
         inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
         cy = np.clip(ny, 0, h - 1).astype(np.int64)  # floor for in-frame points
         cx = np.clip(nx, 0, w - 1).astype(np.int64)
-        alive = inside & _step_holds(win, src, dst, motion, back, mine, (py, px), (cy, cx))
+        alive = inside & _step_holds(win, src, dst, motion, back, mine, py, px)
         known = np.where(layer[active], win.safe_all[dst][cy, cx], win.safe[dst][cy, cx])
         found = alive & known & (step - last[active] >= gap)
         if found.any():
@@ -235,27 +235,29 @@ def trace(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, direction: in
 
 
 def _step_holds(win: Window, src: int, dst: int, motion: np.ndarray, back: np.ndarray, own: np.ndarray,
-                start: tuple[np.ndarray, np.ndarray], landing: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``[K]`` bool: a trace's step ``motion [K, 2]`` from window frame ``src`` to ``dst`` passes the
-    forward-backward test against ``back [K, 2]``, the flow at its landing.
+                py: np.ndarray, px: np.ndarray) -> np.ndarray:
+    """``[K]`` bool: a trace's step ``motion [K, 2]`` from ``(py, px)`` in window frame ``src`` to
+    ``dst`` passes the forward-backward test against ``back [K, 2]``, the flow at its landing.
 
     The official test (:func:`.source_selection.consistent`), except for a step along a moving
-    thing's own motion (``own [K]``) that starts in the hole of ``src`` (``start`` float y, x: the
-    step's flow is interpolated there) or lands in the hole of ``dst`` (``landing``: whole-pixel y,
-    x; the flow it is checked against is): there the bound is wider by :data:`OWN_CHECK_SLACK` for
-    each of the two. "In the hole" is where a bilinear sample would read it (``~win.safe_all``).
+    thing's own motion (``own [K]``) that starts in the hole of ``src`` (the step's flow is
+    interpolated there) or lands in the hole of ``dst`` (the flow it is checked against is): there
+    the bound is wider by :data:`OWN_CHECK_SLACK` for each of the two. "In the hole" is where a
+    bilinear sample would read it (``~win.safe_all``).
     """
     holds = consistent(motion, back)
-    if not own.any():
+    loose = np.nonzero(own & ~holds)[0]
+    if loose.size == 0:
         return holds
     h, w = win.frames.shape[1:3]
-    sy = np.clip(start[0], 0, h - 1).astype(np.int64)
-    sx = np.clip(start[1], 0, w - 1).astype(np.int64)
-    interpolated = (~win.safe_all[src][sy, sx]).astype(np.int8) + ~win.safe_all[dst][landing]
-    for count in (1, 2):
-        loose = own & ~holds & (interpolated == count)
-        if loose.any():
-            holds[loose] = consistent(motion[loose], back[loose], 1.0 + OWN_CHECK_SLACK * count)
+    y, x, step = py[loose], px[loose], motion[loose]
+
+    def in_hole(frame: int, at_y: np.ndarray, at_x: np.ndarray) -> np.ndarray:
+        rows, cols = np.clip(at_y, 0, h - 1).astype(np.int64), np.clip(at_x, 0, w - 1).astype(np.int64)
+        return ~win.safe_all[frame][rows, cols]
+
+    interpolated = in_hole(src, y, x).astype(np.int8) + in_hole(dst, y + step[:, 1], x + step[:, 0])
+    holds[loose] = consistent(step, back[loose], 1.0 + OWN_CHECK_SLACK * interpolated)
     return holds
 
 
@@ -416,8 +418,7 @@ def _first_landing(win: Window, local: int, ys: np.ndarray, xs: np.ndarray, dire
         ny, nx = py + motion[:, 1], px + motion[:, 0]
         back = _sample_either(check_flow[pair], own_check[pair], mine, ny, nx)
         inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
-        below = (np.clip(ny, 0, h - 1).astype(np.int64), np.clip(nx, 0, w - 1).astype(np.int64))
-        alive = inside & _step_holds(win, src, dst, motion, back, mine, (py, px), below)
+        alive = inside & _step_holds(win, src, dst, motion, back, mine, py, px)
         cy = np.clip(np.rint(ny), 0, h - 1).astype(np.int64)
         cx = np.clip(np.rint(nx), 0, w - 1).astype(np.int64)
         found = alive & deep[dst][cy, cx]

@@ -34,11 +34,11 @@ def safe_to_sample(known: np.ndarray) -> np.ndarray:
     return safe
 
 
-def consistent(motion: np.ndarray, back: np.ndarray, slack: float = 1.0) -> np.ndarray:
+def consistent(motion: np.ndarray, back: np.ndarray, slack: float | np.ndarray = 1.0) -> np.ndarray:
     """``[K]`` bool: a step ``motion [K, 2]`` and the flow ``back [K, 2]`` at its end cancel out.
 
     The official forward-backward test: ``|m + b|^2 < a1 (|m|^2 + |b|^2) + a2``, with the bound
-    multiplied by ``slack`` (1: the official test).
+    multiplied by ``slack`` (1: the official test; or ``[K]``, one per step).
     """
     mismatch = squared_length(motion + back)
     bound = DEFAULT_ALPHA1 * (squared_length(motion) + squared_length(back)) + DEFAULT_ALPHA2
